@@ -1,0 +1,132 @@
+//! `handoff doctor`: one line per check, each failing check with what to do.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::sandbox::{DockerSandbox, Sandbox, SandboxError};
+
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Report {
+    failed: bool,
+}
+
+impl Report {
+    fn line(&mut self, level: Level, what: &str, fix: Option<String>) {
+        let mark = match level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => {
+                self.failed = true;
+                "FAIL"
+            }
+        };
+        println!("[{mark}] {what}");
+        if let Some(fix) = fix {
+            println!("       fix: {fix}");
+        }
+    }
+}
+
+pub async fn run(cwd: &Path) -> Result<ExitCode> {
+    let mut r = Report { failed: false };
+
+    let workdir = match Engine::<DockerSandbox>::find_repo(cwd) {
+        Ok((workdir, _)) => {
+            r.line(Level::Ok, &format!("git repository at {}", workdir.display()), None);
+            match git2::Repository::open(&workdir).map(|repo| repo.head().is_ok()) {
+                Ok(true) => {}
+                _ => r.line(
+                    Level::Fail,
+                    "the repository has no commits",
+                    Some("commit something first: agents start from a commit".into()),
+                ),
+            }
+            Some(workdir)
+        }
+        Err(e) => {
+            r.line(
+                Level::Fail,
+                &e.to_string(),
+                Some("cd into a git repository, or `git init`".into()),
+            );
+            None
+        }
+    };
+
+    let config = match Config::load(workdir.as_deref()) {
+        Ok(c) => {
+            let sources: Vec<String> = c.sources.iter().map(|p| p.display().to_string()).collect();
+            let from = if sources.is_empty() {
+                "built-in defaults".to_string()
+            } else {
+                sources.join(", ")
+            };
+            r.line(
+                Level::Ok,
+                &format!(
+                    "config valid ({from}); default agent `{}`, max_parallel {}",
+                    c.default_agent, c.max_parallel
+                ),
+                None,
+            );
+            c
+        }
+        Err(e) => {
+            r.line(Level::Fail, &e.to_string(), Some("edit the file named above".into()));
+            Config::builtin()
+        }
+    };
+
+    let docker = match DockerSandbox::connect().await {
+        Ok(d) => d,
+        Err(e) => {
+            r.line(Level::Fail, &e.to_string(), Some("start the Docker engine".into()));
+            return Ok(exit(&r));
+        }
+    };
+    match docker.version().await {
+        Ok((version, api)) => r.line(
+            Level::Ok,
+            &format!("Docker {version} (API {api}) at {}", docker.endpoint()),
+            None,
+        ),
+        Err(e) => r.line(Level::Fail, &e.to_string(), None),
+    }
+
+    for (name, profile) in &config.agents {
+        let is_default = *name == config.default_agent;
+        match docker.check_image(&profile.image).await {
+            Ok(()) => r.line(
+                Level::Ok,
+                &format!("agent `{name}`: image {} present", profile.image),
+                None,
+            ),
+            Err(SandboxError::ImageMissing { image, .. }) => r.line(
+                if is_default { Level::Fail } else { Level::Warn },
+                &format!("agent `{name}`: image {image} is not in the engine"),
+                Some(format!(
+                    "`docker pull {image}` (or build it), or set [agents.{name}] image = \"...\" in .handoff.toml"
+                )),
+            ),
+            Err(e) => r.line(Level::Fail, &e.to_string(), None),
+        }
+    }
+    Ok(exit(&r))
+}
+
+fn exit(r: &Report) -> ExitCode {
+    if r.failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,262 @@
+//! The command line front-end: parses arguments, calls the engine, prints.
+
+mod doctor;
+mod render;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use crate::engine::task::{TaskId, TaskState};
+use crate::engine::{Engine, NewTask};
+use crate::sandbox::DockerSandbox;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "handoff",
+    version,
+    about = "Delegate work to background coding agents in Docker; review the result as a branch or inline in your editor."
+)]
+pub struct Cli {
+    /// Run as if started in this directory.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a task: snapshot the repository and run an agent on it in a container.
+    Run {
+        /// Agent profile (built-in: claude, codex, shell; more in .handoff.toml).
+        #[arg(long)]
+        agent: Option<String>,
+        /// Block until the task ends; exit non-zero if it failed.
+        #[arg(long)]
+        wait: bool,
+        /// Print the task record as JSON.
+        #[arg(long)]
+        json: bool,
+        /// What the agent should do. Use `-` to read it from standard input.
+        prompt: String,
+    },
+    /// List this repository's tasks.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one task.
+    Show {
+        id: TaskId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a task's output (secrets redacted).
+    Logs {
+        id: TaskId,
+        /// Keep printing while the agent runs.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Print the task branch's changes against its base as a unified diff.
+    Diff { id: TaskId },
+    /// Stop a queued or running task, keeping its partial work on its branch.
+    Cancel { id: TaskId },
+    /// Remove a finished task's container, scratch files and record.
+    Rm {
+        id: TaskId,
+        /// Also delete the task's branch.
+        #[arg(long)]
+        delete_branch: bool,
+    },
+    /// Check Docker, images, the repository and the configuration.
+    Doctor,
+    /// Speak the Language Server Protocol on stdio.
+    Lsp,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("handoff: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("handoff: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    // Diagnostics go to stderr and only when asked for: stdout carries results (and,
+    // in `handoff lsp`, the protocol).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let cwd = match cli.dir {
+        Some(d) => d,
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    if let Command::Doctor = cli.command {
+        return doctor::run(&cwd).await;
+    }
+    if let Command::Lsp = cli.command {
+        anyhow::bail!("the language server is not built yet in this version");
+    }
+    let engine = Engine::open(&cwd, DockerSandbox::new()?)?;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Run {
+            agent,
+            wait,
+            json,
+            prompt,
+        } => {
+            let prompt = if prompt == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .context("cannot read the prompt from standard input")?;
+                s
+            } else {
+                prompt
+            };
+            let task = engine
+                .create_task(NewTask {
+                    prompt,
+                    agent,
+                    origin: None,
+                })
+                .await?;
+            engine.tick().await?;
+            if !wait {
+                let task = engine.get(task.id)?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
+                } else {
+                    writeln!(out, "{}", render::started(&task))?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let tty = std::io::stderr().is_terminal() && !json;
+            let mut last_state: Option<TaskState> = None;
+            let task = engine
+                .wait(task.id, |t| {
+                    let mut err = std::io::stderr();
+                    if tty {
+                        let _ = write!(err, "\r\x1b[2K{}", render::progress_line(t));
+                        let _ = err.flush();
+                    } else if last_state != Some(t.state) {
+                        let _ = writeln!(err, "{}", render::progress_line(t));
+                    }
+                    last_state = Some(t.state);
+                })
+                .await?;
+            if tty {
+                eprintln!();
+            }
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
+            } else {
+                writeln!(out, "{}", render::finished(&task))?;
+            }
+            Ok(exit_for(task.state))
+        }
+        Command::List { json } => {
+            refresh(&engine).await;
+            let tasks = engine.list()?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&tasks)?)?;
+            } else {
+                write!(out, "{}", render::table(&tasks))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { id, json } => {
+            refresh(&engine).await;
+            let task = engine.get(id)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
+            } else {
+                write!(out, "{}", render::details(&task))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { id, follow } => {
+            refresh(&engine).await;
+            if follow {
+                engine
+                    .follow_logs(id, |chunk| {
+                        let mut o = std::io::stdout().lock();
+                        let _ = o.write_all(chunk);
+                        let _ = o.flush();
+                    })
+                    .await?;
+            } else {
+                out.write_all(&engine.logs(id).await?)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Diff { id } => {
+            refresh(&engine).await;
+            out.write_all(&engine.diff(id)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cancel { id } => {
+            let task = engine.cancel(id).await?;
+            writeln!(out, "{}", render::finished(&task))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rm { id, delete_branch } => {
+            refresh(&engine).await;
+            let task = engine.get(id)?;
+            engine.remove(id, delete_branch).await?;
+            if delete_branch {
+                writeln!(out, "Removed task #{id} and its branch {}.", task.branch)?;
+            } else {
+                writeln!(
+                    out,
+                    "Removed task #{id}; its branch {} is kept (delete it with `git branch -D {}`).",
+                    task.branch, task.branch
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor | Command::Lsp => unreachable!("handled above"),
+    }
+}
+
+/// Reconciles with Docker before showing state; without Docker the records are
+/// shown as last known, with a warning.
+async fn refresh(engine: &Engine<DockerSandbox>) {
+    if let Err(e) = engine.tick().await {
+        eprintln!("handoff: warning: task states may be stale: {e}");
+    }
+}
+
+fn exit_for(state: TaskState) -> ExitCode {
+    match state {
+        TaskState::Done => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}

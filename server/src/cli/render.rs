@@ -1,0 +1,123 @@
+//! How tasks look on a terminal.
+
+use std::fmt::Write;
+
+use crate::engine::task::{Task, TaskState};
+
+fn elapsed(task: &Task) -> String {
+    match task.elapsed_secs() {
+        Some(s) if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        Some(s) => format!("{s}s"),
+        None => "-".into(),
+    }
+}
+
+fn symbol(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Queued => "…",
+        TaskState::Starting | TaskState::Running | TaskState::Finalizing => "⟳",
+        TaskState::Done => "✓",
+        TaskState::Failed => "✗",
+        TaskState::Cancelled => "⊘",
+    }
+}
+
+pub fn progress_line(task: &Task) -> String {
+    format!(
+        "{} #{} {} {} · {}",
+        symbol(task.state),
+        task.id,
+        task.state,
+        elapsed(task),
+        task.title
+    )
+}
+
+pub fn started(task: &Task) -> String {
+    format!(
+        "Task #{id} {state}: {title}\n  branch  {branch}\n  follow  handoff logs {id} -f\n  wait    handoff show {id}",
+        id = task.id,
+        state = task.state,
+        title = task.title,
+        branch = task.branch
+    )
+}
+
+pub fn finished(task: &Task) -> String {
+    let mut s = format!(
+        "{} Task #{} {} after {}: {}",
+        symbol(task.state),
+        task.id,
+        task.state,
+        elapsed(task),
+        task.title
+    );
+    if let Some(err) = &task.error {
+        let _ = write!(s, "\n  {err}");
+    }
+    if task.head_commit.is_some() {
+        let _ = write!(
+            s,
+            "\n  branch  {} ({} file{} changed)\n  review  handoff diff {}",
+            task.branch,
+            task.files_changed.len(),
+            if task.files_changed.len() == 1 { "" } else { "s" },
+            task.id
+        );
+    }
+    s
+}
+
+pub fn table(tasks: &[Task]) -> String {
+    if tasks.is_empty() {
+        return "No tasks yet. Start one with `handoff run \"what to do\"`.\n".into();
+    }
+    let mut s = format!(
+        "{:>4}  {:<10} {:<8} {:>7}  {:<32} {}\n",
+        "ID", "STATE", "AGENT", "TIME", "BRANCH", "TITLE"
+    );
+    for t in tasks {
+        let _ = writeln!(
+            s,
+            "{:>4}  {:<10} {:<8} {:>7}  {:<32} {}",
+            t.id,
+            t.state.as_str(),
+            t.agent,
+            elapsed(t),
+            t.branch,
+            t.title
+        );
+    }
+    s
+}
+
+pub fn details(task: &Task) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Task #{}  {}", task.id, task.state);
+    let _ = writeln!(s, "  title    {}", task.title);
+    let _ = writeln!(s, "  agent    {} ({})", task.agent, task.image);
+    let _ = writeln!(s, "  branch   {}", task.branch);
+    let _ = writeln!(s, "  base     {}", task.base_commit);
+    if let Some(h) = &task.head_commit {
+        let _ = writeln!(s, "  head     {h}");
+    }
+    let _ = writeln!(s, "  created  {}", task.created_at.to_rfc3339());
+    let _ = writeln!(s, "  time     {}", elapsed(task));
+    if let Some(code) = task.exit_code {
+        let _ = writeln!(s, "  exit     {code}{}", if task.oom_killed { " (out of memory)" } else { "" });
+    }
+    if let Some(err) = &task.error {
+        let _ = writeln!(s, "  error    {err}");
+    }
+    if !task.files_changed.is_empty() {
+        let _ = writeln!(s, "  files");
+        for f in &task.files_changed {
+            let _ = writeln!(s, "    {f}");
+        }
+    }
+    let _ = writeln!(s, "  prompt");
+    for line in task.prompt.lines().take(20) {
+        let _ = writeln!(s, "    {line}");
+    }
+    s
+}

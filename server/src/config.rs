@@ -1,0 +1,329 @@
+//! Configuration: `.handoff.toml` at the repository root over the user's
+//! `~/.config/handoff/config.toml`, over the built-in agent profiles.
+//!
+//! Unknown keys and bad values are errors that name the file, the line and the key;
+//! nothing here guesses what a user meant.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use toml::Spanned;
+
+use crate::agents::{self, AgentProfile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    None,
+    Bridge,
+    Host,
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Network::None => "none",
+            Network::Bridge => "bridge",
+            Network::Host => "host",
+        })
+    }
+}
+
+/// A memory size written as `512m`, `2g`, `1.5g` or a number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MemorySize(pub i64);
+
+impl MemorySize {
+    pub fn parse(s: &str) -> Result<MemorySize, String> {
+        let t = s.trim().to_ascii_lowercase();
+        let t = t.strip_suffix('b').unwrap_or(&t);
+        let (num, mult) = match t.chars().last() {
+            Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+            Some('m') => (&t[..t.len() - 1], 1 << 20),
+            Some('g') => (&t[..t.len() - 1], 1 << 30),
+            _ => (t, 1),
+        };
+        let value: f64 = num
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a memory size; write e.g. \"512m\" or \"2g\""))?;
+        let bytes = (value * mult as f64) as i64;
+        // Docker refuses limits below 6 MiB; say so here, where the user can fix it.
+        if bytes < 6 << 20 {
+            return Err(format!("memory `{s}` is below Docker's minimum of 6m"));
+        }
+        Ok(MemorySize(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for MemorySize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(i64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => MemorySize::parse(&n.to_string()),
+            Raw::Str(s) => MemorySize::parse(&s),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// One `[agents.NAME]` table as written in a file; every field optional so that a
+/// file can override single fields of a built-in profile.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileOverride {
+    pub image: Option<String>,
+    pub command: Option<Spanned<Vec<String>>>,
+    pub env: Option<Vec<Spanned<String>>>,
+    pub network: Option<Network>,
+    pub memory: Option<MemorySize>,
+    pub cpus: Option<Spanned<f64>>,
+    pub pids: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    default_agent: Option<Spanned<String>>,
+    max_parallel: Option<Spanned<i64>>,
+    #[serde(default)]
+    agents: BTreeMap<String, ProfileOverride>,
+}
+
+/// The effective configuration for one repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub default_agent: String,
+    pub max_parallel: usize,
+    pub agents: BTreeMap<String, AgentProfile>,
+    /// Files that were read, lowest precedence first.
+    pub sources: Vec<PathBuf>,
+}
+
+impl Config {
+    /// The built-in defaults, before any file.
+    pub fn builtin() -> Config {
+        Config {
+            default_agent: "claude".into(),
+            max_parallel: 4,
+            agents: agents::builtin_profiles(),
+            sources: vec![],
+        }
+    }
+
+    /// The user's config file path: `$XDG_CONFIG_HOME/handoff/config.toml` or
+    /// `~/.config/handoff/config.toml`.
+    pub fn user_path() -> Option<PathBuf> {
+        if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+            return Some(PathBuf::from(x).join("handoff/config.toml"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config/handoff/config.toml"))
+    }
+
+    /// Loads the user's file then the repository's `.handoff.toml`, if present.
+    pub fn load(workdir: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = Config::builtin();
+        let mut files: Vec<PathBuf> = Config::user_path().into_iter().collect();
+        if let Some(w) = workdir {
+            files.push(w.join(".handoff.toml"));
+        }
+        for path in files {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => config.apply(&path, &text)?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ConfigError::Read { path, source }),
+            }
+        }
+        Ok(config)
+    }
+
+    /// Applies one file's text on top of this configuration.
+    pub fn apply(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let at = |span: std::ops::Range<usize>, key: &str, msg: &str| {
+            invalid(format!("line {}, key `{key}`: {msg}", line_of(text, span.start)))
+        };
+        let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+
+        if let Some(n) = file.max_parallel {
+            let span = n.span();
+            let n = n.into_inner();
+            if !(1..=256).contains(&n) {
+                return Err(at(span, "max_parallel", "must be between 1 and 256"));
+            }
+            self.max_parallel = n as usize;
+        }
+        for (name, over) in file.agents {
+            let key = |k: &str| format!("agents.{name}.{k}");
+            if let Some(cmd) = &over.command {
+                if cmd.get_ref().is_empty() {
+                    return Err(at(cmd.span(), &key("command"), "must name a program"));
+                }
+            }
+            for var in over.env.iter().flatten() {
+                if !is_env_name(var.get_ref()) {
+                    return Err(at(
+                        var.span(),
+                        &key("env"),
+                        &format!(
+                            "`{}` is not an environment variable name; list names, not values",
+                            var.get_ref()
+                        ),
+                    ));
+                }
+            }
+            if let Some(c) = &over.cpus {
+                if !(*c.get_ref() > 0.0 && *c.get_ref() <= 1024.0) {
+                    return Err(at(c.span(), &key("cpus"), "must be a positive number"));
+                }
+            }
+            if let Some(p) = &over.pids {
+                if *p.get_ref() < 16 {
+                    return Err(at(p.span(), &key("pids"), "must be at least 16"));
+                }
+            }
+            match self.agents.get_mut(&name) {
+                Some(profile) => profile.apply(over),
+                None => {
+                    let profile = AgentProfile::from_override(&name, over).map_err(|missing| {
+                        invalid(format!(
+                            "[agents.{name}] is a new profile and needs `{missing}`"
+                        ))
+                    })?;
+                    self.agents.insert(name, profile);
+                }
+            }
+        }
+        if let Some(agent) = file.default_agent {
+            if !self.agents.contains_key(agent.get_ref()) {
+                let known: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+                return Err(at(
+                    agent.span(),
+                    "default_agent",
+                    &format!(
+                        "no agent profile named `{}`; known: {}",
+                        agent.get_ref(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+            self.default_agent = agent.into_inner();
+        }
+        self.sources.push(path.to_path_buf());
+        Ok(())
+    }
+
+    pub fn profile(&self, name: &str) -> Result<&AgentProfile, String> {
+        self.agents.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.agents.keys().map(String::as_str).collect();
+            format!(
+                "no agent profile named `{name}`; known: {} (add [agents.{name}] to .handoff.toml)",
+                known.join(", ")
+            )
+        })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let mut c = Config::builtin();
+        c.apply(Path::new("/repo/.handoff.toml"), text)
+            .map(|()| c)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn valid_files() {
+        let c = load(
+            r#"
+default_agent = "fmt"
+max_parallel = 2
+[agents.fmt]
+image = "rust:1"
+command = ["sh", "-c", "cargo fmt && echo {prompt}"]
+env = ["ANTHROPIC_API_KEY"]
+network = "none"
+memory = "512m"
+cpus = 1.5
+pids = 128
+[agents.shell]
+image = "busybox:local"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.default_agent, "fmt");
+        assert_eq!(c.max_parallel, 2);
+        let fmt = &c.agents["fmt"];
+        assert_eq!(fmt.image, "rust:1");
+        assert_eq!(fmt.memory, Some(MemorySize(512 << 20)));
+        assert_eq!(fmt.env, vec!["ANTHROPIC_API_KEY".to_string()]);
+        // Overriding one field of a built-in keeps the rest.
+        assert_eq!(c.agents["shell"].image, "busybox:local");
+        assert_eq!(c.agents["shell"].command, vec!["sh", "-c", "{prompt}"]);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            ("max_paralel = 2\n", &["/repo/.handoff.toml", "line 1", "max_paralel"][..]),
+            ("\n\nmax_parallel = 0\n", &["line 3", "max_parallel", "between 1 and 256"]),
+            ("default_agent = \"nope\"\n", &["line 1", "default_agent", "nope"]),
+            ("[agents.x]\nimage = \"i\"\ncommand = []\n", &["line 3", "agents.x.command"]),
+            ("[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nenv = [\"A=1\"]\n", &["line 4", "agents.x.env", "A=1"]),
+            ("[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nnetwork = \"wifi\"\n", &["line 4", "wifi"]),
+            ("[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nmemory = \"lots\"\n", &["line 4", "lots"]),
+            ("[agents.x]\ncommand = [\"a\"]\n", &["agents.x", "image"]),
+            ("[agents.shell]\nimgae = \"x\"\n", &["line 2", "imgae"]),
+            ("max_parallel = \"four\"\n", &["line 1", "max_parallel"]),
+        ];
+        for (text, wants) in cases {
+            let err = load(text).unwrap_err();
+            for want in wants {
+                assert!(err.contains(want), "error for {text:?} lacks {want:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(MemorySize::parse("2g"), Ok(MemorySize(2 << 30)));
+        assert_eq!(MemorySize::parse("1.5G"), Ok(MemorySize(3 << 29)));
+        assert_eq!(MemorySize::parse("64MB"), Ok(MemorySize(64 << 20)));
+        assert!(MemorySize::parse("1k").is_err());
+        assert!(MemorySize::parse("x").is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! Finalizing a task once its agent has ended: save the log, commit everything the
+//! agent left (its own commits are kept), import the result as the task branch, and
+//! record why it ended. Runs under the repository lock and is idempotent, so a
+//! front-end that dies half-way leaves work for the next one, never a double import.
+
+use git2::{Oid, Repository};
+
+use super::store::{write_atomic, StoreLock};
+use super::task::{Task, TaskState};
+use super::{handoff_signature, Engine, EngineError};
+use crate::git::{import, GitError};
+use crate::sandbox::{Sandbox, SandboxStatus};
+
+impl<S: Sandbox> Engine<S> {
+    pub(super) async fn finalize(
+        &self,
+        _lock: &StoreLock,
+        mut task: Task,
+        status: SandboxStatus,
+    ) -> Result<(), EngineError> {
+        let id = task.id;
+        let _span = tracing::info_span!("finalize", task_id = %id).entered();
+        if task.state != TaskState::Finalizing {
+            task.transition(TaskState::Finalizing)?;
+            self.store.save(&task)?;
+        }
+
+        if let Some(container) = &task.container_id {
+            // The sandbox holds the complete output; the live copy may have gaps.
+            if let Ok(raw) = self.sandbox.logs(container).await {
+                let redacted = self.redactor_for(&task).await.redact(&raw);
+                write_atomic(&self.store.log_path(id), &redacted)?;
+            }
+        }
+
+        let ws = self.store.workspace_path(id);
+        if ws.exists() {
+            let workdir = self.workdir.clone();
+            let branch = task.branch.clone();
+            let base = task.base_commit.clone();
+            let message = format!(
+                "{}\n\nChanges the agent ({}) left uncommitted in task #{id}.\n",
+                task.title, task.agent
+            );
+            let ws_for_git = ws.clone();
+            let imported = tokio::task::spawn_blocking(move || -> Result<_, GitError> {
+                let sig = handoff_signature("agent")?;
+                import::commit_leftovers(&ws_for_git, &sig, &message)?;
+                let user = Repository::open(&workdir)?;
+                let head = import::import_branch(&user, &ws_for_git, &branch)?;
+                let files = import::files_changed(&user, Oid::from_str(&base)?, head)?;
+                Ok((head, files))
+            })
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            match imported {
+                Ok((head, files)) => {
+                    task.head_commit = Some(head.to_string());
+                    task.files_changed = files;
+                }
+                Err(e) => {
+                    // Keep the workspace: it is the only copy of the agent's work.
+                    task.error = Some(format!(
+                        "could not bring the agent's work home: {e}. Its files are still in {}",
+                        ws.display()
+                    ));
+                    task.transition(TaskState::Failed)?;
+                    self.store.save(&task)?;
+                    return Ok(());
+                }
+            }
+        }
+
+        let (state, error) = self.outcome(&task, status);
+        if let SandboxStatus::Exited { code, oom_killed } = status {
+            task.exit_code = Some(code);
+            task.oom_killed = oom_killed;
+        }
+        task.error = error;
+        task.transition(state)?;
+        self.store.save(&task)?;
+        tracing::info!(task_id = %id, state = %task.state, "task finalized");
+
+        // The branch now holds the work; the scratch copies can go.
+        if let Some(container) = &task.container_id {
+            if let Err(e) = self.sandbox.remove(container).await {
+                tracing::warn!(task_id = %id, error = %e, "could not remove container");
+            }
+        }
+        if task.head_commit.is_some() {
+            let _ = self.store.remove_workspace(id);
+            if let Ok(repo) = Repository::open(&self.workdir) {
+                if let Ok(mut r) = repo.find_reference(&format!("refs/handoff/base/{id}")) {
+                    let _ = r.delete();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn outcome(&self, task: &Task, status: SandboxStatus) -> (TaskState, Option<String>) {
+        let kept = match &task.head_commit {
+            Some(_) => format!("the work so far is on branch {}", task.branch),
+            None => "it had produced no work".to_string(),
+        };
+        if task.cancel_requested {
+            return (TaskState::Cancelled, Some(format!("cancelled; {kept}")));
+        }
+        match status {
+            SandboxStatus::Exited {
+                oom_killed: true, ..
+            } => {
+                let limit = self
+                    .config
+                    .agents
+                    .get(&task.agent)
+                    .and_then(|p| p.memory)
+                    .map(|m| format!(" of {} MiB", m.0 >> 20))
+                    .unwrap_or_default();
+                (
+                    TaskState::Failed,
+                    Some(format!(
+                        "the agent ran out of memory (limit{limit}) and was killed; {kept}. \
+                         Raise `memory` of profile `{}` in .handoff.toml",
+                        task.agent
+                    )),
+                )
+            }
+            SandboxStatus::Exited { code: 0, .. } => (TaskState::Done, None),
+            SandboxStatus::Exited { code, .. } => (
+                TaskState::Failed,
+                Some(format!(
+                    "the agent exited with code {code}; {kept}. See `handoff logs {}`",
+                    task.id
+                )),
+            ),
+            SandboxStatus::Missing => (
+                TaskState::Failed,
+                Some(format!(
+                    "the agent's container disappeared before it was seen to end \
+                     (removed outside handoff?); {kept}"
+                )),
+            ),
+            SandboxStatus::Running => (
+                TaskState::Failed,
+                Some(format!("the agent was stopped while running; {kept}")),
+            ),
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The task engine: creating tasks, scheduling them onto a [`Sandbox`], reconciling
+//! with it after any front-end died, and bringing results home as branches.
+//!
+//! The engine never imports a front-end (`cli`, `lsp`). Every front-end drives it the
+//! same way: create tasks, call [`Engine::tick`] now and then, read records.
+
+mod finalize;
+pub mod redact;
+mod scheduler;
+pub mod store;
+pub mod task;
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use git2::Repository;
+
+use crate::agents::{AgentProfile, MAX_ARG_BYTES};
+use crate::config::{Config, ConfigError};
+use crate::git::{self, snapshot, GitError};
+use crate::sandbox::{Sandbox, SandboxError};
+use redact::Redactor;
+use store::{Store, StoreError};
+use task::{Origin, Task, TaskId, TaskState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<task::InvalidTransition> for EngineError {
+    fn from(e: task::InvalidTransition) -> Self {
+        EngineError::Internal(e.to_string())
+    }
+}
+
+/// What a front-end asks for when it delegates.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub prompt: String,
+    /// Profile name; the configured default when `None`.
+    pub agent: Option<String>,
+    pub origin: Option<Origin>,
+}
+
+/// One repository's tasks, run on one sandbox.
+pub struct Engine<S: Sandbox> {
+    workdir: PathBuf,
+    git_dir: PathBuf,
+    store: Store,
+    config: Config,
+    sandbox: S,
+}
+
+impl<S: Sandbox> Engine<S> {
+    /// Finds the repository containing `path`, loads its configuration and store.
+    pub fn open(path: &Path, sandbox: S) -> Result<Engine<S>, EngineError> {
+        let config_probe = Self::find_repo(path)?;
+        let config = Config::load(Some(&config_probe.0))?;
+        Self::with_config(path, sandbox, config)
+    }
+
+    pub fn with_config(path: &Path, sandbox: S, config: Config) -> Result<Engine<S>, EngineError> {
+        git::init();
+        let (workdir, git_dir) = Self::find_repo(path)?;
+        let store = Store::open(&git_dir)?;
+        Ok(Engine {
+            workdir,
+            git_dir,
+            store,
+            config,
+            sandbox,
+        })
+    }
+
+    /// (working tree, common git dir) of the repository containing `path`.
+    pub fn find_repo(path: &Path) -> Result<(PathBuf, PathBuf), GitError> {
+        git::init();
+        let repo = Repository::discover(path).map_err(|_| GitError::NotARepository {
+            path: path.to_path_buf(),
+        })?;
+        let workdir = repo
+            .workdir()
+            .ok_or_else(|| GitError::Bare {
+                path: repo.path().to_path_buf(),
+            })?
+            .to_path_buf();
+        let git_dir = repo.commondir().to_path_buf();
+        Ok((workdir, git_dir))
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn sandbox(&self) -> &S {
+        &self.sandbox
+    }
+
+    fn repo(&self) -> Result<Repository, GitError> {
+        Ok(Repository::open(&self.workdir)?)
+    }
+
+    pub fn profile(&self, name: Option<&str>) -> Result<&AgentProfile, EngineError> {
+        let name = name.unwrap_or(&self.config.default_agent);
+        self.config.profile(name).map_err(EngineError::Invalid)
+    }
+
+    /// Snapshots the working tree and records a queued task. Returns at once; call
+    /// [`Engine::tick`] to start it.
+    pub async fn create_task(&self, new: NewTask) -> Result<Task, EngineError> {
+        let profile = self.profile(new.agent.as_deref())?.clone();
+        let prompt = new.prompt.trim_end().to_string();
+        if prompt.trim().is_empty() {
+            return Err(EngineError::Invalid(
+                "the prompt is empty; say what the agent should do".into(),
+            ));
+        }
+        // Refuse now, not in the container, a prompt the command line cannot carry.
+        profile.argv(&prompt).map_err(EngineError::Invalid)?;
+
+        let workdir = self.workdir.clone();
+        let title = task::title_of(&prompt);
+        let message = format!("handoff: snapshot of the working tree\n\nTask: {title}\n");
+        let snap = tokio::task::spawn_blocking(move || -> Result<_, GitError> {
+            let repo = Repository::open(&workdir)?;
+            let sig = handoff_signature("snapshot")?;
+            snapshot::snapshot(&repo, &sig, &message)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+
+        let store = self.store.clone();
+        let lock = tokio::task::spawn_blocking(move || store.lock())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let id = self.store.allocate_id(&lock)?;
+        let branch = format!("handoff/{id}-{}", task::slug(&title));
+        // Keep the snapshot reachable until the branch exists.
+        self.repo()?.reference(
+            &format!("refs/handoff/base/{id}"),
+            snap.commit,
+            true,
+            "handoff: task base",
+        ).map_err(GitError::from)?;
+        store::write_atomic(&self.store.prompt_path(id), prompt.as_bytes())?;
+        let task = Task {
+            id,
+            state: TaskState::Queued,
+            agent: profile.name.clone(),
+            prompt,
+            title,
+            branch,
+            base_commit: snap.commit.to_string(),
+            head_commit: None,
+            files_changed: vec![],
+            error: None,
+            image: profile.image.clone(),
+            container_id: None,
+            exit_code: None,
+            oom_killed: false,
+            cancel_requested: false,
+            env_names: profile.env.clone(),
+            origin: new.origin,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        };
+        self.store.save(&task)?;
+        drop(lock);
+        tracing::info!(task_id = %id, agent = %task.agent, "task created");
+        Ok(task)
+    }
+
+    pub fn get(&self, id: TaskId) -> Result<Task, EngineError> {
+        Ok(self.store.load(id)?)
+    }
+
+    pub fn list(&self) -> Result<Vec<Task>, EngineError> {
+        Ok(self.store.list()?)
+    }
+
+    /// The task's output so far, secrets redacted.
+    pub async fn logs(&self, id: TaskId) -> Result<Vec<u8>, EngineError> {
+        let task = self.store.load(id)?;
+        if let (false, Some(container)) = (task.state.is_terminal(), &task.container_id) {
+            let raw = self.sandbox.logs(container).await?;
+            return Ok(self.redactor_for(&task).await.redact(&raw));
+        }
+        match std::fs::read(self.store.log_path(id)) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(StoreError::Io {
+                action: "read",
+                path: self.store.log_path(id),
+                source,
+            }
+            .into()),
+        }
+    }
+
+    /// Calls `sink` with the task's output, live while the agent runs, redacted.
+    /// Returns when the agent has ended (at once for a finished task).
+    pub async fn follow_logs(&self, id: TaskId, mut sink: impl FnMut(&[u8])) -> Result<(), EngineError> {
+        use futures_util::StreamExt;
+        let task = self.store.load(id)?;
+        match (&task.state, &task.container_id) {
+            (TaskState::Running | TaskState::Starting, Some(container)) => {
+                let mut redactor = self.redactor_for(&task).await;
+                let mut stream = self.sandbox.follow_logs(container);
+                while let Some(chunk) = stream.next().await {
+                    sink(&redactor.push(&chunk?));
+                }
+                sink(&redactor.finish());
+                Ok(())
+            }
+            _ => {
+                sink(&self.logs(id).await?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Secrets to hide in this task's output: the values its container was given.
+    async fn redactor_for(&self, task: &Task) -> Redactor {
+        let mut secrets = Vec::new();
+        if let Some(container) = &task.container_id {
+            secrets = self
+                .sandbox
+                .env_values(container, &task.env_names)
+                .await
+                .unwrap_or_default();
+        }
+        // The caller's own values too, in case the container is already gone.
+        for name in &task.env_names {
+            if let Ok(v) = std::env::var(name) {
+                secrets.push((name.clone(), v));
+            }
+        }
+        Redactor::new(secrets)
+    }
+
+    /// `git diff base..head` of a finished task (or of its work so far).
+    pub fn diff(&self, id: TaskId) -> Result<Vec<u8>, EngineError> {
+        let task = self.store.load(id)?;
+        let repo = self.repo()?;
+        let base = git2::Oid::from_str(&task.base_commit).map_err(GitError::from)?;
+        let head = match &task.head_commit {
+            Some(h) => git2::Oid::from_str(h).map_err(GitError::from)?,
+            None => {
+                return Err(EngineError::Invalid(format!(
+                    "task #{id} is {}; its diff exists once it has finished (see `handoff logs {id}`)",
+                    task.state
+                )))
+            }
+        };
+        if repo.find_commit(head).is_err() {
+            return Err(EngineError::Invalid(format!(
+                "task #{id}'s result {head} is no longer in this repository"
+            )));
+        }
+        Ok(git::import::unified_diff(&repo, base, head)?)
+    }
+
+    /// Stops a queued or running task; running work is kept on its branch.
+    pub async fn cancel(&self, id: TaskId) -> Result<Task, EngineError> {
+        let lock = self.lock().await?;
+        let mut task = self.store.load(id)?;
+        match task.state {
+            s if s.is_terminal() => {
+                return Err(EngineError::Invalid(format!(
+                    "task #{id} has already ended ({s}); nothing to cancel"
+                )))
+            }
+            TaskState::Queued => {
+                task.cancel_requested = true;
+                task.error = Some("cancelled before it started".into());
+                task.transition(TaskState::Cancelled)?;
+                self.store.save(&task)?;
+            }
+            _ => {
+                task.cancel_requested = true;
+                self.store.save(&task)?;
+                if let Some(container) = &task.container_id {
+                    self.sandbox.stop(container).await?;
+                }
+                self.reconcile_one(&lock, id).await?;
+            }
+        }
+        drop(lock);
+        self.tick().await?;
+        Ok(self.store.load(id)?)
+    }
+
+    /// Removes a finished task: its container, workspace and record; the branch stays
+    /// unless `delete_branch`.
+    pub async fn remove(&self, id: TaskId, delete_branch: bool) -> Result<(), EngineError> {
+        let _lock = self.lock().await?;
+        let task = self.store.load(id)?;
+        if !task.state.is_terminal() {
+            return Err(EngineError::Invalid(format!(
+                "task #{id} is {}; cancel it first (`handoff cancel {id}`)",
+                task.state
+            )));
+        }
+        if let Some(container) = &task.container_id {
+            self.sandbox.remove(container).await?;
+        }
+        let repo = self.repo()?;
+        if delete_branch {
+            if let Ok(mut b) = repo.find_branch(&task.branch, git2::BranchType::Local) {
+                b.delete().map_err(GitError::from)?;
+            }
+        }
+        if let Ok(mut r) = repo.find_reference(&format!("refs/handoff/base/{id}")) {
+            r.delete().map_err(GitError::from)?;
+        }
+        self.store.remove(id)?;
+        Ok(())
+    }
+
+    async fn lock(&self) -> Result<store::StoreLock, EngineError> {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || store.lock())
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??)
+    }
+
+    /// Blocks until the task has ended, driving the schedule meanwhile and calling
+    /// `progress` with the current record every time round (at least every 2 s).
+    pub async fn wait(
+        &self,
+        id: TaskId,
+        mut progress: impl FnMut(&Task),
+    ) -> Result<Task, EngineError> {
+        let mut follower: Option<tokio::task::JoinHandle<()>> = None;
+        let result = loop {
+            self.tick().await?;
+            let task = self.store.load(id)?;
+            progress(&task);
+            if task.state.is_terminal() {
+                break Ok(task);
+            }
+            match (&task.state, &task.container_id) {
+                (TaskState::Running, Some(container)) => {
+                    if follower.is_none() {
+                        follower = Some(self.spawn_log_follower(&task).await);
+                    }
+                    // Wake on exit, or every few seconds to report elapsed time and to
+                    // notice a cancel from another front-end.
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(2),
+                        self.sandbox.wait(container),
+                    )
+                    .await;
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        };
+        if let Some(f) = follower {
+            f.abort();
+        }
+        result
+    }
+
+    /// Appends the running agent's output to the task log as it comes. The log is
+    /// rewritten in full from the sandbox when the task is finalized, so this copy
+    /// only needs to be live, not complete.
+    async fn spawn_log_follower(&self, task: &Task) -> tokio::task::JoinHandle<()> {
+        use futures_util::StreamExt;
+        use std::io::Write;
+        let Some(container) = task.container_id.clone() else {
+            return tokio::spawn(async {});
+        };
+        let mut redactor = self.redactor_for(task).await;
+        let mut stream = self.sandbox.follow_logs(&container);
+        let path = self.store.log_path(task.id);
+        tokio::spawn(async move {
+            let Ok(mut file) = std::fs::File::create(&path) else {
+                return;
+            };
+            while let Some(Ok(chunk)) = stream.next().await {
+                let _ = file.write_all(&redactor.push(&chunk));
+            }
+            let _ = file.write_all(&redactor.finish());
+        })
+    }
+}
+
+/// The identity Handoff commits under when the agent did not commit itself.
+pub fn handoff_signature(role: &str) -> Result<git2::Signature<'static>, GitError> {
+    Ok(git2::Signature::now(
+        &format!("Handoff ({role})"),
+        "handoff@localhost",
+    )?)
+}
+
+/// Longest prompt accepted in the environment variable; longer ones reach the agent
+/// only through the prompt file.
+pub const MAX_PROMPT_ENV_BYTES: usize = MAX_ARG_BYTES - "HANDOFF_PROMPT=".len();

@@ -1,0 +1,114 @@
+//! Removing secret values from agent output before it is stored or shown.
+//!
+//! Secrets are passed to the agent by name; their values are known only to the
+//! process environment and the container. Everything the agent prints passes through
+//! a [`Redactor`] before it reaches the task log or a terminal.
+
+/// Values shorter than this are not treated as secrets: replacing every `1` or `ab`
+/// in a log would destroy it and protect nothing.
+const MIN_SECRET_LEN: usize = 4;
+
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    /// (name, value), longest value first so that overlapping secrets redact fully.
+    secrets: Vec<(String, Vec<u8>)>,
+    /// Bytes of an unfinished line held back until its end arrives, so a secret split
+    /// across two chunks is still found.
+    pending: Vec<u8>,
+}
+
+impl Redactor {
+    pub fn new(secrets: impl IntoIterator<Item = (String, String)>) -> Redactor {
+        let mut secrets: Vec<(String, Vec<u8>)> = secrets
+            .into_iter()
+            .filter(|(_, v)| v.len() >= MIN_SECRET_LEN)
+            .map(|(n, v)| (n, v.into_bytes()))
+            .collect();
+        secrets.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+        Redactor {
+            secrets,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Redacts a complete text.
+    pub fn redact(&self, input: &[u8]) -> Vec<u8> {
+        let mut out = input.to_vec();
+        for (name, value) in &self.secrets {
+            out = replace_all(&out, value, format!("[redacted:{name}]").as_bytes());
+        }
+        out
+    }
+
+    /// Feeds a chunk of a stream; returns the redacted complete lines seen so far.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(chunk);
+        match self.pending.iter().rposition(|&b| b == b'\n') {
+            Some(end) => {
+                let rest = self.pending.split_off(end + 1);
+                let lines = std::mem::replace(&mut self.pending, rest);
+                self.redact(&lines)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Ends the stream; returns whatever unfinished line was held back, redacted.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let rest = std::mem::take(&mut self.pending);
+        self.redact(&rest)
+    }
+}
+
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redactor() -> Redactor {
+        Redactor::new([
+            ("API_KEY".to_string(), "sk-secret-123".to_string()),
+            ("SHORT".to_string(), "ab".to_string()),
+        ])
+    }
+
+    #[test]
+    fn whole_texts() {
+        let cases = [
+            ("key=sk-secret-123 ok", "key=[redacted:API_KEY] ok"),
+            ("sk-secret-123sk-secret-123", "[redacted:API_KEY][redacted:API_KEY]"),
+            ("short values like ab stay", "short values like ab stay"),
+            ("nothing here", "nothing here"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(String::from_utf8(redactor().redact(input.as_bytes())).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn a_secret_split_across_chunks_is_still_redacted() {
+        let mut r = redactor();
+        let mut out = r.push(b"first line\nkey=sk-sec");
+        out.extend(r.push(b"ret-123 and more"));
+        out.extend(r.push(b"\nlast"));
+        out.extend(r.finish());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "first line\nkey=[redacted:API_KEY] and more\nlast"
+        );
+    }
+}

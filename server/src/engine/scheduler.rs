@@ -1,0 +1,241 @@
+//! Reconciliation and scheduling: the one loop every front-end runs.
+//!
+//! [`Engine::tick`] takes the repository lock, settles every task that was active
+//! (its container may have ended while no front-end watched), then starts queued
+//! tasks while fewer than `max_parallel` are active. Because a task is only started
+//! or finalized under the lock, and the record is re-read under it, two front-ends
+//! racing never start or finalize the same task twice.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use git2::{Oid, Repository};
+
+use super::store::StoreLock;
+use super::task::{Task, TaskId, TaskState};
+use super::{Engine, EngineError, MAX_PROMPT_ENV_BYTES};
+use crate::agents::{AgentProfile, PROMPT_FILE_IN_SANDBOX};
+use crate::git::{workspace, GitError};
+use crate::sandbox::{Sandbox, SandboxError, SandboxSpec, SandboxStatus};
+
+/// The uid an agent runs as when the repository belongs to root: agents never run as
+/// root. 65534 is `nobody` on Linux distributions.
+const FALLBACK_AGENT_UID: u32 = 65534;
+
+impl<S: Sandbox> Engine<S> {
+    /// Settles active tasks and starts queued ones. Cheap when nothing changed.
+    pub async fn tick(&self) -> Result<(), EngineError> {
+        let lock = self.lock().await?;
+        for task in self.store.list()? {
+            if task.state.is_active() {
+                self.reconcile_one(&lock, task.id).await?;
+            }
+        }
+        let tasks = self.store.list()?;
+        let active = tasks.iter().filter(|t| t.state.is_active()).count();
+        let free = self.config.max_parallel.saturating_sub(active);
+        let queued: Vec<TaskId> = tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Queued)
+            .map(|t| t.id)
+            .take(free)
+            .collect();
+        for id in queued {
+            self.start_task(&lock, id).await?;
+        }
+        Ok(())
+    }
+
+    /// Brings one task's record in line with its container. Call with the lock held.
+    pub(super) async fn reconcile_one(&self, lock: &StoreLock, id: TaskId) -> Result<(), EngineError> {
+        let mut task = self.store.load(id)?;
+        if task.state == TaskState::Starting {
+            // Starts happen under the lock, so a task seen starting here lost its
+            // front-end half-way. Adopt its container if it got one, else requeue.
+            match self.sandbox.find(&self.container_name(id)).await? {
+                Some(container) => {
+                    task.container_id = Some(container);
+                    task.transition(TaskState::Running)?;
+                    self.store.save(&task)?;
+                }
+                None => {
+                    task.transition(TaskState::Queued)?;
+                    self.store.save(&task)?;
+                    return Ok(());
+                }
+            }
+        }
+        if !matches!(task.state, TaskState::Running | TaskState::Finalizing) {
+            return Ok(());
+        }
+        let status = match &task.container_id {
+            Some(c) => self.sandbox.status(c).await?,
+            None => SandboxStatus::Missing,
+        };
+        if status == SandboxStatus::Running && task.state == TaskState::Running {
+            return Ok(());
+        }
+        self.finalize(lock, task, status).await
+    }
+
+    async fn start_task(&self, _lock: &StoreLock, id: TaskId) -> Result<(), EngineError> {
+        let mut task = self.store.load(id)?;
+        if task.state != TaskState::Queued {
+            return Ok(());
+        }
+        let profile = match self.config.profile(&task.agent) {
+            Ok(p) => p.clone(),
+            Err(message) => return self.fail_at_start(task, message),
+        };
+        task.transition(TaskState::Starting)?;
+        self.store.save(&task)?;
+        let _span = tracing::info_span!("start", task_id = %id).entered();
+        match self.launch(&task, &profile).await {
+            Ok(container) => {
+                task.container_id = Some(container);
+                task.transition(TaskState::Running)?;
+                self.store.save(&task)?;
+                tracing::info!(task_id = %id, "agent started");
+                Ok(())
+            }
+            Err(e @ EngineError::Sandbox(SandboxError::Unreachable { .. })) => {
+                // Not the task's fault: it waits in the queue for Docker to come back.
+                task.transition(TaskState::Queued)?;
+                self.store.save(&task)?;
+                Err(e)
+            }
+            Err(e) => {
+                let _ = self.store.remove_workspace(id);
+                self.fail_at_start(task, e.to_string())
+            }
+        }
+    }
+
+    fn fail_at_start(&self, mut task: Task, message: String) -> Result<(), EngineError> {
+        tracing::warn!(task_id = %task.id, %message, "task failed to start");
+        if task.state == TaskState::Queued {
+            task.transition(TaskState::Starting)?;
+        }
+        task.error = Some(message);
+        task.transition(TaskState::Failed)?;
+        self.store.save(&task)?;
+        Ok(())
+    }
+
+    /// Workspace, container spec, container. Returns the container id.
+    async fn launch(&self, task: &Task, profile: &AgentProfile) -> Result<String, EngineError> {
+        self.sandbox.check_image(&profile.image).await?;
+        let argv = profile.argv(&task.prompt).map_err(EngineError::Invalid)?;
+
+        let (uid, gid) = agent_ids(&self.workdir)?;
+        let ws_path = self.store.workspace_path(task.id);
+        let workdir = self.workdir.clone();
+        let branch = task.branch.clone();
+        let base = Oid::from_str(&task.base_commit).map_err(GitError::from)?;
+        let ws = tokio::task::spawn_blocking(move || -> Result<_, GitError> {
+            let user = Repository::open(&workdir)?;
+            let ws = workspace::create(&user, &ws_path, &branch, base)?;
+            let owner = std::fs::metadata(&ws.path)
+                .map_err(|source| GitError::Read {
+                    path: ws.path.clone(),
+                    source,
+                })?
+                .uid();
+            if owner != uid {
+                workspace::chown_tree(&ws.path, uid, gid)?;
+            }
+            Ok(ws)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+
+        let prompt_file = self.store.prompt_path(task.id);
+        std::fs::set_permissions(&prompt_file, std::fs::Permissions::from_mode(0o644)).map_err(
+            |source| GitError::Write {
+                path: prompt_file.clone(),
+                source,
+            },
+        )?;
+
+        let mut env = vec![
+            ("HANDOFF_TASK_ID".to_string(), task.id.to_string()),
+            (
+                "HANDOFF_PROMPT_FILE".to_string(),
+                PROMPT_FILE_IN_SANDBOX.to_string(),
+            ),
+            ("GIT_AUTHOR_NAME".into(), format!("Handoff ({})", task.agent)),
+            ("GIT_AUTHOR_EMAIL".into(), "handoff@localhost".into()),
+            ("GIT_COMMITTER_NAME".into(), format!("Handoff ({})", task.agent)),
+            ("GIT_COMMITTER_EMAIL".into(), "handoff@localhost".into()),
+            // The borrowed object folder belongs to another uid; git must not refuse it.
+            ("GIT_CONFIG_COUNT".into(), "1".into()),
+            ("GIT_CONFIG_KEY_0".into(), "safe.directory".into()),
+            ("GIT_CONFIG_VALUE_0".into(), "*".into()),
+        ];
+        if task.prompt.len() <= MAX_PROMPT_ENV_BYTES {
+            env.push(("HANDOFF_PROMPT".into(), task.prompt.clone()));
+        }
+        for name in &profile.env {
+            if let Ok(value) = std::env::var(name) {
+                env.push((name.clone(), value));
+            }
+        }
+        let labels = BTreeMap::from([
+            ("handoff.task".to_string(), task.id.to_string()),
+            (
+                "handoff.repo".to_string(),
+                self.git_dir.display().to_string(),
+            ),
+            ("handoff.agent".to_string(), task.agent.clone()),
+        ]);
+        let spec = SandboxSpec {
+            name: self.container_name(task.id),
+            image: profile.image.clone(),
+            argv,
+            env,
+            labels,
+            uid,
+            gid,
+            workspace: ws.path,
+            shared_objects: ws.shared_objects,
+            prompt_file,
+            network: profile.network,
+            memory_bytes: profile.memory.map(|m| m.0),
+            cpus: profile.cpus,
+            pids: profile.pids,
+        };
+        match self.sandbox.start(&spec).await {
+            Ok(id) => Ok(id),
+            Err(SandboxError::NameConflict { name }) => self
+                .sandbox
+                .find(&name)
+                .await?
+                .ok_or_else(|| EngineError::Internal(format!("container {name} vanished"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `handoff-<repo key>-<id>`: unique per repository and task on one engine.
+    pub fn container_name(&self, id: TaskId) -> String {
+        let key = Oid::hash_object(
+            git2::ObjectType::Blob,
+            self.git_dir.as_os_str().as_encoded_bytes(),
+        )
+        .map(|o| o.to_string()[..10].to_string())
+        .unwrap_or_else(|_| "repo".into());
+        format!("handoff-{key}-{id}")
+    }
+}
+
+/// The uid and gid the agent runs as: the repository owner's, never root.
+fn agent_ids(workdir: &std::path::Path) -> Result<(u32, u32), GitError> {
+    let meta = std::fs::metadata(workdir).map_err(|source| GitError::Read {
+        path: workdir.to_path_buf(),
+        source,
+    })?;
+    if meta.uid() == 0 {
+        Ok((FALLBACK_AGENT_UID, FALLBACK_AGENT_UID))
+    } else {
+        Ok((meta.uid(), meta.gid()))
+    }
+}

@@ -1,0 +1,275 @@
+//! Task records on disk, under `<git-dir>/handoff/`.
+//!
+//! Layout:
+//! ```text
+//! handoff/lock                 advisory lock serialising front-ends (flock)
+//! handoff/next-id              the next task number
+//! handoff/tasks/<id>/task.json the record, replaced atomically
+//! handoff/tasks/<id>/log       the agent's output (secrets redacted)
+//! handoff/tasks/<id>/prompt.txt
+//! handoff/tasks/<id>/workspace the agent's working copy (local sandboxes)
+//! ```
+//! Every record write is write-to-temp, fsync, rename, so a reader never sees half a
+//! record and a crash leaves either the old or the new one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::task::{Task, TaskId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("task record {path} is damaged ({source}); move it away or remove the task folder")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("no task #{0} in this repository; see `handoff list`")]
+    NotFound(TaskId),
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a file in", dir))?;
+    tmp.write_all(bytes).map_err(io_err("write", path))?;
+    tmp.as_file().sync_all().map_err(io_err("sync", path))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .map_err(io_err("replace", path))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Held while a front-end reconciles, schedules or finalizes. Dropping it (or the
+/// process dying, even by `kill -9`) releases it.
+pub struct StoreLock {
+    _file: File,
+}
+
+impl Store {
+    /// `git_dir` is the repository's common git directory.
+    pub fn open(git_dir: &Path) -> Result<Store, StoreError> {
+        let root = git_dir.join("handoff");
+        let tasks = root.join("tasks");
+        fs::create_dir_all(&tasks).map_err(io_err("create", &tasks))?;
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn task_dir(&self, id: TaskId) -> PathBuf {
+        self.root.join("tasks").join(id.to_string())
+    }
+
+    pub fn log_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("log")
+    }
+
+    pub fn prompt_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("prompt.txt")
+    }
+
+    pub fn workspace_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("workspace")
+    }
+
+    fn record_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("task.json")
+    }
+
+    /// Blocks until this process holds the repository's handoff lock.
+    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        file.lock().map_err(io_err("lock", &path))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Reserves the next task number. Call with the lock held.
+    pub fn allocate_id(&self, _lock: &StoreLock) -> Result<TaskId, StoreError> {
+        let path = self.root.join("next-id");
+        let stored = match fs::read_to_string(&path) {
+            Ok(s) => s.trim().parse::<u64>().unwrap_or(1),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 1,
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        // Never reuse a number whose folder exists, even if next-id was lost.
+        let highest = self.ids()?.into_iter().map(|id| id.0).max().unwrap_or(0);
+        let id = stored.max(highest + 1);
+        write_atomic(&path, format!("{}\n", id + 1).as_bytes())?;
+        let dir = self.task_dir(TaskId(id));
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        Ok(TaskId(id))
+    }
+
+    pub fn save(&self, task: &Task) -> Result<(), StoreError> {
+        let dir = self.task_dir(task.id);
+        fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let mut bytes = serde_json::to_vec_pretty(task).map_err(|source| StoreError::Corrupt {
+            path: self.record_path(task.id),
+            source,
+        })?;
+        bytes.push(b'\n');
+        write_atomic(&self.record_path(task.id), &bytes)
+    }
+
+    pub fn load(&self, id: TaskId) -> Result<Task, StoreError> {
+        let path = self.record_path(id);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(id)),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
+    }
+
+    /// Ids of all tasks with a folder, ascending.
+    pub fn ids(&self) -> Result<Vec<TaskId>, StoreError> {
+        let dir = self.root.join("tasks");
+        let mut ids: Vec<TaskId> = fs::read_dir(&dir)
+            .map_err(io_err("list", &dir))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+            .map(TaskId)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// All readable task records, ascending by id. A folder without a record (a task
+    /// being created right now) is skipped.
+    pub fn list(&self) -> Result<Vec<Task>, StoreError> {
+        let mut tasks = Vec::new();
+        for id in self.ids()? {
+            match self.load(id) {
+                Ok(t) => tasks.push(t),
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(tasks)
+    }
+
+    /// Removes the task's folder (record, log, workspace).
+    pub fn remove(&self, id: TaskId) -> Result<(), StoreError> {
+        let dir = self.task_dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &dir)(e)),
+        }
+    }
+
+    /// Removes only the scratch workspace, keeping record and log.
+    pub fn remove_workspace(&self, id: TaskId) -> Result<(), StoreError> {
+        let dir = self.workspace_path(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &dir)(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::task::TaskState;
+    use chrono::Utc;
+
+    fn task(id: u64) -> Task {
+        Task {
+            id: TaskId(id),
+            state: TaskState::Queued,
+            agent: "shell".into(),
+            prompt: "true".into(),
+            title: "true".into(),
+            branch: format!("handoff/{id}-true"),
+            base_commit: "0".repeat(40),
+            head_commit: None,
+            files_changed: vec![],
+            error: None,
+            image: "img".into(),
+            container_id: None,
+            exit_code: None,
+            oom_killed: false,
+            cancel_requested: false,
+            env_names: vec![],
+            origin: None,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn ids_are_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let lock = store.lock().unwrap();
+        let a = store.allocate_id(&lock).unwrap();
+        let b = store.allocate_id(&lock).unwrap();
+        assert_eq!((a, b), (TaskId(1), TaskId(2)));
+        fs::remove_file(store.root().join("next-id")).unwrap();
+        assert_eq!(store.allocate_id(&lock).unwrap(), TaskId(3));
+    }
+
+    #[test]
+    fn records_round_trip_and_list_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in [3, 1, 2] {
+            store.save(&task(id)).unwrap();
+        }
+        let ids: Vec<u64> = store.list().unwrap().iter().map(|t| t.id.0).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_eq!(store.load(TaskId(2)).unwrap(), task_with_time(&store, 2));
+        assert!(matches!(
+            store.load(TaskId(9)),
+            Err(StoreError::NotFound(TaskId(9)))
+        ));
+    }
+
+    fn task_with_time(store: &Store, id: u64) -> Task {
+        let mut t = task(id);
+        t.created_at = store.load(TaskId(id)).unwrap().created_at;
+        t
+    }
+
+    #[test]
+    fn damaged_record_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        fs::create_dir_all(store.task_dir(TaskId(4))).unwrap();
+        fs::write(store.task_dir(TaskId(4)).join("task.json"), "{not json").unwrap();
+        let err = store.load(TaskId(4)).unwrap_err().to_string();
+        assert!(err.contains("tasks/4/task.json"), "{err}");
+    }
+}

@@ -1,0 +1,275 @@
+//! The task record and its state machine.
+//!
+//! A task is persisted as one JSON document; this module owns its shape and the only
+//! function that decides which state changes are allowed. It does no I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A task's number within its repository: `#12`, `handoff show 12`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub u64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s.strip_prefix('#').unwrap_or(s);
+        digits
+            .parse::<u64>()
+            .map(TaskId)
+            .map_err(|_| format!("`{s}` is not a task id; ids are numbers, see `handoff list`"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskState {
+    /// Snapshot taken, waiting for a free slot.
+    Queued,
+    /// Workspace being prepared and container being created.
+    Starting,
+    /// The agent's container runs.
+    Running,
+    /// The agent has ended; its work is being committed and imported.
+    Finalizing,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskState::Done | TaskState::Failed | TaskState::Cancelled)
+    }
+
+    /// States that hold (or may hold) a container and so count against `max_parallel`.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            TaskState::Starting | TaskState::Running | TaskState::Finalizing
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Starting => "starting",
+            TaskState::Running => "running",
+            TaskState::Finalizing => "finalizing",
+            TaskState::Done => "done",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The one place that says which state changes are allowed.
+    pub fn can_move_to(self, next: TaskState) -> bool {
+        use TaskState::*;
+        matches!(
+            (self, next),
+            (Queued, Starting)
+                | (Queued, Cancelled)
+                // A front-end died while starting: the task goes back to the queue.
+                | (Starting, Queued)
+                | (Starting, Running)
+                | (Starting, Failed)
+                | (Starting, Finalizing)
+                | (Running, Finalizing)
+                | (Finalizing, Done)
+                | (Finalizing, Failed)
+                | (Finalizing, Cancelled)
+        )
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where in the editor a task was delegated from, so front-ends can show it there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Repository-relative path.
+    pub path: String,
+    /// 0-based line.
+    pub line: u32,
+}
+
+/// The persisted record of one task. Field names are a public contract
+/// (`handoff list --json`), so only add fields, never rename them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub state: TaskState,
+    pub agent: String,
+    pub prompt: String,
+    /// Short one-line summary of the prompt, for lists and the branch name.
+    pub title: String,
+    pub branch: String,
+    /// The snapshot commit the agent started from.
+    pub base_commit: String,
+    /// The last commit of the task branch, once finalized.
+    pub head_commit: Option<String>,
+    /// Repository-relative paths changed between base and head.
+    pub files_changed: Vec<String>,
+    /// Why the task failed or was cancelled, in words.
+    pub error: Option<String>,
+    pub image: String,
+    pub container_id: Option<String>,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub cancel_requested: bool,
+    /// Names (never values) of the environment variables passed to the agent.
+    pub env_names: Vec<String>,
+    pub origin: Option<Origin>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("task #{id} cannot go from {from} to {to}")]
+pub struct InvalidTransition {
+    pub id: TaskId,
+    pub from: TaskState,
+    pub to: TaskState,
+}
+
+impl Task {
+    /// Moves the task to `next`, stamping start and end times.
+    pub fn transition(&mut self, next: TaskState) -> Result<(), InvalidTransition> {
+        if !self.state.can_move_to(next) {
+            return Err(InvalidTransition {
+                id: self.id,
+                from: self.state,
+                to: next,
+            });
+        }
+        match next {
+            TaskState::Running => self.started_at = Some(Utc::now()),
+            s if s.is_terminal() => self.finished_at = Some(Utc::now()),
+            _ => {}
+        }
+        self.state = next;
+        Ok(())
+    }
+
+    /// Seconds the agent has been running (or ran), for progress displays.
+    pub fn elapsed_secs(&self) -> Option<i64> {
+        let start = self.started_at?;
+        let end = self.finished_at.unwrap_or_else(Utc::now);
+        Some((end - start).num_seconds().max(0))
+    }
+}
+
+/// A branch-name-safe slug of a title: `Fix the flaky test!` → `fix-the-flaky-test`.
+pub fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for c in title.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= 40 {
+            break;
+        }
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() {
+        "task".to_string()
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// The first line of a prompt, shortened for display.
+pub fn title_of(prompt: &str) -> String {
+    let line = prompt
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
+    let mut title: String = line.chars().take(72).collect();
+    if line.chars().count() > 72 {
+        title.push('…');
+    }
+    title
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        let cases = [
+            ("Fix the flaky test!", "fix-the-flaky-test"),
+            ("  sed -i s/a/b/ file.txt", "sed-i-s-a-b-file-txt"),
+            ("héllo wörld", "h-llo-w-rld"),
+            ("!!!", "task"),
+            ("", "task"),
+            (
+                "a very long prompt that goes on and on and on forever",
+                "a-very-long-prompt-that-goes-on-and-on-a",
+            ),
+        ];
+        for (title, want) in cases {
+            assert_eq!(slug(title), want, "slug of {title:?}");
+        }
+    }
+
+    #[test]
+    fn titles() {
+        assert_eq!(title_of("\n\n  first line \nsecond"), "first line");
+        let long = "x".repeat(100);
+        assert_eq!(title_of(&long).chars().count(), 73);
+    }
+
+    #[test]
+    fn transitions() {
+        use TaskState::*;
+        let allowed = [
+            (Queued, Starting),
+            (Queued, Cancelled),
+            (Starting, Running),
+            (Running, Finalizing),
+            (Finalizing, Done),
+            (Finalizing, Failed),
+            (Finalizing, Cancelled),
+        ];
+        let refused = [
+            (Queued, Done),
+            (Running, Done),
+            (Done, Running),
+            (Cancelled, Queued),
+            (Failed, Finalizing),
+            (Running, Queued),
+        ];
+        for (a, b) in allowed {
+            assert!(a.can_move_to(b), "{a} -> {b} should be allowed");
+        }
+        for (a, b) in refused {
+            assert!(!a.can_move_to(b), "{a} -> {b} should be refused");
+        }
+    }
+
+    #[test]
+    fn ids_parse_with_or_without_hash() {
+        assert_eq!("12".parse::<TaskId>(), Ok(TaskId(12)));
+        assert_eq!("#7".parse::<TaskId>(), Ok(TaskId(7)));
+        assert!("abc".parse::<TaskId>().is_err());
+    }
+}

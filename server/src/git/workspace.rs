@@ -1,0 +1,114 @@
+//! The agent's working copy: a repository of its own whose object database borrows
+//! the user's through `objects/info/alternates`, so creating it copies no objects and
+//! costs one checkout of the snapshot's files — like `git clone --local --shared`.
+//!
+//! This is the local fast path of a sandbox: the folder is bind-mounted into the
+//! container, and the user's object folder is mounted read-only at the same absolute
+//! path so that the alternates entry resolves on both sides.
+
+use std::path::{Path, PathBuf};
+
+use git2::build::CheckoutBuilder;
+use git2::{Oid, Repository, RepositoryInitOptions};
+
+use super::GitError;
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub path: PathBuf,
+    /// The user's object folder the workspace borrows from.
+    pub shared_objects: PathBuf,
+}
+
+/// Creates the workspace at `path` with `branch` checked out at `base`.
+pub fn create(
+    user_repo: &Repository,
+    path: &Path,
+    branch: &str,
+    base: Oid,
+) -> Result<Workspace, GitError> {
+    if path.exists() {
+        // A previous attempt died half-way; nothing in it is the agent's yet.
+        std::fs::remove_dir_all(path).map_err(|source| GitError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    let shared_objects = user_repo.commondir().join("objects");
+    let shared_objects = shared_objects
+        .canonicalize()
+        .map_err(|source| GitError::Read {
+            path: shared_objects.clone(),
+            source,
+        })?;
+
+    let mut init = RepositoryInitOptions::new();
+    init.no_reinit(true).initial_head(branch);
+    let repo = Repository::init_opts(path, &init)?;
+    let alternates = repo.path().join("objects/info/alternates");
+    std::fs::write(&alternates, format!("{}\n", shared_objects.display())).map_err(|source| {
+        GitError::Write {
+            path: alternates.clone(),
+            source,
+        }
+    })?;
+    // Re-open so libgit2 reads the alternates file we just wrote.
+    let repo = Repository::open(path)?;
+    let commit = repo.find_commit(base)?;
+    repo.branch(branch, &commit, true)?;
+    repo.set_head(&format!("refs/heads/{branch}"))?;
+    let mut checkout = CheckoutBuilder::new();
+    checkout.force();
+    repo.checkout_head(Some(&mut checkout))?;
+    Ok(Workspace {
+        path: path.to_path_buf(),
+        shared_objects,
+    })
+}
+
+/// Gives every file of the workspace to `uid:gid`, so an agent running as that user
+/// can write. Only needed when the front-end runs as another user (root).
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), GitError> {
+    fn walk(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                walk(&entry.path(), uid, gid)?;
+            } else {
+                std::os::unix::fs::lchown(entry.path(), Some(uid), Some(gid))?;
+            }
+        }
+        Ok(())
+    }
+    walk(path, uid, gid).map_err(|source| GitError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::test_support::repo_with;
+
+    #[test]
+    fn workspace_has_the_snapshot_and_borrows_objects() {
+        let (_d, user) = repo_with(&[("a.txt", "a\n"), ("dir/b.txt", "b\n")]);
+        let head = user.head().unwrap().target().unwrap();
+        let ws_dir = tempfile::tempdir().unwrap();
+        let path = ws_dir.path().join("ws");
+        let ws = create(&user, &path, "handoff/1-x", head).unwrap();
+        assert_eq!(std::fs::read_to_string(path.join("dir/b.txt")).unwrap(), "b\n");
+        let repo = Repository::open(&ws.path).unwrap();
+        assert_eq!(repo.head().unwrap().shorthand().ok(), Some("handoff/1-x"));
+        assert_eq!(repo.head().unwrap().target(), Some(head));
+        assert!(repo.statuses(None).unwrap().is_empty(), "checkout is clean");
+        // No objects were copied: the only ones are the user's.
+        let loose = std::fs::read_dir(path.join(".git/objects"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().len() == 2)
+            .count();
+        assert_eq!(loose, 0);
+    }
+}

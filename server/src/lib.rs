@@ -1,0 +1,12 @@
+//! Handoff: delegate a TODO or a selection to a coding agent running in a container,
+//! and review its work as a branch or inline in the editor.
+//!
+//! Layers (see `docs/architecture.md`): `cli` and (later) `lsp` are front-ends; the
+//! engine (`engine`, `sandbox`, `git`, `agents`, `config`) never imports them.
+
+pub mod agents;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod git;
+pub mod sandbox;

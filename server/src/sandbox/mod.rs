@@ -1,0 +1,115 @@
+//! Where agents run. One trait, [`Sandbox`], is the seam between the engine and a
+//! container runtime: today the local Docker engine through bollard; later a remote
+//! engine or Kubernetes, where the workspace is copied in and the result copied out
+//! instead of bind-mounted.
+//!
+//! A sandbox knows containers, images and logs. It knows nothing of tasks' states,
+//! git, or front-ends.
+
+pub mod docker;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use futures_util::Stream;
+
+use crate::config::Network;
+
+pub use docker::DockerSandbox;
+
+/// Everything needed to start one agent.
+#[derive(Debug, Clone)]
+pub struct SandboxSpec {
+    /// Unique per repository and task; a second start under the same name fails,
+    /// which guards against two front-ends starting the same task.
+    pub name: String,
+    pub image: String,
+    pub argv: Vec<String>,
+    /// Environment, including passed-through secrets. Never logged.
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    pub uid: u32,
+    pub gid: u32,
+    /// The agent's working copy on the host; appears as `/workspace`.
+    pub workspace: PathBuf,
+    /// The user's object folder, borrowed read-only by the workspace; appears at the
+    /// same absolute path.
+    pub shared_objects: PathBuf,
+    /// The prompt file on the host; appears at [`crate::agents::PROMPT_FILE_IN_SANDBOX`].
+    pub prompt_file: PathBuf,
+    pub network: Network,
+    pub memory_bytes: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i64>,
+}
+
+/// Where a started agent is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxStatus {
+    Running,
+    Exited { code: i64, oom_killed: bool },
+    /// No such container (removed outside Handoff, or never created).
+    Missing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "cannot reach the Docker engine at {endpoint}: {message}. Start Docker (e.g. `sudo systemctl start docker` or `dockerd`), or set DOCKER_HOST"
+    )]
+    Unreachable { endpoint: String, message: String },
+    #[error(
+        "image `{image}` is not in the Docker engine at {endpoint}. Build or pull it (`docker pull {image}`, or `handoff image build` for built-in agents), or set `image` of the agent profile in .handoff.toml"
+    )]
+    ImageMissing { image: String, endpoint: String },
+    #[error("a container named {name} already exists (another front-end started this task)")]
+    NameConflict { name: String },
+    #[error("Docker: {0}")]
+    Engine(String),
+}
+
+pub type LogStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, SandboxError>> + Send>>;
+
+/// A container runtime. Implementations must be cheap to clone or share.
+pub trait Sandbox: Send + Sync + 'static {
+    /// Where the runtime is, for messages.
+    fn endpoint(&self) -> String;
+
+    /// Fails with [`SandboxError::ImageMissing`] when the image is not present.
+    fn check_image(&self, image: &str)
+        -> impl Future<Output = Result<(), SandboxError>> + Send;
+
+    /// Creates and starts the agent; returns its container id.
+    fn start(&self, spec: &SandboxSpec)
+        -> impl Future<Output = Result<String, SandboxError>> + Send;
+
+    /// The id of the container named `name`, if there is one.
+    fn find(&self, name: &str)
+        -> impl Future<Output = Result<Option<String>, SandboxError>> + Send;
+
+    fn status(&self, id: &str) -> impl Future<Output = Result<SandboxStatus, SandboxError>> + Send;
+
+    /// Resolves when the container is no longer running.
+    fn wait(&self, id: &str) -> impl Future<Output = Result<(), SandboxError>> + Send;
+
+    /// All output so far (stdout and stderr interleaved as they came).
+    fn logs(&self, id: &str) -> impl Future<Output = Result<Vec<u8>, SandboxError>> + Send;
+
+    /// Output from the start, then live until the container ends.
+    fn follow_logs(&self, id: &str) -> LogStream;
+
+    /// Values of the named variables in the container's environment, for redaction.
+    fn env_values(
+        &self,
+        id: &str,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<(String, String)>, SandboxError>> + Send;
+
+    /// Stops the agent (the container stays for its logs and exit status).
+    fn stop(&self, id: &str) -> impl Future<Output = Result<(), SandboxError>> + Send;
+
+    /// Removes the container. Removing a missing one is not an error.
+    fn remove(&self, id: &str) -> impl Future<Output = Result<(), SandboxError>> + Send;
+}
