@@ -124,7 +124,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Lsp = cli.command {
         anyhow::bail!("the language server is not built yet in this version");
     }
-    let engine = Engine::open(&cwd, DockerSandbox::new()?)?;
+    let engine = Engine::open(&cwd, DockerSandbox::new())?;
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Run {
@@ -148,7 +148,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     origin: None,
                 })
                 .await?;
-            engine.tick().await?;
+            if let Err(e) = engine.tick().await {
+                eprintln!(
+                    "handoff: task #{} is queued but cannot start: {e}\nIt starts with the next handoff command once this is fixed.",
+                    task.id
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             if !wait {
                 let task = engine.get(task.id)?;
                 if json {

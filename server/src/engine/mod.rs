@@ -96,7 +96,15 @@ impl<S: Sandbox> Engine<S> {
                 path: repo.path().to_path_buf(),
             })?
             .to_path_buf();
-        let git_dir = repo.commondir().to_path_buf();
+        // Canonical, so that every front-end names the repository the same way (it
+        // is part of container names and labels).
+        let git_dir = repo
+            .commondir()
+            .canonicalize()
+            .map_err(|source| GitError::Read {
+                path: repo.commondir().to_path_buf(),
+                source,
+            })?;
         Ok((workdir, git_dir))
     }
 

@@ -24,8 +24,12 @@ pub const HOME_IN_SANDBOX: &str = "/home/agent";
 
 #[derive(Clone)]
 pub struct DockerSandbox {
-    docker: Docker,
+    /// `None` when the endpoint could not even be opened (no socket file); every call
+    /// then fails with [`SandboxError::Unreachable`].
+    docker: Option<Docker>,
     endpoint: String,
+    /// Why `docker` is `None`.
+    unreachable: String,
 }
 
 /// The endpoint bollard's local defaults use, for messages.
@@ -40,48 +44,55 @@ impl DockerSandbox {
     /// A client for the engine named by DOCKER_HOST (or the default socket). Does no
     /// I/O: an engine that is down shows up as [`SandboxError::Unreachable`] on first
     /// use, so read-only front-end commands still work without Docker.
-    pub fn new() -> Result<DockerSandbox, SandboxError> {
+    pub fn new() -> DockerSandbox {
         let endpoint = local_endpoint();
-        let docker = Docker::connect_with_defaults().map_err(|e| SandboxError::Unreachable {
-            endpoint: endpoint.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(DockerSandbox {
-            docker: docker.with_timeout(Duration::from_secs(600)),
-            endpoint,
-        })
+        match Docker::connect_with_defaults() {
+            Ok(docker) => DockerSandbox {
+                docker: Some(docker.with_timeout(Duration::from_secs(600))),
+                endpoint,
+                unreachable: String::new(),
+            },
+            Err(e) => DockerSandbox {
+                docker: None,
+                endpoint,
+                unreachable: e.to_string(),
+            },
+        }
     }
 
     /// Connects and negotiates the API version, so an older engine (20.10 speaks API
     /// 1.41) is addressed in its own version. Fails when the engine does not answer.
     pub async fn connect() -> Result<DockerSandbox, SandboxError> {
-        let sandbox = DockerSandbox::new()?;
-        let endpoint = sandbox.endpoint.clone();
+        let sandbox = DockerSandbox::new();
+        let client = sandbox.client()?.clone();
         let unreachable = |message: String| SandboxError::Unreachable {
-            endpoint: endpoint.clone(),
+            endpoint: sandbox.endpoint.clone(),
             message,
         };
-        let docker = tokio::time::timeout(
-            Duration::from_secs(10),
-            sandbox.docker.clone().negotiate_version(),
-        )
-        .await
-        .map_err(|_| unreachable("no answer within 10 s".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-        Ok(DockerSandbox { docker, endpoint })
+        let docker = tokio::time::timeout(Duration::from_secs(10), client.negotiate_version())
+            .await
+            .map_err(|_| unreachable("no answer within 10 s".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(DockerSandbox {
+            docker: Some(docker),
+            ..sandbox
+        })
+    }
+
+    pub fn client(&self) -> Result<&Docker, SandboxError> {
+        self.docker.as_ref().ok_or_else(|| SandboxError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            message: self.unreachable.clone(),
+        })
     }
 
     /// Engine version and API version, for `handoff doctor`.
     pub async fn version(&self) -> Result<(String, String), SandboxError> {
-        let v = self.docker.version().await.map_err(|e| self.engine_err(e))?;
+        let v = self.client()?.version().await.map_err(|e| self.engine_err(e))?;
         Ok((
             v.version.unwrap_or_default(),
             v.api_version.unwrap_or_default(),
         ))
-    }
-
-    pub fn client(&self) -> &Docker {
-        &self.docker
     }
 
     fn engine_err(&self, e: BollardError) -> SandboxError {
@@ -158,7 +169,7 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn check_image(&self, image: &str) -> Result<(), SandboxError> {
-        match self.docker.inspect_image(image).await {
+        match self.client()?.inspect_image(image).await {
             Ok(_) => Ok(()),
             Err(e) if is_status(&e, 404) => Err(SandboxError::ImageMissing {
                 image: image.to_string(),
@@ -173,7 +184,7 @@ impl Sandbox for DockerSandbox {
             .name(&spec.name)
             .build();
         let created = match self
-            .docker
+            .client()?
             .create_container(Some(options), Self::create_body(spec))
             .await
         {
@@ -191,7 +202,7 @@ impl Sandbox for DockerSandbox {
             }
             Err(e) => return Err(self.engine_err(e)),
         };
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
+        if let Err(e) = self.client()?.start_container(&created.id, None).await {
             // Keep nothing half-made: a container that never started holds no work.
             let _ = self.remove(&created.id).await;
             return Err(self.engine_err(e));
@@ -206,7 +217,7 @@ impl Sandbox for DockerSandbox {
             .filters(&filters)
             .build();
         let list = self
-            .docker
+            .client()?
             .list_containers(Some(options))
             .await
             .map_err(|e| self.engine_err(e))?;
@@ -220,7 +231,7 @@ impl Sandbox for DockerSandbox {
 
     async fn status(&self, id: &str) -> Result<SandboxStatus, SandboxError> {
         let inspect = match self
-            .docker
+            .client()?
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
         {
@@ -247,7 +258,7 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn wait(&self, id: &str) -> Result<(), SandboxError> {
-        let mut stream = self.docker.wait_container(id, None);
+        let mut stream = self.client()?.wait_container(id, None);
         match stream.next().await {
             Some(Ok(_)) | None => Ok(()),
             Some(Err(BollardError::DockerContainerWaitError { .. })) => Ok(()),
@@ -278,7 +289,7 @@ impl Sandbox for DockerSandbox {
             return Ok(vec![]);
         }
         let inspect = match self
-            .docker
+            .client()?
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
         {
@@ -301,7 +312,7 @@ impl Sandbox for DockerSandbox {
 
     async fn stop(&self, id: &str) -> Result<(), SandboxError> {
         let options = StopContainerOptionsBuilder::default().t(3).build();
-        match self.docker.stop_container(id, Some(options)).await {
+        match self.client()?.stop_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             // Already stopped (304) or gone (404): the goal is reached.
             Err(e) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
@@ -314,7 +325,7 @@ impl Sandbox for DockerSandbox {
             .force(true)
             .v(true)
             .build();
-        match self.docker.remove_container(id, Some(options)).await {
+        match self.client()?.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
             Err(e) => Err(self.engine_err(e)),
@@ -329,8 +340,12 @@ impl DockerSandbox {
             .stdout(true)
             .stderr(true)
             .build();
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return Box::pin(futures_util::stream::once(async move { Err(e) })),
+        };
         let this = self.clone();
-        let stream = self.docker.logs(id, Some(options)).filter_map(move |item| {
+        let stream = client.logs(id, Some(options)).filter_map(move |item| {
             let result = match item {
                 Ok(LogOutput::StdOut { message })
                 | Ok(LogOutput::StdErr { message })

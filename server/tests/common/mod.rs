@@ -1,0 +1,217 @@
+//! Shared fixtures for end-to-end tests: a real Docker engine, a small agent image
+//! built offline, real git repositories in temp dirs, and the real `handoff` binary.
+//!
+//! Docker is required. A test that cannot reach it fails with instructions; it never
+//! skips.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The agent image used by tests (busybox + git), built once per test process.
+pub fn image() -> &'static str {
+    static IMAGE: OnceLock<String> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/busybox-git.sh");
+        let out = Command::new("sh")
+            .arg(&script)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "building the test image failed — is a Docker engine running (see .ci/run)?\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+pub struct Repo {
+    pub dir: tempfile::TempDir,
+}
+
+impl Repo {
+    /// A repository with `files` committed and a `.handoff.toml` whose `shell` profile
+    /// uses the test image; `extra_config` is appended to it.
+    pub fn new(files: &[(&str, &str)], extra_config: &str) -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo { dir };
+        repo.git(&["init", "-q", "-b", "main"]);
+        for (path, content) in files {
+            repo.write(path, content);
+        }
+        repo.write(
+            ".handoff.toml",
+            &format!(
+                "default_agent = \"shell\"\n{extra_config}\n[agents.shell]\nimage = \"{}\"\nmemory = \"256m\"\n",
+                image()
+            ),
+        );
+        repo.git(&["add", "-A"]);
+        repo.git(&["commit", "-q", "-m", "initial"]);
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        self.write_bytes(path, content.as_bytes());
+    }
+
+    pub fn write_bytes(&self, path: &str, content: &[u8]) {
+        let full = self.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+
+    pub fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.path().join(path)).unwrap()
+    }
+
+    /// Runs git in the repository; panics on failure; returns stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `handoff ARGS` in the repository.
+    pub fn handoff(&self, args: &[&str]) -> Output {
+        handoff_in(self.path(), args, &[])
+    }
+
+    pub fn handoff_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        handoff_in(self.path(), args, env)
+    }
+
+    /// Runs `handoff ARGS --json`-style commands and parses stdout.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.handoff(args);
+        assert!(
+            out.status.success(),
+            "handoff {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "handoff {args:?} printed no JSON ({e}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// `handoff run --wait --json PROMPT` → the final record (whatever the state).
+    pub fn run_wait(&self, prompt: &str) -> Value {
+        let out = self.handoff(&["run", "--wait", "--json", prompt]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "handoff run printed no JSON ({e}):\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    pub fn task(&self, id: u64) -> Value {
+        self.json(&["show", &id.to_string(), "--json"])
+    }
+
+    /// Content of `path` at `rev`, as bytes.
+    pub fn show_bytes(&self, rev: &str, path: &str) -> Vec<u8> {
+        let out = Command::new("git")
+            .args(["show", &format!("{rev}:{path}")])
+            .current_dir(self.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{rev}:{path} missing: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    pub fn git_dir(&self) -> PathBuf {
+        self.path().join(".git")
+    }
+}
+
+pub fn handoff_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_handoff")
+}
+
+pub fn handoff_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(handoff_bin());
+    cmd.args(args).current_dir(dir);
+    // Keep the user's own config out of tests.
+    cmd.env("XDG_CONFIG_HOME", dir.join(".no-user-config"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Runs `handoff ARGS` with `input` on standard input.
+pub fn handoff_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(handoff_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("XDG_CONFIG_HOME", dir.join(".no-user-config"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Polls `cond` every 100 ms for up to `secs` seconds.
+pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out after {secs}s waiting for: {what}");
+}
+
+/// Containers labelled as belonging to this repository, by the docker CLI (an
+/// independent view of the engine).
+pub fn containers_of(repo: &Repo) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            &format!("label=handoff.repo={}", repo.git_dir().canonicalize().unwrap().display()),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
