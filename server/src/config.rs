@@ -162,7 +162,10 @@ impl Config {
             message,
         };
         let at = |span: std::ops::Range<usize>, key: &str, msg: &str| {
-            invalid(format!("line {}, key `{key}`: {msg}", line_of(text, span.start)))
+            invalid(format!(
+                "line {}, key `{key}`: {msg}",
+                line_of(text, span.start)
+            ))
         };
         let file: ConfigFile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
 
@@ -299,13 +302,34 @@ image = "busybox:local"
     #[test]
     fn errors_name_file_line_and_key() {
         let cases = [
-            ("max_paralel = 2\n", &["/repo/.handoff.toml", "line 1", "max_paralel"][..]),
-            ("\n\nmax_parallel = 0\n", &["line 3", "max_parallel", "between 1 and 256"]),
-            ("default_agent = \"nope\"\n", &["line 1", "default_agent", "nope"]),
-            ("[agents.x]\nimage = \"i\"\ncommand = []\n", &["line 3", "agents.x.command"]),
-            ("[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nenv = [\"A=1\"]\n", &["line 4", "agents.x.env", "A=1"]),
-            ("[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nnetwork = \"wifi\"\n", &["line 4", "wifi"]),
-            ("[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nmemory = \"lots\"\n", &["line 4", "lots"]),
+            (
+                "max_paralel = 2\n",
+                &["/repo/.handoff.toml", "line 1", "max_paralel"][..],
+            ),
+            (
+                "\n\nmax_parallel = 0\n",
+                &["line 3", "max_parallel", "between 1 and 256"],
+            ),
+            (
+                "default_agent = \"nope\"\n",
+                &["line 1", "default_agent", "nope"],
+            ),
+            (
+                "[agents.x]\nimage = \"i\"\ncommand = []\n",
+                &["line 3", "agents.x.command"],
+            ),
+            (
+                "[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nenv = [\"A=1\"]\n",
+                &["line 4", "agents.x.env", "A=1"],
+            ),
+            (
+                "[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nnetwork = \"wifi\"\n",
+                &["line 4", "wifi"],
+            ),
+            (
+                "[agents.x]\nimage = \"i\"\ncommand = [\"a\"]\nmemory = \"lots\"\n",
+                &["line 4", "lots"],
+            ),
             ("[agents.x]\ncommand = [\"a\"]\n", &["agents.x", "image"]),
             ("[agents.shell]\nimgae = \"x\"\n", &["line 2", "imgae"]),
             ("max_parallel = \"four\"\n", &["line 1", "max_parallel"]),
@@ -313,7 +337,10 @@ image = "busybox:local"
         for (text, wants) in cases {
             let err = load(text).unwrap_err();
             for want in wants {
-                assert!(err.contains(want), "error for {text:?} lacks {want:?}: {err}");
+                assert!(
+                    err.contains(want),
+                    "error for {text:?} lacks {want:?}: {err}"
+                );
             }
         }
     }

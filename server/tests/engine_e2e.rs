@@ -29,16 +29,27 @@ fn a_delegated_shell_task_comes_back_as_a_branch_from_a_snapshot_of_uncommitted_
     assert_eq!(state(&t), "done", "{t:#}");
     let branch = t["branch"].as_str().unwrap();
     assert!(branch.starts_with("handoff/1-"), "{branch}");
-    assert_eq!(repo.show_bytes(branch, "a.txt"), b"hello\nWORLD\nuncommitted\n");
+    assert_eq!(
+        repo.show_bytes(branch, "a.txt"),
+        b"hello\nWORLD\nuncommitted\n"
+    );
     assert_eq!(repo.show_bytes(branch, "seen.txt"), b"untracked\n");
     let listing = String::from_utf8(repo.show_bytes(branch, "listing.txt")).unwrap();
-    assert!(!listing.contains("secret.log"), "ignored files stay out: {listing}");
+    assert!(
+        !listing.contains("secret.log"),
+        "ignored files stay out: {listing}"
+    );
     // Base is the snapshot; head is its descendant on the branch.
     let base = t["base_commit"].as_str().unwrap();
     let head = t["head_commit"].as_str().unwrap();
     assert_eq!(repo.git(&["rev-parse", branch]).trim(), head);
     assert_eq!(repo.git(&["rev-parse", &format!("{head}~1")]).trim(), base);
-    let mut files: Vec<&str> = t["files_changed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let mut files: Vec<&str> = t["files_changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     files.sort();
     assert_eq!(files, vec!["a.txt", "listing.txt", "seen.txt"]);
     assert!(t["error"].is_null());
@@ -65,8 +76,15 @@ fn the_agent_runs_unprivileged_offline_with_the_prompt_in_env_and_file() {
     let b = t["branch"].as_str().unwrap();
     let uid = String::from_utf8(repo.show_bytes(b, "uid.txt")).unwrap();
     assert_ne!(uid.trim(), "0", "agent must not run as root");
-    assert_eq!(repo.show_bytes(b, "caps.txt"), b"CapEff:\t0000000000000000\n");
-    assert_eq!(repo.show_bytes(b, "net.txt"), b"lo\n", "network none: loopback only");
+    assert_eq!(
+        repo.show_bytes(b, "caps.txt"),
+        b"CapEff:\t0000000000000000\n"
+    );
+    assert_eq!(
+        repo.show_bytes(b, "net.txt"),
+        b"lo\n",
+        "network none: loopback only"
+    );
     assert_eq!(repo.show_bytes(b, "env.txt"), b"id -u > uid.txt; gre");
     assert_eq!(repo.show_bytes(b, "file.txt"), b"id -u > uid.txt; gre");
     assert_eq!(repo.show_bytes(b, "home.txt"), b"/home/agent\n");
@@ -75,14 +93,28 @@ fn the_agent_runs_unprivileged_offline_with_the_prompt_in_env_and_file() {
 #[test]
 fn a_failing_agent_keeps_its_partial_work_and_says_why() {
     let repo = Repo::new(&[("a.txt", "a\n")], "");
-    let out = repo.handoff(&["run", "--wait", "echo partial > part.txt; echo oops >&2; exit 3"]);
-    assert!(!out.status.success(), "run --wait must exit non-zero for a failed task");
-    assert!(stdout(&out).contains("exited with code 3"), "{}", stdout(&out));
+    let out = repo.handoff(&[
+        "run",
+        "--wait",
+        "echo partial > part.txt; echo oops >&2; exit 3",
+    ]);
+    assert!(
+        !out.status.success(),
+        "run --wait must exit non-zero for a failed task"
+    );
+    assert!(
+        stdout(&out).contains("exited with code 3"),
+        "{}",
+        stdout(&out)
+    );
     let t = repo.task(1);
     assert_eq!(state(&t), "failed");
     assert_eq!(t["exit_code"], 3);
     assert!(t["error"].as_str().unwrap().contains("code 3"));
-    assert_eq!(repo.show_bytes(t["branch"].as_str().unwrap(), "part.txt"), b"partial\n");
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "part.txt"),
+        b"partial\n"
+    );
     assert!(stdout(&repo.handoff(&["logs", "1"])).contains("oops"));
 }
 
@@ -100,8 +132,14 @@ fn an_agent_out_of_memory_is_reported_as_such_with_its_work_kept() {
     let t: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(state(&t), "failed", "{t:#}");
     assert_eq!(t["oom_killed"], true, "{t:#}");
-    assert!(t["error"].as_str().unwrap().contains("out of memory"), "{t:#}");
-    assert_eq!(repo.show_bytes(t["branch"].as_str().unwrap(), "before.txt"), b"before\n");
+    assert!(
+        t["error"].as_str().unwrap().contains("out of memory"),
+        "{t:#}"
+    );
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "before.txt"),
+        b"before\n"
+    );
 }
 
 #[test]
@@ -112,10 +150,17 @@ fn agent_commits_are_kept_and_leftovers_committed_on_top() {
     );
     assert_eq!(state(&t), "done", "{t:#}");
     let b = t["branch"].as_str().unwrap();
-    let log = repo.git(&["log", "--format=%s|%an", &format!("{}..{b}", t["base_commit"].as_str().unwrap())]);
+    let log = repo.git(&[
+        "log",
+        "--format=%s|%an",
+        &format!("{}..{b}", t["base_commit"].as_str().unwrap()),
+    ]);
     let subjects: Vec<&str> = log.lines().collect();
     assert_eq!(subjects.len(), 2, "{log}");
-    assert!(subjects[1].starts_with("agent commit|Handoff (shell)"), "{log}");
+    assert!(
+        subjects[1].starts_with("agent commit|Handoff (shell)"),
+        "{log}"
+    );
     assert_eq!(repo.show_bytes(b, "two.txt"), b"two\n");
 }
 
@@ -144,13 +189,23 @@ fn secrets_pass_by_name_and_never_reach_records_or_logs() {
         ),
     );
     let out = repo.handoff_env(
-        &["run", "--agent", "keyed", "--wait", "--json", "echo key=$HANDOFF_TEST_KEY; echo \"$HANDOFF_TEST_KEY\" | wc -c > len.txt"],
+        &[
+            "run",
+            "--agent",
+            "keyed",
+            "--wait",
+            "--json",
+            "echo key=$HANDOFF_TEST_KEY; echo \"$HANDOFF_TEST_KEY\" | wc -c > len.txt",
+        ],
         &[("HANDOFF_TEST_KEY", secret)],
     );
     let t: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(state(&t), "done", "{t:#}");
     // The agent got the value...
-    assert_eq!(repo.show_bytes(t["branch"].as_str().unwrap(), "len.txt"), format!("{}\n", secret.len() + 1).as_bytes());
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "len.txt"),
+        format!("{}\n", secret.len() + 1).as_bytes()
+    );
     // ...but no record, log or output holds it.
     let logs = stdout(&repo.handoff(&["logs", "1"]));
     assert!(logs.contains("key=[redacted:HANDOFF_TEST_KEY]"), "{logs}");
@@ -188,12 +243,19 @@ fn cancel_stops_a_running_task_and_keeps_its_partial_work() {
     assert!(out.status.success(), "{}", stderr(&out));
     let t = repo.task(1);
     assert_eq!(state(&t), "cancelled", "{t:#}");
-    assert_eq!(repo.show_bytes(t["branch"].as_str().unwrap(), "p.txt"), b"partial\n");
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "p.txt"),
+        b"partial\n"
+    );
     assert!(containers_of(&repo).is_empty());
     // Cancelling again is a clear refusal, not a crash.
     let again = repo.handoff(&["cancel", "1"]);
     assert!(!again.status.success());
-    assert!(stderr(&again).contains("already ended"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already ended"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]
@@ -216,7 +278,10 @@ fn tasks_beyond_max_parallel_queue_and_start_as_slots_free_even_with_no_front_en
     });
     for i in 0..4 {
         let t = repo.task(i + 1);
-        assert_eq!(repo.show_bytes(t["branch"].as_str().unwrap(), "out.txt"), format!("{i}\n").as_bytes());
+        assert_eq!(
+            repo.show_bytes(t["branch"].as_str().unwrap(), "out.txt"),
+            format!("{i}\n").as_bytes()
+        );
     }
 }
 
@@ -242,8 +307,18 @@ fn a_task_survives_kill_9_of_its_front_end_and_is_finalized_exactly_once_by_raci
     std::thread::sleep(std::time::Duration::from_secs(3));
 
     // Two front-ends wake up at once; both reconcile, one finalizes.
-    let a = Command::new(handoff_bin()).args(["list", "--json"]).current_dir(repo.path()).env("XDG_CONFIG_HOME", repo.path().join(".x")).spawn().unwrap();
-    let b = Command::new(handoff_bin()).args(["list", "--json"]).current_dir(repo.path()).env("XDG_CONFIG_HOME", repo.path().join(".x")).spawn().unwrap();
+    let a = Command::new(handoff_bin())
+        .args(["list", "--json"])
+        .current_dir(repo.path())
+        .env("XDG_CONFIG_HOME", repo.path().join(".x"))
+        .spawn()
+        .unwrap();
+    let b = Command::new(handoff_bin())
+        .args(["list", "--json"])
+        .current_dir(repo.path())
+        .env("XDG_CONFIG_HOME", repo.path().join(".x"))
+        .spawn()
+        .unwrap();
     assert!(a.wait_with_output().unwrap().status.success());
     assert!(b.wait_with_output().unwrap().status.success());
 
@@ -252,19 +327,29 @@ fn a_task_survives_kill_9_of_its_front_end_and_is_finalized_exactly_once_by_raci
     let branch = t["branch"].as_str().unwrap();
     assert_eq!(repo.show_bytes(branch, "s.txt"), b"survived\n");
     let reflog = repo.git(&["reflog", "show", "--format=%gs", branch]);
-    assert_eq!(reflog.lines().count(), 1, "imported exactly once:\n{reflog}");
+    assert_eq!(
+        reflog.lines().count(),
+        1,
+        "imported exactly once:\n{reflog}"
+    );
     assert!(containers_of(&repo).is_empty());
 }
 
 #[test]
 fn a_missing_image_fails_the_task_naming_the_image_and_the_fix() {
-    let repo = Repo::new(&[("a.txt", "a\n")], "[agents.ghost]\nimage = \"handoff-test/does-not-exist:1\"\ncommand = [\"true\"]\n");
+    let repo = Repo::new(
+        &[("a.txt", "a\n")],
+        "[agents.ghost]\nimage = \"handoff-test/does-not-exist:1\"\ncommand = [\"true\"]\n",
+    );
     let out = repo.handoff(&["run", "--agent", "ghost", "--wait", "anything"]);
     assert!(!out.status.success());
     let t = repo.task(1);
     assert_eq!(state(&t), "failed");
     let err = t["error"].as_str().unwrap();
-    assert!(err.contains("handoff-test/does-not-exist:1") && err.contains("docker pull"), "{err}");
+    assert!(
+        err.contains("handoff-test/does-not-exist:1") && err.contains("docker pull"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -274,7 +359,10 @@ fn without_docker_the_user_is_told_where_it_was_looked_for_and_the_task_waits() 
     let out = repo.handoff_env(&["run", "echo hi > hi.txt"], &dead);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("unix:///nonexistent/docker.sock") && err.contains("Docker"), "{err}");
+    assert!(
+        err.contains("unix:///nonexistent/docker.sock") && err.contains("Docker"),
+        "{err}"
+    );
     // Nothing is lost: the task is queued and listing still works without Docker.
     let list = repo.handoff_env(&["list", "--json"], &dead);
     assert!(list.status.success(), "{}", stderr(&list));
@@ -285,29 +373,54 @@ fn without_docker_the_user_is_told_where_it_was_looked_for_and_the_task_waits() 
     eventually(30, "queued task done once Docker is back", || {
         state(&repo.json(&["list", "--json"])[0]) == "done"
     });
-    assert_eq!(repo.show_bytes(repo.task(1)["branch"].as_str().unwrap(), "hi.txt"), b"hi\n");
+    assert_eq!(
+        repo.show_bytes(repo.task(1)["branch"].as_str().unwrap(), "hi.txt"),
+        b"hi\n"
+    );
 }
 
 #[test]
 fn bad_input_gets_clear_errors() {
     let plain = tempfile::tempdir().unwrap();
     let out = handoff_in(plain.path(), &["run", "x"], &[]);
-    assert!(stderr(&out).contains("not inside a git repository"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not inside a git repository"),
+        "{}",
+        stderr(&out)
+    );
 
-    Command::new("git").args(["init", "-q"]).current_dir(plain.path()).status().unwrap();
-    std::fs::write(plain.path().join(".handoff.toml"), "default_agent = \"shell\"\n").unwrap();
+    Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(plain.path())
+        .status()
+        .unwrap();
+    std::fs::write(
+        plain.path().join(".handoff.toml"),
+        "default_agent = \"shell\"\n",
+    )
+    .unwrap();
     let out = handoff_in(plain.path(), &["run", "x"], &[]);
     assert!(stderr(&out).contains("no commits yet"), "{}", stderr(&out));
 
     let repo = Repo::new(&[("a.txt", "a\n")], "");
-    repo.write(".handoff.toml", "max_parallel = 2\n[agents.shell]\nnetwork = \"wifi\"\n");
+    repo.write(
+        ".handoff.toml",
+        "max_parallel = 2\n[agents.shell]\nnetwork = \"wifi\"\n",
+    );
     let out = repo.handoff(&["run", "x"]);
     let err = stderr(&out);
-    assert!(err.contains(".handoff.toml") && err.contains("line 3") && err.contains("wifi"), "{err}");
+    assert!(
+        err.contains(".handoff.toml") && err.contains("line 3") && err.contains("wifi"),
+        "{err}"
+    );
 
     let repo = Repo::new(&[("a.txt", "a\n")], "");
     let out = repo.handoff(&["run", "--agent", "nope", "x"]);
-    assert!(stderr(&out).contains("no agent profile named `nope`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no agent profile named `nope`"),
+        "{}",
+        stderr(&out)
+    );
     let out = repo.handoff(&["show", "42"]);
     assert!(stderr(&out).contains("no task #42"), "{}", stderr(&out));
     let out = repo.handoff(&["run", "   "]);
@@ -328,11 +441,18 @@ fn a_one_megabyte_prompt_is_refused_for_argv_and_delivered_by_file() {
     // it comes on standard input.
     let out = handoff_stdin(repo.path(), &["run", "--agent", "shell", "-"], &big);
     assert!(stderr(&out).contains("128 KiB"), "{}", stderr(&out));
-    let out = handoff_stdin(repo.path(), &["run", "--agent", "reader", "--wait", "--json", "-"], &big);
+    let out = handoff_stdin(
+        repo.path(),
+        &["run", "--agent", "reader", "--wait", "--json", "-"],
+        &big,
+    );
     let t: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(state(&t), "done", "{t:#}");
     let b = t["branch"].as_str().unwrap();
-    assert_eq!(repo.show_bytes(b, "size.txt"), format!("{}\n", 1 << 20).as_bytes());
+    assert_eq!(
+        repo.show_bytes(b, "size.txt"),
+        format!("{}\n", 1 << 20).as_bytes()
+    );
     assert_eq!(repo.show_bytes(b, "env.txt"), b"unset\n");
 }
 
@@ -342,10 +462,19 @@ fn rm_removes_the_task_but_keeps_the_branch_unless_told() {
     let t1 = repo.run_wait("echo 1 > one.txt");
     let t2 = repo.run_wait("echo 2 > two.txt");
     assert!(repo.handoff(&["rm", "1"]).status.success());
-    assert!(repo.handoff(&["rm", "2", "--delete-branch"]).status.success());
+    assert!(repo
+        .handoff(&["rm", "2", "--delete-branch"])
+        .status
+        .success());
     let branches = repo.git(&["branch", "--format=%(refname:short)"]);
-    assert!(branches.contains(t1["branch"].as_str().unwrap()), "{branches}");
-    assert!(!branches.contains(t2["branch"].as_str().unwrap()), "{branches}");
+    assert!(
+        branches.contains(t1["branch"].as_str().unwrap()),
+        "{branches}"
+    );
+    assert!(
+        !branches.contains(t2["branch"].as_str().unwrap()),
+        "{branches}"
+    );
     assert_eq!(repo.json(&["list", "--json"]), serde_json::json!([]));
     assert!(!repo.git_dir().join("handoff/tasks/1").exists());
 }
@@ -354,9 +483,15 @@ fn rm_removes_the_task_but_keeps_the_branch_unless_told() {
 fn a_50_000_file_repository_snapshots_and_runs() {
     let repo = Repo::new(&[("seed.txt", "s\n")], "");
     // Build the big tree with git's own fast-import: quicker than 50 000 writes.
-    let mut script = String::from("commit refs/heads/main\ncommitter T <t@e> 0 +0000\ndata 3\nbig\nfrom refs/heads/main^0\n");
+    let mut script = String::from(
+        "commit refs/heads/main\ncommitter T <t@e> 0 +0000\ndata 3\nbig\nfrom refs/heads/main^0\n",
+    );
     for i in 0..50_000 {
-        script.push_str(&format!("M 100644 inline d{}/f{i}.txt\ndata {}\nfile {i}\n\n", i / 1000, format!("file {i}\n").len()));
+        script.push_str(&format!(
+            "M 100644 inline d{}/f{i}.txt\ndata {}\nfile {i}\n\n",
+            i / 1000,
+            format!("file {i}\n").len()
+        ));
     }
     let mut fi = Command::new("git")
         .args(["fast-import", "--quiet"])
@@ -365,7 +500,11 @@ fn a_50_000_file_repository_snapshots_and_runs() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    fi.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    fi.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     assert!(fi.wait().unwrap().success());
     repo.git(&["reset", "-q", "--hard", "main"]);
     repo.write("d7/f7777.txt", "changed by the user\n");
@@ -374,7 +513,12 @@ fn a_50_000_file_repository_snapshots_and_runs() {
     assert_eq!(state(&t), "done", "{t:#}");
     let b = t["branch"].as_str().unwrap();
     assert_eq!(repo.show_bytes(b, "seen.txt"), b"changed by the user\n");
-    assert_eq!(String::from_utf8(repo.show_bytes(b, "count.txt")).unwrap().trim(), "1000");
+    assert_eq!(
+        String::from_utf8(repo.show_bytes(b, "count.txt"))
+            .unwrap()
+            .trim(),
+        "1000"
+    );
 }
 
 #[test]
@@ -384,8 +528,17 @@ fn doctor_reports_each_check() {
     let text = stdout(&out);
     assert!(text.contains("[ok  ] git repository"), "{text}");
     assert!(text.contains("[ok  ] config valid"), "{text}");
-    assert!(text.contains("[ok  ] Docker") && text.contains("API 1."), "{text}");
-    assert!(text.contains(&format!("[ok  ] agent `shell`: image {}", image())), "{text}");
-    assert!(text.contains("[warn] agent `claude`") && text.contains("fix:"), "{text}");
+    assert!(
+        text.contains("[ok  ] Docker") && text.contains("API 1."),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("[ok  ] agent `shell`: image {}", image())),
+        "{text}"
+    );
+    assert!(
+        text.contains("[warn] agent `claude`") && text.contains("fix:"),
+        "{text}"
+    );
     assert!(out.status.success(), "{text}");
 }

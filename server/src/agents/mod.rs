@@ -160,16 +160,16 @@ mod tests {
     #[test]
     fn prompt_is_substituted_in_every_argument() {
         let shell = &builtin_profiles()["shell"];
-        assert_eq!(
-            shell.argv("echo hi").unwrap(),
-            vec!["sh", "-c", "echo hi"]
-        );
+        assert_eq!(shell.argv("echo hi").unwrap(), vec!["sh", "-c", "echo hi"]);
     }
 
     #[test]
     fn an_oversized_argument_is_refused_with_a_way_out() {
         let shell = &builtin_profiles()["shell"];
         let err = shell.argv(&"x".repeat(1 << 20)).unwrap_err();
-        assert!(err.contains("1024 KiB") && err.contains("HANDOFF_PROMPT_FILE"), "{err}");
+        assert!(
+            err.contains("1024 KiB") && err.contains("HANDOFF_PROMPT_FILE"),
+            "{err}"
+        );
     }
 }

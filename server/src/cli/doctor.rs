@@ -41,7 +41,11 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
 
     let workdir = match Engine::<DockerSandbox>::find_repo(cwd) {
         Ok((workdir, _)) => {
-            r.line(Level::Ok, &format!("git repository at {}", workdir.display()), None);
+            r.line(
+                Level::Ok,
+                &format!("git repository at {}", workdir.display()),
+                None,
+            );
             match git2::Repository::open(&workdir).map(|repo| repo.head().is_ok()) {
                 Ok(true) => {}
                 _ => r.line(
@@ -81,7 +85,11 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
             c
         }
         Err(e) => {
-            r.line(Level::Fail, &e.to_string(), Some("edit the file named above".into()));
+            r.line(
+                Level::Fail,
+                &e.to_string(),
+                Some("edit the file named above".into()),
+            );
             Config::builtin()
         }
     };
@@ -89,7 +97,11 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
     let docker = match DockerSandbox::connect().await {
         Ok(d) => d,
         Err(e) => {
-            r.line(Level::Fail, &e.to_string(), Some("start the Docker engine".into()));
+            r.line(
+                Level::Fail,
+                &e.to_string(),
+                Some("start the Docker engine".into()),
+            );
             return Ok(exit(&r));
         }
     };

@@ -61,7 +61,11 @@ pub fn finished(task: &Task) -> String {
             "\n  branch  {} ({} file{} changed)\n  review  handoff diff {}",
             task.branch,
             task.files_changed.len(),
-            if task.files_changed.len() == 1 { "" } else { "s" },
+            if task.files_changed.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             task.id
         );
     }
@@ -104,7 +108,15 @@ pub fn details(task: &Task) -> String {
     let _ = writeln!(s, "  created  {}", task.created_at.to_rfc3339());
     let _ = writeln!(s, "  time     {}", elapsed(task));
     if let Some(code) = task.exit_code {
-        let _ = writeln!(s, "  exit     {code}{}", if task.oom_killed { " (out of memory)" } else { "" });
+        let _ = writeln!(
+            s,
+            "  exit     {code}{}",
+            if task.oom_killed {
+                " (out of memory)"
+            } else {
+                ""
+            }
+        );
     }
     if let Some(err) = &task.error {
         let _ = writeln!(s, "  error    {err}");

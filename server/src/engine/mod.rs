@@ -164,12 +164,14 @@ impl<S: Sandbox> Engine<S> {
         let id = self.store.allocate_id(&lock)?;
         let branch = format!("handoff/{id}-{}", task::slug(&title));
         // Keep the snapshot reachable until the branch exists.
-        self.repo()?.reference(
-            &format!("refs/handoff/base/{id}"),
-            snap.commit,
-            true,
-            "handoff: task base",
-        ).map_err(GitError::from)?;
+        self.repo()?
+            .reference(
+                &format!("refs/handoff/base/{id}"),
+                snap.commit,
+                true,
+                "handoff: task base",
+            )
+            .map_err(GitError::from)?;
         store::write_atomic(&self.store.prompt_path(id), prompt.as_bytes())?;
         let task = Task {
             id,
@@ -228,7 +230,11 @@ impl<S: Sandbox> Engine<S> {
 
     /// Calls `sink` with the task's output, live while the agent runs, redacted.
     /// Returns when the agent has ended (at once for a finished task).
-    pub async fn follow_logs(&self, id: TaskId, mut sink: impl FnMut(&[u8])) -> Result<(), EngineError> {
+    pub async fn follow_logs(
+        &self,
+        id: TaskId,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<(), EngineError> {
         use futures_util::StreamExt;
         let task = self.store.load(id)?;
         match (&task.state, &task.container_id) {
@@ -274,12 +280,10 @@ impl<S: Sandbox> Engine<S> {
         let base = git2::Oid::from_str(&task.base_commit).map_err(GitError::from)?;
         let head = match &task.head_commit {
             Some(h) => git2::Oid::from_str(h).map_err(GitError::from)?,
-            None => {
-                return Err(EngineError::Invalid(format!(
-                    "task #{id} is {}; its diff exists once it has finished (see `handoff logs {id}`)",
-                    task.state
-                )))
-            }
+            None => return Err(EngineError::Invalid(format!(
+                "task #{id} is {}; its diff exists once it has finished (see `handoff logs {id}`)",
+                task.state
+            ))),
         };
         if repo.find_commit(head).is_err() {
             return Err(EngineError::Invalid(format!(

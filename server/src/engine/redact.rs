@@ -90,12 +90,18 @@ mod tests {
     fn whole_texts() {
         let cases = [
             ("key=sk-secret-123 ok", "key=[redacted:API_KEY] ok"),
-            ("sk-secret-123sk-secret-123", "[redacted:API_KEY][redacted:API_KEY]"),
+            (
+                "sk-secret-123sk-secret-123",
+                "[redacted:API_KEY][redacted:API_KEY]",
+            ),
             ("short values like ab stay", "short values like ab stay"),
             ("nothing here", "nothing here"),
         ];
         for (input, want) in cases {
-            assert_eq!(String::from_utf8(redactor().redact(input.as_bytes())).unwrap(), want);
+            assert_eq!(
+                String::from_utf8(redactor().redact(input.as_bytes())).unwrap(),
+                want
+            );
         }
     }
 

@@ -47,7 +47,11 @@ impl<S: Sandbox> Engine<S> {
     }
 
     /// Brings one task's record in line with its container. Call with the lock held.
-    pub(super) async fn reconcile_one(&self, lock: &StoreLock, id: TaskId) -> Result<(), EngineError> {
+    pub(super) async fn reconcile_one(
+        &self,
+        lock: &StoreLock,
+        id: TaskId,
+    ) -> Result<(), EngineError> {
         let mut task = self.store.load(id)?;
         if task.state == TaskState::Starting {
             // Starts happen under the lock, so a task seen starting here lost its
@@ -163,9 +167,15 @@ impl<S: Sandbox> Engine<S> {
                 "HANDOFF_PROMPT_FILE".to_string(),
                 PROMPT_FILE_IN_SANDBOX.to_string(),
             ),
-            ("GIT_AUTHOR_NAME".into(), format!("Handoff ({})", task.agent)),
+            (
+                "GIT_AUTHOR_NAME".into(),
+                format!("Handoff ({})", task.agent),
+            ),
             ("GIT_AUTHOR_EMAIL".into(), "handoff@localhost".into()),
-            ("GIT_COMMITTER_NAME".into(), format!("Handoff ({})", task.agent)),
+            (
+                "GIT_COMMITTER_NAME".into(),
+                format!("Handoff ({})", task.agent),
+            ),
             ("GIT_COMMITTER_EMAIL".into(), "handoff@localhost".into()),
             // The borrowed object folder belongs to another uid; git must not refuse it.
             ("GIT_CONFIG_COUNT".into(), "1".into()),

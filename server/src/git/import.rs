@@ -22,7 +22,11 @@ pub fn commit_leftovers(workspace: &Path, sig: &Signature, message: &str) -> Res
 }
 
 /// Fetches the workspace's result into `user_repo` as `refs/heads/<branch>`.
-pub fn import_branch(user_repo: &Repository, workspace: &Path, branch: &str) -> Result<Oid, GitError> {
+pub fn import_branch(
+    user_repo: &Repository,
+    workspace: &Path,
+    branch: &str,
+) -> Result<Oid, GitError> {
     let url = workspace.to_str().ok_or_else(|| GitError::NonUtf8Path {
         path: workspace.to_path_buf(),
     })?;
@@ -30,7 +34,11 @@ pub fn import_branch(user_repo: &Repository, workspace: &Path, branch: &str) -> 
     let refspec = format!("+{RESULT_REF}:refs/heads/{branch}");
     let mut opts = FetchOptions::new();
     opts.download_tags(git2::AutotagOption::None);
-    remote.fetch(&[refspec.as_str()], Some(&mut opts), Some("handoff: import task result"))?;
+    remote.fetch(
+        &[refspec.as_str()],
+        Some(&mut opts),
+        Some("handoff: import task result"),
+    )?;
     let head = user_repo.refname_to_id(&format!("refs/heads/{branch}"))?;
     Ok(head)
 }
@@ -96,7 +104,14 @@ mod tests {
         let tree = wrepo.find_tree(idx.write_tree().unwrap()).unwrap();
         let parent = wrepo.find_commit(base).unwrap();
         let own = wrepo
-            .commit(Some("HEAD"), &sig(), &sig(), "agent's own", &tree, &[&parent])
+            .commit(
+                Some("HEAD"),
+                &sig(),
+                &sig(),
+                "agent's own",
+                &tree,
+                &[&parent],
+            )
             .unwrap();
         fs::write(ws.join("c.txt"), b"left over\r\n\xff").unwrap();
         fs::remove_file(ws.join("b.txt")).unwrap();
@@ -106,7 +121,10 @@ mod tests {
 
         let imported = import_branch(&user, &ws, "handoff/1-t").unwrap();
         assert_eq!(imported, head);
-        assert_eq!(read_blob(&user, head, "a.txt").as_deref(), Some("agent committed\n"));
+        assert_eq!(
+            read_blob(&user, head, "a.txt").as_deref(),
+            Some("agent committed\n")
+        );
         assert_eq!(read_blob(&user, head, "b.txt"), None);
         assert_eq!(
             files_changed(&user, base, head).unwrap(),

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
-    #[error("{path} is not inside a git repository; run handoff from a repository (or `git init` one)")]
+    #[error(
+        "{path} is not inside a git repository; run handoff from a repository (or `git init` one)"
+    )]
     NotARepository { path: PathBuf },
     #[error("the repository at {path} has no commits yet; commit something first, the agent starts from a commit")]
     NoCommits { path: PathBuf },
@@ -66,13 +68,15 @@ pub(crate) mod test_support {
 
     pub fn commit_all(repo: &Repository, message: &str) -> Oid {
         let mut idx = repo.index().unwrap();
-        idx.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        idx.add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .unwrap();
         idx.write().unwrap();
         let tree = repo.find_tree(idx.write_tree().unwrap()).unwrap();
         let sig = Signature::now("t", "t@example.com").unwrap();
         let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
         let parents: Vec<&git2::Commit> = parent.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap()
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .unwrap()
     }
 
     pub fn read_blob(repo: &Repository, commit: Oid, path: &str) -> Option<String> {

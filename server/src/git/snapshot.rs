@@ -107,7 +107,10 @@ fn stage_from_workdir(
         (repo.blob(bytes)?, 0o120000)
     } else if meta.is_file() {
         let exec = meta.permissions().mode() & 0o111 != 0;
-        (repo.blob_path(&full)?, if exec { 0o100755 } else { 0o100644 })
+        (
+            repo.blob_path(&full)?,
+            if exec { 0o100755 } else { 0o100644 },
+        )
     } else {
         // A directory here is a nested repository or an empty folder: git does not
         // track either as a file, so neither does the snapshot.
@@ -151,7 +154,11 @@ mod tests {
 
     #[test]
     fn uncommitted_untracked_and_deleted_files_are_captured_without_touching_the_index() {
-        let (dir, repo) = repo_with(&[("a.txt", "a\n"), ("gone.txt", "x\n"), (".gitignore", "*.log\n")]);
+        let (dir, repo) = repo_with(&[
+            ("a.txt", "a\n"),
+            ("gone.txt", "x\n"),
+            (".gitignore", "*.log\n"),
+        ]);
         let w = dir.path();
         fs::write(w.join("a.txt"), "changed\n").unwrap();
         fs::write(w.join("new.txt"), "new\n").unwrap();
@@ -167,9 +174,18 @@ mod tests {
         assert!(snap.created);
         let c = repo.find_commit(snap.commit).unwrap();
         assert_eq!(c.parent_id(0).unwrap(), head_before);
-        assert_eq!(read_blob(&repo, snap.commit, "a.txt").as_deref(), Some("changed\n"));
-        assert_eq!(read_blob(&repo, snap.commit, "new.txt").as_deref(), Some("new\n"));
-        assert_eq!(read_blob(&repo, snap.commit, "sub/deep.txt").as_deref(), Some("deep\n"));
+        assert_eq!(
+            read_blob(&repo, snap.commit, "a.txt").as_deref(),
+            Some("changed\n")
+        );
+        assert_eq!(
+            read_blob(&repo, snap.commit, "new.txt").as_deref(),
+            Some("new\n")
+        );
+        assert_eq!(
+            read_blob(&repo, snap.commit, "sub/deep.txt").as_deref(),
+            Some("deep\n")
+        );
         assert_eq!(read_blob(&repo, snap.commit, "debug.log"), None);
         assert_eq!(read_blob(&repo, snap.commit, "gone.txt"), None);
         // The user's state is as it was.
@@ -177,7 +193,10 @@ mod tests {
         assert_eq!(repo.head().unwrap().target().unwrap(), head_before);
         assert_eq!(fs::read_to_string(w.join("a.txt")).unwrap(), "changed\n");
         let st = repo.statuses(None).unwrap();
-        assert!(st.iter().any(|s| s.path().ok() == Some("new.txt")), "new.txt still untracked");
+        assert!(
+            st.iter().any(|s| s.path().ok() == Some("new.txt")),
+            "new.txt still untracked"
+        );
     }
 
     #[test]
@@ -194,9 +213,18 @@ mod tests {
 
         let snap = snapshot(&repo, &sig(), "snap").unwrap();
         let tree = repo.find_commit(snap.commit).unwrap().tree().unwrap();
-        assert_eq!(tree.get_path(Path::new("run.sh")).unwrap().filemode(), 0o100755);
-        assert_eq!(tree.get_path(Path::new("link")).unwrap().filemode(), 0o120000);
-        assert_eq!(read_blob(&repo, snap.commit, "staged.txt").as_deref(), Some("s\n"));
+        assert_eq!(
+            tree.get_path(Path::new("run.sh")).unwrap().filemode(),
+            0o100755
+        );
+        assert_eq!(
+            tree.get_path(Path::new("link")).unwrap().filemode(),
+            0o120000
+        );
+        assert_eq!(
+            read_blob(&repo, snap.commit, "staged.txt").as_deref(),
+            Some("s\n")
+        );
     }
 
     #[test]
@@ -214,7 +242,10 @@ mod tests {
         repo.set_head_detached(head).unwrap();
         fs::write(dir.path().join("a.txt"), "b\n").unwrap();
         let snap = snapshot(&repo, &sig(), "snap").unwrap();
-        assert_eq!(repo.find_commit(snap.commit).unwrap().parent_id(0).unwrap(), head);
+        assert_eq!(
+            repo.find_commit(snap.commit).unwrap().parent_id(0).unwrap(),
+            head
+        );
         let _ = commit_all;
     }
 }

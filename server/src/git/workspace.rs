@@ -99,7 +99,10 @@ mod tests {
         let ws_dir = tempfile::tempdir().unwrap();
         let path = ws_dir.path().join("ws");
         let ws = create(&user, &path, "handoff/1-x", head).unwrap();
-        assert_eq!(std::fs::read_to_string(path.join("dir/b.txt")).unwrap(), "b\n");
+        assert_eq!(
+            std::fs::read_to_string(path.join("dir/b.txt")).unwrap(),
+            "b\n"
+        );
         let repo = Repository::open(&ws.path).unwrap();
         assert_eq!(repo.head().unwrap().shorthand().ok(), Some("handoff/1-x"));
         assert_eq!(repo.head().unwrap().target(), Some(head));

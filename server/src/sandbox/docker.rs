@@ -40,6 +40,12 @@ fn local_endpoint() -> String {
     }
 }
 
+impl Default for DockerSandbox {
+    fn default() -> Self {
+        DockerSandbox::new()
+    }
+}
+
 impl DockerSandbox {
     /// A client for the engine named by DOCKER_HOST (or the default socket). Does no
     /// I/O: an engine that is down shows up as [`SandboxError::Unreachable`] on first
@@ -80,15 +86,21 @@ impl DockerSandbox {
     }
 
     pub fn client(&self) -> Result<&Docker, SandboxError> {
-        self.docker.as_ref().ok_or_else(|| SandboxError::Unreachable {
-            endpoint: self.endpoint.clone(),
-            message: self.unreachable.clone(),
-        })
+        self.docker
+            .as_ref()
+            .ok_or_else(|| SandboxError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                message: self.unreachable.clone(),
+            })
     }
 
     /// Engine version and API version, for `handoff doctor`.
     pub async fn version(&self) -> Result<(String, String), SandboxError> {
-        let v = self.client()?.version().await.map_err(|e| self.engine_err(e))?;
+        let v = self
+            .client()?
+            .version()
+            .await
+            .map_err(|e| self.engine_err(e))?;
         Ok((
             v.version.unwrap_or_default(),
             v.api_version.unwrap_or_default(),

@@ -49,7 +49,10 @@ pub struct SandboxSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxStatus {
     Running,
-    Exited { code: i64, oom_killed: bool },
+    Exited {
+        code: i64,
+        oom_killed: bool,
+    },
     /// No such container (removed outside Handoff, or never created).
     Missing,
 }
@@ -78,12 +81,13 @@ pub trait Sandbox: Send + Sync + 'static {
     fn endpoint(&self) -> String;
 
     /// Fails with [`SandboxError::ImageMissing`] when the image is not present.
-    fn check_image(&self, image: &str)
-        -> impl Future<Output = Result<(), SandboxError>> + Send;
+    fn check_image(&self, image: &str) -> impl Future<Output = Result<(), SandboxError>> + Send;
 
     /// Creates and starts the agent; returns its container id.
-    fn start(&self, spec: &SandboxSpec)
-        -> impl Future<Output = Result<String, SandboxError>> + Send;
+    fn start(
+        &self,
+        spec: &SandboxSpec,
+    ) -> impl Future<Output = Result<String, SandboxError>> + Send;
 
     /// The id of the container named `name`, if there is one.
     fn find(&self, name: &str)

@@ -137,7 +137,11 @@ impl Repo {
             .current_dir(self.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{rev}:{path} missing: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{rev}:{path} missing: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 
@@ -173,7 +177,12 @@ pub fn handoff_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -206,7 +215,10 @@ pub fn containers_of(repo: &Repo) -> Vec<String> {
             "-a",
             "-q",
             "--filter",
-            &format!("label=handoff.repo={}", repo.git_dir().canonicalize().unwrap().display()),
+            &format!(
+                "label=handoff.repo={}",
+                repo.git_dir().canonicalize().unwrap().display()
+            ),
         ])
         .output()
         .unwrap();
