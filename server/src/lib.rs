@@ -7,6 +7,7 @@
 pub mod agents;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod diff;
 pub mod engine;
 pub mod git;

@@ -280,10 +280,12 @@ impl<S: Sandbox> Engine<S> {
         let base = git2::Oid::from_str(&task.base_commit).map_err(GitError::from)?;
         let head = match &task.head_commit {
             Some(h) => git2::Oid::from_str(h).map_err(GitError::from)?,
-            None => return Err(EngineError::Invalid(format!(
+            None => {
+                return Err(EngineError::Invalid(format!(
                 "task #{id} is {}; its diff exists once it has finished (see `handoff logs {id}`)",
                 task.state
-            ))),
+            )))
+            }
         };
         if repo.find_commit(head).is_err() {
             return Err(EngineError::Invalid(format!(
