@@ -76,14 +76,15 @@ pub fn table(tasks: &[Task]) -> String {
     if tasks.is_empty() {
         return "No tasks yet. Start one with `handoff run \"what to do\"`.\n".into();
     }
+    let width = tasks.iter().map(|t| t.branch.len()).max().unwrap_or(6);
     let mut s = format!(
-        "{:>4}  {:<10} {:<8} {:>7}  {:<32} {}\n",
+        "{:>4}  {:<10} {:<8} {:>7}  {:<width$}  {}\n",
         "ID", "STATE", "AGENT", "TIME", "BRANCH", "TITLE"
     );
     for t in tasks {
         let _ = writeln!(
             s,
-            "{:>4}  {:<10} {:<8} {:>7}  {:<32} {}",
+            "{:>4}  {:<10} {:<8} {:>7}  {:<width$}  {}",
             t.id,
             t.state.as_str(),
             t.agent,

@@ -7,7 +7,7 @@ use git2::{Oid, Repository};
 
 use super::store::{write_atomic, StoreLock};
 use super::task::{Task, TaskState};
-use super::{handoff_signature, Engine, EngineError};
+use super::{handoff_signature, ms_since, Engine, EngineError};
 use crate::git::{import, GitError};
 use crate::sandbox::{Sandbox, SandboxStatus};
 
@@ -19,6 +19,7 @@ impl<S: Sandbox> Engine<S> {
         status: SandboxStatus,
     ) -> Result<(), EngineError> {
         let id = task.id;
+        let clock = std::time::Instant::now();
         let _span = tracing::info_span!("finalize", task_id = %id).entered();
         if task.state != TaskState::Finalizing {
             task.transition(TaskState::Finalizing)?;
@@ -77,6 +78,7 @@ impl<S: Sandbox> Engine<S> {
             task.oom_killed = oom_killed;
         }
         task.error = error;
+        task.phases_ms.insert("finalize".into(), ms_since(clock));
         task.transition(state)?;
         self.store.save(&task)?;
         tracing::info!(task_id = %id, state = %task.state, "task finalized");

@@ -148,6 +148,7 @@ impl<S: Sandbox> Engine<S> {
 
         let workdir = self.workdir.clone();
         let title = task::title_of(&prompt);
+        let clock = std::time::Instant::now();
         let message = format!("handoff: snapshot of the working tree\n\nTask: {title}\n");
         let snap = tokio::task::spawn_blocking(move || -> Result<_, GitError> {
             let repo = Repository::open(&workdir)?;
@@ -191,6 +192,7 @@ impl<S: Sandbox> Engine<S> {
             cancel_requested: false,
             env_names: profile.env.clone(),
             origin: new.origin,
+            phases_ms: [("snapshot".to_string(), ms_since(clock))].into(),
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
@@ -418,6 +420,11 @@ impl<S: Sandbox> Engine<S> {
             let _ = file.write_all(&redactor.finish());
         })
     }
+}
+
+/// Whole milliseconds since `start`.
+pub(crate) fn ms_since(start: std::time::Instant) -> u64 {
+    start.elapsed().as_millis() as u64
 }
 
 /// The identity Handoff commits under when the agent did not commit itself.

@@ -13,7 +13,7 @@ use git2::{Oid, Repository};
 
 use super::store::StoreLock;
 use super::task::{Task, TaskId, TaskState};
-use super::{Engine, EngineError, MAX_PROMPT_ENV_BYTES};
+use super::{ms_since, Engine, EngineError, MAX_PROMPT_ENV_BYTES};
 use crate::agents::{AgentProfile, PROMPT_FILE_IN_SANDBOX};
 use crate::git::{workspace, GitError};
 use crate::sandbox::{Sandbox, SandboxError, SandboxSpec, SandboxStatus};
@@ -94,7 +94,7 @@ impl<S: Sandbox> Engine<S> {
         task.transition(TaskState::Starting)?;
         self.store.save(&task)?;
         let _span = tracing::info_span!("start", task_id = %id).entered();
-        match self.launch(&task, &profile).await {
+        match self.launch(&mut task, &profile).await {
             Ok(container) => {
                 task.container_id = Some(container);
                 task.transition(TaskState::Running)?;
@@ -127,7 +127,8 @@ impl<S: Sandbox> Engine<S> {
     }
 
     /// Workspace, container spec, container. Returns the container id.
-    async fn launch(&self, task: &Task, profile: &AgentProfile) -> Result<String, EngineError> {
+    async fn launch(&self, task: &mut Task, profile: &AgentProfile) -> Result<String, EngineError> {
+        let clock = std::time::Instant::now();
         self.sandbox.check_image(&profile.image).await?;
         let argv = profile.argv(&task.prompt).map_err(EngineError::Invalid)?;
 
@@ -152,6 +153,8 @@ impl<S: Sandbox> Engine<S> {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
+        task.phases_ms.insert("workspace".into(), ms_since(clock));
+        let clock = std::time::Instant::now();
 
         let prompt_file = self.store.prompt_path(task.id);
         std::fs::set_permissions(&prompt_file, std::fs::Permissions::from_mode(0o644)).map_err(
@@ -214,7 +217,9 @@ impl<S: Sandbox> Engine<S> {
             cpus: profile.cpus,
             pids: profile.pids,
         };
-        match self.sandbox.start(&spec).await {
+        let started = self.sandbox.start(&spec).await;
+        task.phases_ms.insert("container".into(), ms_since(clock));
+        match started {
             Ok(id) => Ok(id),
             Err(SandboxError::NameConflict { name }) => self
                 .sandbox

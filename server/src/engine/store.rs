@@ -223,6 +223,7 @@ mod tests {
             cancel_requested: false,
             env_names: vec![],
             origin: None,
+            phases_ms: Default::default(),
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,

@@ -16,7 +16,8 @@ pub struct TaskId(pub u64);
 
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        // `pad` so that width and alignment in format strings apply.
+        f.pad(&self.0.to_string())
     }
 }
 
@@ -137,6 +138,10 @@ pub struct Task {
     /// Names (never values) of the environment variables passed to the agent.
     pub env_names: Vec<String>,
     pub origin: Option<Origin>,
+    /// Milliseconds spent in each phase Handoff controls: `snapshot`, `workspace`,
+    /// `container` (create and start), `finalize`. For benchmarks and `show`.
+    #[serde(default)]
+    pub phases_ms: std::collections::BTreeMap<String, u64>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Prepares this machine for Handoff's demo and tests: installs what is missing (Docker
+# engine, busybox for the offline test image, git) and starts a Docker engine if none
+# answers. Safe to run again; fails loudly if a required part cannot be had.
+#
+# The engine is started fail-closed: no bridge, no iptables, no forwarding, so no
+# container can reach beyond the machine (tests use network `none` or `host`).
+set -euo pipefail
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[setup] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "$1 needs root; run as root or install sudo"
+    sudo "$@"
+  else
+    "$@"
+  fi
+}
+
+apt_updated=""
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "cannot install ${missing[*]}: no apt-get on this machine; install them by hand"
+  if [ -z "$apt_updated" ]; then
+    log "apt-get update"
+    need_root apt-get update -qq || die "apt-get update failed"
+    apt_updated=1
+  fi
+  log "installing ${missing[*]}"
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install ${missing[*]} failed"
+}
+
+# --- packages -----------------------------------------------------------------
+apt_install git busybox-static ca-certificates
+if ! command -v dockerd >/dev/null 2>&1; then
+  apt_install docker.io
+fi
+command -v docker >/dev/null || die "the docker CLI is missing after install"
+command -v dockerd >/dev/null || die "dockerd is missing after install"
+[ -x /bin/busybox ] || die "/bin/busybox is missing after installing busybox-static"
+
+# --- Docker engine ------------------------------------------------------------
+if docker info >/dev/null 2>&1; then
+  log "Docker engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}"
+else
+  [ "$(id -u)" -eq 0 ] || die "no Docker engine answers and starting one needs root"
+  # A previous engine killed with its session leaves pid files behind.
+  for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+    if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      rm -f "$pidfile"
+    fi
+  done
+  log "starting dockerd (fail-closed: --bridge=none --iptables=false)"
+  nohup dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false --ip-masq=false \
+    >/tmp/handoff-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  docker info >/dev/null 2>&1 || { tail -20 /tmp/handoff-dockerd.log >&2; die "dockerd did not come up (log: /tmp/handoff-dockerd.log)"; }
+  log "Docker engine started"
+fi
