@@ -1,2 +1,577 @@
-//! Placeholder; the benchmark is being written.
-fn main() {}
+//! Task start latency: Handoff versus the raw baseline, in one process, interleaved.
+//!
+//! For each fixture repository (about 100 files, and 50 000 files), both ways of
+//! running the trivial agent `true` on the repository are timed, alternately:
+//!
+//! - **handoff**: the real binary, `handoff run --wait --json true`, from process
+//!   start to exit. Its record's `phases_ms` says where the time went.
+//! - **raw**: what one would do by hand: `git clone --local` of the repository into
+//!   a temp dir, then (through bollard) create a container of the same image running
+//!   `true` with the clone bind-mounted at /workspace and no network, start it, wait
+//!   for it, remove it; then delete the clone, since Handoff deletes its workspace
+//!   before it returns too.
+//!
+//! A warm-up round (one of each) comes first and is not counted. Rounds:
+//! `HANDOFF_BENCH_ROUNDS` (default 10 for the small repository, 5 for the big one).
+//!
+//! Docker is required: the bench panics if the engine cannot be reached or any run
+//! fails, and never prints numbers for runs that did not happen. The table goes to
+//! stdout and to `target/bench/task_start.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::Docker;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+/// Handoff's phases, in the order they happen.
+const PHASES: [&str; 4] = ["snapshot", "workspace", "container", "finalize"];
+
+/// Label on the raw baseline's containers, so that a failed run leaves none behind.
+const RAW_LABEL: &str = "handoff-bench.task-start";
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot build a tokio runtime");
+    let docker = rt.block_on(connect());
+    let image = build_image();
+    let xdg = tempfile::tempdir().expect("cannot create a temp dir for XDG_CONFIG_HOME");
+    let label = format!("{RAW_LABEL}={}", std::process::id());
+
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut reports = Vec::new();
+        for (name, files, default_rounds) in [("small", 100, 10), ("50k", 50_000, 5)] {
+            let rounds = rounds(default_rounds);
+            eprintln!("task_start: building the {name} repository ({files} files)");
+            let repo = Fixture::new(files, &image);
+            let ctx = Ctx {
+                rt: &rt,
+                docker: &docker,
+                image: &image,
+                xdg: xdg.path(),
+                label: &label,
+            };
+            eprintln!("task_start: {name}: warm-up");
+            ctx.handoff_run(&repo);
+            ctx.raw_run(&repo);
+            let mut handoff = Vec::with_capacity(rounds);
+            let mut raw = Vec::with_capacity(rounds);
+            for round in 1..=rounds {
+                let h = ctx.handoff_run(&repo);
+                let r = ctx.raw_run(&repo);
+                eprintln!(
+                    "task_start: {name}: round {round}/{rounds}: handoff {:.0} ms, raw {:.0} ms",
+                    ms(h.wall),
+                    ms(r.wall)
+                );
+                handoff.push(h);
+                raw.push(r);
+            }
+            repo.assert_no_leftovers(&ctx);
+            reports.push(Report {
+                name,
+                files: repo.files,
+                rounds,
+                handoff,
+                raw,
+            });
+        }
+        reports
+    }));
+    // Whatever happened, no container of ours stays behind.
+    rt.block_on(remove_labelled(&docker, &label));
+    let reports = match outcome {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+
+    let table = render(&reports, &image);
+    println!("{table}");
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let path = dir.join("task_start.md");
+    std::fs::write(&path, &table)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    eprintln!("task_start: table written to {}", path.display());
+}
+
+/// `HANDOFF_BENCH_ROUNDS`, or `default`.
+fn rounds(default: usize) -> usize {
+    match std::env::var("HANDOFF_BENCH_ROUNDS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("HANDOFF_BENCH_ROUNDS must be a positive integer, not {v:?}"),
+        },
+        Err(_) => default,
+    }
+}
+
+/// The Docker engine, with the API version negotiated (20.10 speaks 1.41).
+async fn connect() -> Docker {
+    let docker = Docker::connect_with_defaults().unwrap_or_else(|e| {
+        panic!("task_start needs a Docker engine, and none can be addressed: {e}")
+    });
+    let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
+        .await
+        .unwrap_or_else(|_| panic!("task_start needs a Docker engine: no answer within 10 s"))
+        .unwrap_or_else(|e| panic!("task_start needs a Docker engine, and it is unreachable: {e}"));
+    docker
+        .ping()
+        .await
+        .unwrap_or_else(|e| panic!("task_start needs a Docker engine; ping failed: {e}"));
+    docker
+}
+
+/// The busybox + git test image; its tag.
+fn build_image() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/images/busybox-git.sh");
+    let out = Command::new("sh")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "building the test image with {} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tag = String::from_utf8(out.stdout).expect("image tag is not UTF-8");
+    let tag = tag.trim().to_string();
+    assert!(!tag.is_empty(), "{} printed no image tag", script.display());
+    tag
+}
+
+/// `target/`, found from the handoff binary (`target/release/handoff`).
+fn target_dir() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_handoff"));
+    bin.parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("cannot find target/ from {}", bin.display()))
+        .to_path_buf()
+}
+
+/// Runs `git ARGS` in `dir`; panics on failure.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Bench",
+            "-c",
+            "user.email=bench@example.com",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run git: {e}"));
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A repository in a temp dir with `files` committed files, a `.handoff.toml` whose
+/// `shell` profile uses the test image, and one uncommitted change.
+struct Fixture {
+    dir: tempfile::TempDir,
+    /// Tracked files, `.handoff.toml` included.
+    files: usize,
+}
+
+impl Fixture {
+    fn new(files: usize, image: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("cannot create a temp dir");
+        let path = dir.path();
+        git(path, &["init", "-q", "-b", "main"]);
+        std::fs::write(
+            path.join(".handoff.toml"),
+            format!("default_agent = \"shell\"\n\n[agents.shell]\nimage = \"{image}\"\n"),
+        )
+        .expect("cannot write .handoff.toml");
+        git(path, &["add", "-A"]);
+        git(path, &["commit", "-q", "-m", "handoff config"]);
+
+        // git's own fast-import: much quicker than writing and adding the files.
+        let mut script = String::from(
+            "commit refs/heads/main\ncommitter Bench <bench@example.com> 0 +0000\n\
+             data 9\nfixtures\nfrom refs/heads/main^0\n",
+        );
+        for i in 0..files - 1 {
+            let content = source_file(i);
+            script.push_str(&format!(
+                "M 100644 inline src/m{}/f{i}.rs\ndata {}\n{content}\n",
+                i / 1000,
+                content.len()
+            ));
+        }
+        let mut fi = Command::new("git")
+            .args(["fast-import", "--quiet"])
+            .current_dir(path)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run git fast-import: {e}"));
+        fi.stdin
+            .take()
+            .expect("fast-import stdin")
+            .write_all(script.as_bytes())
+            .expect("cannot feed git fast-import");
+        assert!(
+            fi.wait().expect("git fast-import").success(),
+            "git fast-import failed"
+        );
+        git(path, &["reset", "-q", "--hard", "main"]);
+
+        let tracked = git(path, &["ls-files"]).lines().count();
+        assert_eq!(tracked, files, "fixture has the wrong number of files");
+        // The one uncommitted change.
+        let changed = path.join("src/m0/f7.rs");
+        let mut text = std::fs::read_to_string(&changed).expect("read fixture file");
+        text.push_str("// changed by the user, not committed\n");
+        std::fs::write(&changed, text).expect("write fixture file");
+        assert_eq!(
+            git(path, &["status", "--porcelain"]).trim(),
+            "M src/m0/f7.rs",
+            "fixture should have exactly one uncommitted change"
+        );
+        Fixture { dir, files }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// No task record, workspace, task branch or container is left after a series.
+    fn assert_no_leftovers(&self, ctx: &Ctx) {
+        let tasks = self.path().join(".git/handoff/tasks");
+        let left: Vec<_> = std::fs::read_dir(&tasks)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", tasks.display()))
+            .collect();
+        assert!(left.is_empty(), "task folders left in {}", tasks.display());
+        let branches = git(self.path(), &["branch", "--list", "handoff/*"]);
+        assert!(branches.trim().is_empty(), "task branches left: {branches}");
+        let git_dir = self
+            .path()
+            .join(".git")
+            .canonicalize()
+            .expect("canonical .git");
+        let label = format!("handoff.repo={}", git_dir.display());
+        let containers = ctx.rt.block_on(list_labelled(ctx.docker, &label));
+        assert!(
+            containers.is_empty(),
+            "handoff left containers: {containers:?}"
+        );
+    }
+}
+
+/// A plausible Rust source file of a few hundred bytes, different for each `i`.
+fn source_file(i: usize) -> String {
+    format!(
+        "//! Module {i}.\n\nuse std::collections::HashMap;\n\n\
+         pub fn item_{i}(input: &[u32]) -> HashMap<u32, usize> {{\n    \
+         let mut seen = HashMap::new();\n    \
+         for (n, value) in input.iter().enumerate() {{\n        \
+         seen.entry(*value ^ {i}).or_insert(n);\n    }}\n    seen\n}}\n"
+    )
+}
+
+/// Shared state of one bench run.
+struct Ctx<'a> {
+    rt: &'a tokio::runtime::Runtime,
+    docker: &'a Docker,
+    image: &'a str,
+    xdg: &'a Path,
+    label: &'a str,
+}
+
+struct HandoffRun {
+    wall: Duration,
+    phases_ms: BTreeMap<String, u64>,
+}
+
+struct RawRun {
+    wall: Duration,
+    clone: Duration,
+    container: Duration,
+    cleanup: Duration,
+}
+
+impl Ctx<'_> {
+    fn handoff(&self, repo: &Fixture, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(args)
+            .current_dir(repo.path())
+            .env("XDG_CONFIG_HOME", self.xdg)
+            .env_remove("HANDOFF_LOG")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", env!("CARGO_BIN_EXE_handoff")))
+    }
+
+    /// `handoff run --wait --json true`, timed; then removes the task (not timed).
+    fn handoff_run(&self, repo: &Fixture) -> HandoffRun {
+        let started = Instant::now();
+        let out = self.handoff(repo, &["run", "--wait", "--json", "true"]);
+        let wall = started.elapsed();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "handoff run failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
+        let record: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("handoff run printed no JSON record ({e}):\nstdout: {stdout}\nstderr: {stderr}")
+        });
+        assert_eq!(
+            record["state"], "done",
+            "the task did not succeed: {record:#}"
+        );
+        assert_eq!(
+            record["exit_code"], 0,
+            "the agent did not exit 0: {record:#}"
+        );
+        assert!(
+            record["head_commit"].is_string(),
+            "no result was imported: {record:#}"
+        );
+        let phases_ms: BTreeMap<String, u64> = PHASES
+            .iter()
+            .map(|&phase| {
+                let value = record["phases_ms"][phase]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("the record has no phases_ms.{phase}: {record:#}"));
+                (phase.to_string(), value)
+            })
+            .collect();
+        let id = record["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("the record has no id: {record:#}"))
+            .to_string();
+        let rm = self.handoff(repo, &["rm", &id, "--delete-branch"]);
+        assert!(
+            rm.status.success(),
+            "handoff rm {id} --delete-branch failed:\n{}",
+            String::from_utf8_lossy(&rm.stderr)
+        );
+        HandoffRun { wall, phases_ms }
+    }
+
+    /// Clone, container of `true` on it, removal of both; timed.
+    fn raw_run(&self, repo: &Fixture) -> RawRun {
+        let started = Instant::now();
+        let scratch = tempfile::tempdir().expect("cannot create a temp dir for the clone");
+        let clone = scratch.path().join("clone");
+        let out = Command::new("git")
+            .args(["clone", "--local", "--quiet"])
+            .arg(repo.path())
+            .arg(&clone)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run git clone: {e}"));
+        assert!(
+            out.status.success(),
+            "git clone --local failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let clone_time = started.elapsed();
+
+        let container_started = Instant::now();
+        self.rt.block_on(self.run_container(&clone));
+        let container = container_started.elapsed();
+
+        let cleanup_started = Instant::now();
+        scratch
+            .close()
+            .unwrap_or_else(|e| panic!("cannot remove the clone: {e}"));
+        let cleanup = cleanup_started.elapsed();
+        RawRun {
+            wall: started.elapsed(),
+            clone: clone_time,
+            container,
+            cleanup,
+        }
+    }
+
+    /// Create, start, wait for and remove a container running `true` on `workspace`.
+    async fn run_container(&self, workspace: &Path) {
+        let (key, value) = self.label.split_once('=').expect("label has a value");
+        let body = ContainerCreateBody {
+            image: Some(self.image.to_string()),
+            cmd: Some(vec!["true".to_string()]),
+            working_dir: Some("/workspace".into()),
+            labels: Some(HashMap::from([(key.to_string(), value.to_string())])),
+            host_config: Some(HostConfig {
+                binds: Some(vec![format!("{}:/workspace", workspace.display())]),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(None, body)
+            .await
+            .unwrap_or_else(|e| panic!("raw baseline: cannot create the container: {e}"));
+        self.docker
+            .start_container(&created.id, None)
+            .await
+            .unwrap_or_else(|e| panic!("raw baseline: cannot start the container: {e}"));
+        let exit = self
+            .docker
+            .wait_container(&created.id, None)
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("raw baseline: the wait stream ended with no answer"))
+            .unwrap_or_else(|e| panic!("raw baseline: waiting for the container failed: {e}"));
+        assert_eq!(exit.status_code, 0, "raw baseline: `true` did not exit 0");
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        self.docker
+            .remove_container(&created.id, Some(options))
+            .await
+            .unwrap_or_else(|e| panic!("raw baseline: cannot remove the container: {e}"));
+    }
+}
+
+/// Ids of all containers carrying `label` (`key=value`).
+async fn list_labelled(docker: &Docker, label: &str) -> Vec<String> {
+    let filters = HashMap::from([("label", vec![label])]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_else(|e| panic!("cannot list containers: {e}"))
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+async fn remove_labelled(docker: &Docker, label: &str) {
+    for id in list_labelled(docker, label).await {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        if let Err(e) = docker.remove_container(&id, Some(options)).await {
+            eprintln!("task_start: could not remove container {id}: {e}");
+        }
+    }
+}
+
+struct Report {
+    name: &'static str,
+    files: usize,
+    rounds: usize,
+    handoff: Vec<HandoffRun>,
+    raw: Vec<RawRun>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The `p`-th percentile (0 < p <= 100) by the nearest-rank method.
+fn percentile(values: &[f64], p: f64) -> f64 {
+    assert!(!values.is_empty(), "no samples");
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The median (mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    assert!(!values.is_empty(), "no samples");
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn render(reports: &[Report], image: &str) -> String {
+    let mut s = String::new();
+    s.push_str("## Task start latency: `handoff run --wait` vs raw clone + container\n\n");
+    s.push_str(&format!(
+        "Agent: `true` in `{image}`; interleaved handoff/raw rounds after one warm-up \
+         round; times in ms; p90 by nearest rank. raw = `git clone --local` + \
+         create/start/wait/remove a container + delete the clone.\n\n"
+    ));
+    s.push_str(
+        "| repo | files | rounds | handoff median | handoff p90 | raw median | raw p90 | handoff/raw (median) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in reports {
+        let h: Vec<f64> = r.handoff.iter().map(|x| ms(x.wall)).collect();
+        let w: Vec<f64> = r.raw.iter().map(|x| ms(x.wall)).collect();
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x |\n",
+            r.name,
+            r.files,
+            r.rounds,
+            median(&h),
+            percentile(&h, 90.0),
+            median(&w),
+            percentile(&w, 90.0),
+            median(&h) / median(&w)
+        ));
+    }
+
+    s.push_str("\n### Handoff phases (median ms, from the record's `phases_ms`)\n\n");
+    s.push_str(
+        "| repo | snapshot | workspace | container | finalize | rest of wall time |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    for r in reports {
+        let phase = |name: &str| -> f64 {
+            let v: Vec<f64> = r.handoff.iter().map(|x| x.phases_ms[name] as f64).collect();
+            median(&v)
+        };
+        // Process start, config, ticks, the agent's own run, log follower, removals.
+        let rest: Vec<f64> = r
+            .handoff
+            .iter()
+            .map(|x| ms(x.wall) - x.phases_ms.values().sum::<u64>() as f64)
+            .collect();
+        s.push_str(&format!(
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
+            r.name,
+            phase("snapshot"),
+            phase("workspace"),
+            phase("container"),
+            phase("finalize"),
+            median(&rest)
+        ));
+    }
+
+    s.push_str("\n### Raw baseline parts (median ms)\n\n");
+    s.push_str(
+        "| repo | git clone --local | container create→remove | delete clone |\n\
+         |---|---:|---:|---:|\n",
+    );
+    for r in reports {
+        let part = |f: fn(&RawRun) -> Duration| -> f64 {
+            let v: Vec<f64> = r.raw.iter().map(|x| ms(f(x))).collect();
+            median(&v)
+        };
+        s.push_str(&format!(
+            "| {} | {:.0} | {:.0} | {:.0} |\n",
+            r.name,
+            part(|x| x.clone),
+            part(|x| x.container),
+            part(|x| x.cleanup)
+        ));
+    }
+    s
+}

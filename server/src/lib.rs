@@ -11,4 +11,5 @@ pub mod context;
 pub mod diff;
 pub mod engine;
 pub mod git;
+pub mod lsp;
 pub mod sandbox;

@@ -81,7 +81,11 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if matches!(cli.command, Command::Lsp) {
+        init_lsp_tracing();
+    } else {
+        init_tracing();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -113,6 +117,30 @@ fn init_tracing() {
         .try_init();
 }
 
+/// In LSP mode stdout is the protocol: logs go to a file only.
+fn init_lsp_tracing() {
+    let path = crate::lsp::log_path();
+    let file = path
+        .parent()
+        .and_then(|dir| std::fs::create_dir_all(dir).ok())
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .ok()
+        });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if let Some(file) = file {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .try_init();
+    }
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     let cwd = match cli.dir {
         Some(d) => d,
@@ -122,7 +150,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         return doctor::run(&cwd).await;
     }
     if let Command::Lsp = cli.command {
-        anyhow::bail!("the language server is not built yet in this version");
+        crate::lsp::serve().await;
+        return Ok(ExitCode::SUCCESS);
     }
     let engine = Engine::open(&cwd, DockerSandbox::new())?;
     let mut out = std::io::stdout().lock();

@@ -20,7 +20,6 @@ impl<S: Sandbox> Engine<S> {
     ) -> Result<(), EngineError> {
         let id = task.id;
         let clock = std::time::Instant::now();
-        let _span = tracing::info_span!("finalize", task_id = %id).entered();
         if task.state != TaskState::Finalizing {
             task.transition(TaskState::Finalizing)?;
             self.store.save(&task)?;

@@ -6,6 +6,7 @@
 
 mod finalize;
 pub mod redact;
+pub mod review;
 mod scheduler;
 pub mod store;
 pub mod task;

@@ -93,7 +93,6 @@ impl<S: Sandbox> Engine<S> {
         };
         task.transition(TaskState::Starting)?;
         self.store.save(&task)?;
-        let _span = tracing::info_span!("start", task_id = %id).entered();
         match self.launch(&mut task, &profile).await {
             Ok(container) => {
                 task.container_id = Some(container);

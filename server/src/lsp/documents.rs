@@ -1,0 +1,150 @@
+//! Open documents: keeping their text in sync, and showing the pending hunks of
+//! finished tasks in them as diagnostics of severity Hint.
+
+use std::fmt::Write;
+
+use serde_json::json;
+use tower_lsp_server::ls_types::*;
+
+use super::convert;
+use super::server::Inner;
+use super::session::{hunk_lines, lock, Document, PlacedHunk, RepoPath};
+use crate::context::Language;
+use crate::diff::Anchor;
+
+/// Diagnostic messages show at most this many lines of a hunk.
+const MAX_MESSAGE_LINES: usize = 30;
+
+pub fn did_open(inner: &Inner, params: DidOpenTextDocumentParams) {
+    let doc = params.text_document;
+    let location = convert::path_from_uri(&doc.uri).and_then(|path| locate(inner, &path));
+    let language = Language::detect(
+        Some(&doc.language_id),
+        location
+            .as_ref()
+            .map(|l| l.rel.as_str())
+            .unwrap_or(doc.uri.as_str()),
+    );
+    tracing::debug!(uri = doc.uri.as_str(), ?language, ?location, "opened");
+    let document = Document::new(doc.text, doc.version, language, location);
+    lock(&inner.session).documents.insert(doc.uri, document);
+}
+
+/// The repository and relative path of a file, if it is inside a usable repository.
+fn locate(inner: &Inner, path: &std::path::Path) -> Option<RepoPath> {
+    let repo = inner.repo_for_path(path).ok()?;
+    let workdir = repo.workdir().canonicalize().ok()?;
+    let full = path
+        .parent()
+        .and_then(|p| p.canonicalize().ok())
+        .map(|p| p.join(path.file_name().unwrap_or_default()))?;
+    let rel = full.strip_prefix(&workdir).ok()?;
+    Some(RepoPath {
+        workdir: repo.workdir().to_path_buf(),
+        rel: rel.to_str()?.replace(std::path::MAIN_SEPARATOR, "/"),
+    })
+}
+
+pub fn did_change(inner: &Inner, params: DidChangeTextDocumentParams) {
+    let mut session = lock(&inner.session);
+    let encoding = session.encoding();
+    let Some(doc) = session.documents.get_mut(&params.text_document.uri) else {
+        return;
+    };
+    let mut text = std::mem::take(&mut doc.text);
+    for change in params.content_changes {
+        match change.range {
+            Some(range) => {
+                // Positions of each change refer to the text after the previous one.
+                let index = crate::diff::LineIndex::new(&text);
+                let start = convert::offset(&index, range.start, encoding);
+                let end = convert::offset(&index, range.end, encoding).max(start);
+                text.replace_range(start..end, &change.text);
+            }
+            None => text = change.text,
+        }
+    }
+    doc.set_text(text, params.text_document.version);
+}
+
+/// Recomputes and sends the hunk diagnostics of the given documents.
+pub async fn publish(inner: &Inner, uris: &[Uri]) {
+    for uri in uris {
+        let Some((diagnostics, version)) = diagnostics_for(inner, uri) else {
+            continue;
+        };
+        inner
+            .client
+            .publish_diagnostics(uri.clone(), diagnostics, Some(version))
+            .await;
+    }
+}
+
+/// Republishes every open document of the repository at `workdir`.
+pub async fn publish_repo(inner: &Inner, workdir: &std::path::Path) {
+    let uris: Vec<Uri> = lock(&inner.session)
+        .documents
+        .iter()
+        .filter(|(_, d)| d.location.as_ref().is_some_and(|l| l.workdir == workdir))
+        .map(|(u, _)| u.clone())
+        .collect();
+    publish(inner, &uris).await;
+}
+
+/// The placed hunks of an open document, with what is needed to convert positions.
+pub fn placed_in(inner: &Inner, uri: &Uri) -> Option<(Vec<PlacedHunk>, RepoPath)> {
+    let (location, text) = {
+        let session = lock(&inner.session);
+        let doc = session.documents.get(uri)?;
+        (doc.location.clone()?, doc.text.clone())
+    };
+    let repo = lock(&inner.repos).get(&location.workdir).cloned()?;
+    Some((repo.placed_hunks(&location.rel, &text), location))
+}
+
+fn diagnostics_for(inner: &Inner, uri: &Uri) -> Option<(Vec<Diagnostic>, i32)> {
+    let placed = placed_in(inner, uri).map(|(p, _)| p).unwrap_or_default();
+    let session = lock(&inner.session);
+    let doc = session.documents.get(uri)?;
+    let diagnostics = placed
+        .iter()
+        .map(|p| {
+            let (start, end) = hunk_lines(p);
+            Diagnostic {
+                range: convert::line_range(&doc.index, start, end),
+                severity: Some(DiagnosticSeverity::HINT),
+                code: Some(NumberOrString::String(format!("handoff#{}", p.task))),
+                source: Some("handoff".into()),
+                message: hunk_message(p),
+                data: Some(json!({ "task": p.task.0, "hunk": p.hunk.index })),
+                ..Default::default()
+            }
+        })
+        .collect();
+    Some((diagnostics, doc.version))
+}
+
+/// "Handoff #3 proposes:" and the change as `-`/`+` lines.
+pub fn hunk_message(p: &PlacedHunk) -> String {
+    let mut s = match &p.anchor {
+        Anchor::Applies { .. } => format!("Handoff #{} proposes:", p.task),
+        Anchor::Conflict { reason } => format!(
+            "Handoff #{}: conflict, not applicable here ({reason}). Open the diff to merge by hand:",
+            p.task
+        ),
+    };
+    let lines = p
+        .hunk
+        .base_lines
+        .iter()
+        .map(|l| ('-', l))
+        .chain(p.hunk.new_lines.iter().map(|l| ('+', l)));
+    for (i, (sign, line)) in lines.enumerate() {
+        if i == MAX_MESSAGE_LINES {
+            let _ = write!(s, "\n…");
+            break;
+        }
+        let _ = write!(s, "\n{sign} {}", line.trim_end_matches(['\n', '\r']));
+    }
+    s
+}

