@@ -38,7 +38,7 @@ apt_install() {
 }
 
 # --- packages -----------------------------------------------------------------
-apt_install git busybox-static ca-certificates
+apt_install git busybox-static ca-certificates python3 python3-pip
 if ! command -v dockerd >/dev/null 2>&1; then
   apt_install docker.io
 fi
@@ -67,3 +67,7 @@ else
   docker info >/dev/null 2>&1 || { tail -20 /tmp/handoff-dockerd.log >&2; die "dockerd did not come up (log: /tmp/handoff-dockerd.log)"; }
   log "Docker engine started"
 fi
+
+# --- Neovim (a current build, for the editor tests) -----------------------------
+nvim=$("$(dirname "$0")/../tests/nvim/install-nvim.sh") || die "installing Neovim failed"
+log "Neovim: $nvim"
