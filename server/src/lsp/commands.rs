@@ -23,7 +23,9 @@ use crate::engine::NewTask;
 
 fn arg<T: DeserializeOwned>(params: &ExecuteCommandParams) -> Result<T> {
     let value = params.arguments.first().cloned().unwrap_or(Value::Null);
-    let value = if value.is_null() { json!({}) } else { value };
+    // No argument, `null` or `[]` (what an empty Lua table encodes to) mean "no options".
+    let empty = value.is_null() || value.as_array().is_some_and(|a| a.is_empty());
+    let value = if empty { json!({}) } else { value };
     serde_json::from_value(value).map_err(|e| {
         failure(format!(
             "bad arguments for {}: {e} (see docs/protocol.md)",
@@ -191,6 +193,10 @@ fn in_repo(doc: &super::session::Document, uri: &Uri) -> std::result::Result<Str
     doc.location.as_ref().map(|l| l.rel.clone()).ok_or_else(|| {
         match convert::path_from_uri(uri) {
             None => "this buffer is not saved to a file; save it inside a git repository to delegate from it".to_string(),
+            Some(p) if !p.exists() => format!(
+                "{} is not saved yet; write it to disk (inside a git repository) to delegate from it",
+                p.display()
+            ),
             Some(p) => format!(
                 "{} is not inside a git repository (or the repository's .handoff.toml is invalid; run `handoff doctor`)",
                 p.display()
