@@ -29,8 +29,13 @@ const GREET: &str = "def greet(name):\n    # TODO: greet loudly\n    return \"he
 /// A repository whose default agent echoes its prompt and edits greet.py the same
 /// way every time, as a real agent asked to resolve the TODO would.
 fn greet_repo() -> Repo {
+    greet_repo_after("")
+}
+
+/// Like [`greet_repo`], the agent first running `before` (e.g. `sleep 2;`).
+fn greet_repo_after(before: &str) -> Repo {
     let agent = format!(
-        "[agents.scripted]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"cat \\\"$HANDOFF_PROMPT_FILE\\\"; sed -i 's/return \\\"hello, \\\" + name/return (\\\"hello, \\\" + name).upper()/; /TODO: greet loudly/d' greet.py\"]\n",
+        "[agents.scripted]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"{before} cat \\\"$HANDOFF_PROMPT_FILE\\\"; sed -i 's/return \\\"hello, \\\" + name/return (\\\"hello, \\\" + name).upper()/; /TODO: greet loudly/d' greet.py\"]\n",
         image()
     );
     let repo = Repo::new(&[("greet.py", GREET)], &agent);
@@ -143,5 +148,20 @@ fn without_docker_a_delegated_task_waits_in_the_queue_and_the_user_is_told() {
     run_errors(
         "docker_down",
         &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+}
+
+#[test]
+fn selection_progress_lenses_cli_tasks_accept_all_and_open_diff() {
+    let repo = greet_repo_after("sleep 2;");
+    let (out, log) = nvim_script("lsp_flows.lua", &repo, "flows", &[]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.contains("lsp_flows: ok"),
+        "nvim flows failed:\n{said}\nserver log:\n{log}"
     );
 }

@@ -173,6 +173,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let task = engine
                 .create_task(NewTask {
                     prompt,
+                    title: None,
                     agent,
                     origin: None,
                 })

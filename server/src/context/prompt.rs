@@ -125,7 +125,9 @@ fn write_code(out: &mut String, request: &PromptRequest<'_>, budget: &mut Budget
     let Some(context) = request.context else {
         return;
     };
-    if marked.contains_range(context.lines) || budget.lines == 0 || budget.bytes == 0 {
+    // Shown even when the target covers the whole context: `write_task` leaves the
+    // selection's text to this block whenever the block contains it.
+    if budget.lines == 0 || budget.bytes == 0 {
         return;
     }
     let what = match context.kind {
@@ -679,5 +681,14 @@ export function total(xs: number[]) {
             prompt.contains("…(line cut, 4011 bytes)\n3 | ```\n````\n"),
             "{prompt}"
         );
+    }
+
+    #[test]
+    fn a_selection_covering_its_whole_block_still_shows_the_code() {
+        let fixture =
+            "$0def greet(name):\n    return \"hello, \" + name$0\n\nprint(greet(\"w\"))\n";
+        let prompt = selection_prompt("greet.py", fixture, None, "Add tests");
+        assert!(prompt.contains("def greet(name):"), "{prompt}");
+        assert!(prompt.contains("return \"hello, \" + name"), "{prompt}");
     }
 }

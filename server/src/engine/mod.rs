@@ -50,6 +50,9 @@ impl From<task::InvalidTransition> for EngineError {
 #[derive(Debug, Clone, Default)]
 pub struct NewTask {
     pub prompt: String,
+    /// One-line summary for lists and the branch name; the prompt's first line when
+    /// `None`.
+    pub title: Option<String>,
     /// Profile name; the configured default when `None`.
     pub agent: Option<String>,
     pub origin: Option<Origin>,
@@ -148,7 +151,10 @@ impl<S: Sandbox> Engine<S> {
         profile.argv(&prompt).map_err(EngineError::Invalid)?;
 
         let workdir = self.workdir.clone();
-        let title = task::title_of(&prompt);
+        let title = match new.title.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => task::title_of(t),
+            _ => task::title_of(&prompt),
+        };
         let clock = std::time::Instant::now();
         let message = format!("handoff: snapshot of the working tree\n\nTask: {title}\n");
         let snap = tokio::task::spawn_blocking(move || -> Result<_, GitError> {

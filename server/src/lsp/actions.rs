@@ -51,6 +51,7 @@ pub fn code_actions(inner: &Inner, params: &CodeActionParams) -> CodeActionRespo
             version: Some(doc.version),
             agent: None,
             prompt: None,
+            title: None,
         };
         let mut action = CodeAction {
             title: "Delegate TODO to background agent".into(),
@@ -198,12 +199,13 @@ fn resolve_with(doc: &Document, action: &mut CodeAction) -> bool {
             agent,
             ..
         } => match todo_prompt(doc, line as usize) {
-            Ok((prompt, _)) => DelegateArgs::Todo {
+            Ok((prompt, title)) => DelegateArgs::Todo {
                 uri,
                 line,
                 version,
                 agent,
                 prompt: Some(prompt),
+                title: Some(title),
             },
             Err(_) => return false,
         },

@@ -66,33 +66,33 @@ async fn delegate(inner: &Arc<Inner>, args: DelegateArgs) -> Outcome {
             version,
             agent,
             prompt,
+            title,
         } => {
-            let (prompt, rel, line) = {
+            let (prompt, title, rel) = {
                 let session = lock(&inner.session);
                 let doc = open_doc(&session.documents, &uri)?;
                 let location = in_repo(doc, &uri)?;
-                let prompt = match (prompt, version) {
-                    // Built by resolve for exactly this version.
-                    (Some(p), Some(v)) if v == doc.version => p,
+                match (prompt, title, version) {
+                    // Built by resolve for exactly this version of the document.
+                    (Some(p), Some(t), Some(v)) if v == doc.version => (p, t, location),
                     _ => {
                         if version.is_some_and(|v| v > doc.version) {
                             return Err(stale(&uri));
                         }
-                        todo_prompt(doc, line as usize).map_err(|e| {
+                        let (p, t) = todo_prompt(doc, line as usize).map_err(|e| {
                             format!("{e}; the document changed since the action was offered, ask for code actions again")
-                        })?.0
+                        })?;
+                        (p, t, location)
                     }
-                };
-                (prompt, location, line)
+                }
             };
-            start_task(
-                inner,
-                Some(&uri),
+            let task = NewTask {
                 prompt,
+                title: Some(title),
                 agent,
-                Some(Origin { path: rel, line }),
-            )
-            .await
+                origin: Some(Origin { path: rel, line }),
+            };
+            start_task(inner, Some(&uri), task).await
         }
         DelegateArgs::Selection {
             uri,
@@ -134,7 +134,13 @@ async fn delegate(inner: &Arc<Inner>, args: DelegateArgs) -> Outcome {
             .await
         }
         DelegateArgs::Prompt { prompt, agent, uri } => {
-            start_task(inner, uri.as_ref(), prompt, agent, None).await
+            let task = NewTask {
+                prompt,
+                title: None,
+                agent,
+                origin: None,
+            };
+            start_task(inner, uri.as_ref(), task).await
         }
     }
 }
@@ -148,7 +154,7 @@ struct Selection {
 }
 
 async fn delegate_selection(inner: &Arc<Inner>, sel: Selection) -> Outcome {
-    let (prompt, rel, line) = {
+    let (prompt, title, rel, line) = {
         let session = lock(&inner.session);
         let encoding = session.encoding();
         let doc = open_doc(&session.documents, &sel.uri)?;
@@ -161,17 +167,16 @@ async fn delegate_selection(inner: &Arc<Inner>, sel: Selection) -> Outcome {
         if end <= start {
             return Err("the selection is empty; select the code the agent should work on".into());
         }
-        let (prompt, _, line) = selection_prompt(doc, start, end, &sel.instruction);
-        (prompt, location, line as u32)
+        let (prompt, title, line) = selection_prompt(doc, start, end, &sel.instruction);
+        (prompt, title, location, line as u32)
     };
-    start_task(
-        inner,
-        Some(&sel.uri),
+    let task = NewTask {
         prompt,
-        sel.agent,
-        Some(Origin { path: rel, line }),
-    )
-    .await
+        title: Some(title),
+        agent: sel.agent,
+        origin: Some(Origin { path: rel, line }),
+    };
+    start_task(inner, Some(&sel.uri), task).await
 }
 
 fn stale(uri: &Uri) -> String {
@@ -228,21 +233,11 @@ async fn ask_instruction(inner: &Inner) -> Option<String> {
         .map(|(_, instruction)| instruction.to_string())
 }
 
-async fn start_task(
-    inner: &Arc<Inner>,
-    uri: Option<&Uri>,
-    prompt: String,
-    agent: Option<String>,
-    origin: Option<Origin>,
-) -> Outcome {
+async fn start_task(inner: &Arc<Inner>, uri: Option<&Uri>, new: NewTask) -> Outcome {
     let repo = repo_of(inner, uri)?;
     let task = repo
         .engine
-        .create_task(NewTask {
-            prompt,
-            agent,
-            origin,
-        })
+        .create_task(new)
         .await
         .map_err(|e| e.to_string())?;
     let started = repo.engine.tick().await;

@@ -54,6 +54,8 @@ pub enum DelegateArgs {
         agent: Option<String>,
         /// Filled by `codeAction/resolve`; built at execution otherwise.
         prompt: Option<String>,
+        /// The task's one-line title, filled with `prompt`.
+        title: Option<String>,
     },
     /// The selected `range`, with the user's instruction. Without `instruction` the
     /// server asks with `window/showMessageRequest`.

