@@ -53,11 +53,13 @@ sed -i -e '/TODO: greet loudly/d' -e 's/return "hello, " + name/return ("hello, 
 echo "- Louder greetings." >> CHANGES.md
 "#;
 
-/// greet.py, CHANGES.md, and a default agent running agent.sh from the snapshot.
+/// greet.py, CHANGES.md, a default agent running agent.sh from the snapshot, and an
+/// agent `slow` that only waits (to be cancelled).
 fn scripted_repo() -> Repo {
     let agent = format!(
-        "[agents.scripted]\nimage = \"{}\"\ncommand = [\"sh\", \"agent.sh\"]\n",
-        image()
+        "[agents.scripted]\nimage = \"{image}\"\ncommand = [\"sh\", \"agent.sh\"]\n\
+         [agents.slow]\nimage = \"{image}\"\ncommand = [\"sleep\", \"600\"]\n",
+        image = image()
     );
     let repo = Repo::new(
         &[
@@ -114,6 +116,7 @@ fn a_task_started_from_neovim_shows_its_changes_inline_and_the_keys_accept_and_r
     let repo = run_script("review_spec.lua");
     // Accepting edits the buffer, not the file: the disk is still the user's.
     assert_eq!(repo.read("greet.py"), GREET);
+    assert_eq!(repo.read("CHANGES.md"), CHANGES);
     // The branch holds the agent's work whatever was decided in the editor.
     let task = repo.task(1);
     assert_eq!(task["state"], "done");
@@ -126,10 +129,11 @@ fn a_task_started_from_neovim_shows_its_changes_inline_and_the_keys_accept_and_r
 }
 
 #[test]
-fn the_task_picker_lists_what_the_cli_lists_and_offers_log_diff_reply_and_accept_all() {
+fn the_task_picker_lists_what_the_cli_lists_and_offers_log_diff_reply_cancel_and_accept_all() {
     let repo = run_script("tasks_spec.lua");
     assert_eq!(repo.read("greet.py"), GREET);
     assert_eq!(repo.read("CHANGES.md"), CHANGES);
+    assert_eq!(repo.task(3)["state"], "cancelled");
 }
 
 #[test]
