@@ -506,7 +506,9 @@ fn render(reports: &[Report], image: &str) -> String {
     s.push_str(&format!(
         "Agent: `true` in `{image}`; interleaved handoff/raw rounds after one warm-up \
          round; times in ms; p90 by nearest rank. raw = `git clone --local` + \
-         create/start/wait/remove a container + delete the clone.\n\n"
+         create/start/wait/remove a container + delete the clone. Repositories, \
+         workspaces and clones under `{}`.\n\n",
+        std::env::temp_dir().display()
     ));
     s.push_str(
         "| repo | files | rounds | handoff median | handoff p90 | raw median | raw p90 | handoff/raw (median) |\n\

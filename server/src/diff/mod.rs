@@ -26,4 +26,4 @@ pub use apply::{accept, apply_all, apply_edit, AcceptAll, Edit};
 pub use conflict::Conflict;
 pub use hunks::{compute_hunks, Hunk};
 pub use line_index::{LineIndex, Position, PositionEncoding};
-pub use reanchor::{reanchor, Anchor};
+pub use reanchor::{reanchor, reanchor_many, Anchor};

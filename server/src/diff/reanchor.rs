@@ -47,7 +47,18 @@ pub enum Anchor {
 
 /// Where `hunk` applies in `current`.
 pub fn reanchor(hunk: &Hunk, current: &str) -> Anchor {
-    match locate(hunk, &split_lines(current)) {
+    anchor_in(hunk, &split_lines(current))
+}
+
+/// Places several hunks in the same text, splitting it into lines only once: what
+/// an editor needs for every pending hunk of a document.
+pub fn reanchor_many<'a>(hunks: impl IntoIterator<Item = &'a Hunk>, current: &str) -> Vec<Anchor> {
+    let lines = split_lines(current);
+    hunks.into_iter().map(|h| anchor_in(h, &lines)).collect()
+}
+
+fn anchor_in(hunk: &Hunk, lines: &[&str]) -> Anchor {
+    match locate(hunk, lines) {
         Ok(range) => Anchor::Applies {
             start_line: range.start,
             end_line: range.end,
@@ -538,5 +549,16 @@ mod tests {
             let current = "u\n".repeat(inserted) + base;
             assert_eq!(render(&reanchor(hunk, &current)), expected, "{inserted}");
         }
+    }
+
+    #[test]
+    fn reanchor_many_agrees_with_reanchor() {
+        let base = "a\nb\nc\nd\ne\nf\ng\n";
+        let result = "a\nB\nc\nd\ne\nF\ng\n";
+        let current = "new\na\nb\nc\nd\ne\nf\ng\n";
+        let hunks = crate::diff::compute_hunks(base, result);
+        let one_by_one: Vec<Anchor> = hunks.iter().map(|h| reanchor(h, current)).collect();
+        assert_eq!(reanchor_many(&hunks, current), one_by_one);
+        assert_eq!(one_by_one.len(), 2);
     }
 }

@@ -44,8 +44,8 @@ pub enum FileChange {
 const MAX_INLINE_BYTES: usize = 8 << 20;
 
 impl<S: Sandbox> Engine<S> {
-    /// Base and result of `path` (repository-relative) in a finished task.
-    pub fn file_change(&self, task: &Task, path: &str) -> Result<FileChange, EngineError> {
+    /// Fails with a message saying what to do when the task's branch is gone.
+    pub fn check_branch(&self, task: &Task) -> Result<(), EngineError> {
         let head = task.head_commit.as_deref().ok_or_else(|| {
             EngineError::Invalid(format!(
                 "task #{} has no result yet ({})",
@@ -63,6 +63,14 @@ impl<S: Sandbox> Engine<S> {
                 task.branch, task.id, task.branch
             )));
         }
+        Ok(())
+    }
+
+    /// Base and result of `path` (repository-relative) in a finished task.
+    pub fn file_change(&self, task: &Task, path: &str) -> Result<FileChange, EngineError> {
+        self.check_branch(task)?;
+        let head = task.head_commit.as_deref().unwrap_or_default();
+        let repo = Repository::open(self.workdir()).map_err(GitError::from)?;
         let base = blob_at(&repo, &task.base_commit, path)?;
         let result = blob_at(&repo, head, path)?;
         let text = |b: Option<Vec<u8>>| match b {

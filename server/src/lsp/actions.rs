@@ -93,7 +93,7 @@ fn hunk_actions(inner: &Inner, uri: &Uri, range: Range, out: &mut Vec<CodeAction
     let first = range.start.line as usize;
     let last = range.end.line as usize;
     let mut tasks = BTreeSet::new();
-    for p in &placed {
+    for p in placed.iter() {
         let (start, end) = hunk_lines(p);
         // A pure insertion covers no line; offer it on the line where it goes.
         let touches = first <= end.max(start + 1).saturating_sub(1) && last >= start;

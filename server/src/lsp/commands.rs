@@ -279,9 +279,7 @@ async fn accept(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
     };
     // Check the branch is still there before anything else: the cache may hold hunks
     // of a branch the user deleted since.
-    repo.engine
-        .file_change(&task, &rel)
-        .map_err(|e| e.to_string())?;
+    repo.engine.check_branch(&task).map_err(|e| e.to_string())?;
     let pending = repo.pending_hunks(&task, &rel);
     let chosen: Vec<diff::Hunk> = match args.hunk {
         Some(i) => vec![pending
@@ -357,7 +355,7 @@ async fn accept(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
         .resolve_hunks(task.id, &rel, &accepted, Resolution::Accepted)
         .await
         .map_err(|e| e.to_string())?;
-    repo.forget_hunks(task.id);
+    repo.drop_hunks(task.id, &rel, &accepted);
     if !result.conflicts.is_empty() {
         inner
             .client
@@ -398,7 +396,7 @@ async fn reject(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
         .resolve_hunks(task.id, &rel, &rejected, Resolution::Rejected)
         .await
         .map_err(|e| e.to_string())?;
-    repo.forget_hunks(task.id);
+    repo.drop_hunks(task.id, &rel, &rejected);
     documents::publish(inner, std::slice::from_ref(&args.uri)).await;
     watcher::refresh_lenses(inner).await;
     Ok(json!({ "rejected": rejected }))

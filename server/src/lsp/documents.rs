@@ -2,6 +2,7 @@
 //! finished tasks in them as diagnostics of severity Hint.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use serde_json::json;
 use tower_lsp_server::ls_types::*;
@@ -26,6 +27,13 @@ pub fn did_open(inner: &Inner, params: DidOpenTextDocumentParams) {
             .unwrap_or(doc.uri.as_str()),
     );
     tracing::debug!(uri = doc.uri.as_str(), ?language, ?location, "opened");
+    if let Some(repo) = location
+        .as_ref()
+        .and_then(|l| lock(&inner.repos).get(&l.workdir).cloned())
+    {
+        // A reopened document may come back with an old version number.
+        repo.invalidate();
+    }
     let document = Document::new(doc.text, doc.version, language, location);
     lock(&inner.session).documents.insert(doc.uri, document);
 }
@@ -91,19 +99,25 @@ pub async fn publish_repo(inner: &Inner, workdir: &std::path::Path) {
     publish(inner, &uris).await;
 }
 
-/// The placed hunks of an open document, with what is needed to convert positions.
-pub fn placed_in(inner: &Inner, uri: &Uri) -> Option<(Vec<PlacedHunk>, RepoPath)> {
-    let (location, text) = {
+/// The placed hunks of an open document, and where it is.
+pub fn placed_in(inner: &Inner, uri: &Uri) -> Option<(Arc<Vec<PlacedHunk>>, RepoPath)> {
+    let (location, version) = {
         let session = lock(&inner.session);
         let doc = session.documents.get(uri)?;
-        (doc.location.clone()?, doc.text.clone())
+        (doc.location.clone()?, doc.version)
     };
     let repo = lock(&inner.repos).get(&location.workdir).cloned()?;
-    Some((repo.placed_hunks(&location.rel, &text), location))
+    if let Some(placed) = repo.cached_placement(&location.rel, version) {
+        return Some((placed, location));
+    }
+    // Compute outside the session lock: other requests need not wait for it.
+    let text = lock(&inner.session).documents.get(uri)?.text.clone();
+    Some((repo.placed_hunks(&location.rel, version, &text), location))
 }
 
 fn diagnostics_for(inner: &Inner, uri: &Uri) -> Option<(Vec<Diagnostic>, i32)> {
     let placed = placed_in(inner, uri).map(|(p, _)| p).unwrap_or_default();
+    let placed = placed.as_slice();
     let session = lock(&inner.session);
     let doc = session.documents.get(uri)?;
     let diagnostics = placed

@@ -70,7 +70,7 @@ pub fn code_lenses(inner: &Inner, uri: &Uri) -> Vec<CodeLens> {
             uri: Some(uri.clone())
         })
     };
-    for task in lock(&repo.tasks).values() {
+    for task in &repo.tasks() {
         let Some(origin) = task.origin.as_ref().filter(|o| o.path == location.rel) else {
             continue;
         };
@@ -88,14 +88,14 @@ pub fn code_lenses(inner: &Inner, uri: &Uri) -> Vec<CodeLens> {
         }
     }
     if let Some((placed, _)) = placed_in(inner, uri) {
-        for p in placed {
+        for p in placed.iter() {
             let (start, _) = hunk_lines(&p);
             let arg = json!(HunkArgs {
                 task: p.task.0,
                 uri: uri.clone(),
                 hunk: Some(p.hunk.index)
             });
-            match p.anchor {
+            match &p.anchor {
                 Anchor::Applies { .. } => {
                     lenses.push(lens(
                         start,

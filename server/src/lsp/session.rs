@@ -6,12 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tower_lsp_server::ls_types::Uri;
 
 use crate::context::Language;
-use crate::diff::{reanchor, Anchor, Hunk, LineIndex, PositionEncoding};
+use crate::diff::{reanchor_many, Anchor, Hunk, LineIndex, PositionEncoding};
 use crate::engine::task::{Task, TaskId};
 use crate::engine::Engine;
 use crate::sandbox::DockerSandbox;
@@ -89,16 +90,27 @@ pub struct PlacedHunk {
     pub anchor: Anchor,
 }
 
-/// One repository: its engine, the last known task records, and the pending hunks
-/// of finished tasks (computed from git once, then cached until a decision).
+/// One repository: its engine, the last known task records, the pending hunks of
+/// finished tasks (computed from git once, then cached until a decision), and where
+/// they sit in each open document (cached per document version).
 pub struct Repo {
     pub engine: Engine<DockerSandbox>,
-    pub tasks: Mutex<BTreeMap<TaskId, Task>>,
+    tasks: Mutex<BTreeMap<TaskId, Task>>,
     hunks: Mutex<HunkCache>,
+    placed: Mutex<HashMap<String, Placed>>,
+    /// Bumped whenever tasks or pending hunks change, so placements are recomputed.
+    generation: AtomicU64,
 }
 
 /// Pending hunks by task and repository-relative path.
 type HunkCache = HashMap<(TaskId, String), Arc<Vec<Hunk>>>;
+
+/// The hunks placed in one version of a document.
+struct Placed {
+    version: i32,
+    generation: u64,
+    hunks: Arc<Vec<PlacedHunk>>,
+}
 
 impl Repo {
     pub fn new(engine: Engine<DockerSandbox>) -> Repo {
@@ -112,6 +124,8 @@ impl Repo {
             engine,
             tasks: Mutex::new(tasks),
             hunks: Mutex::new(HashMap::new()),
+            placed: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -121,6 +135,22 @@ impl Repo {
 
     pub fn task(&self, id: TaskId) -> Option<Task> {
         lock(&self.tasks).get(&id).cloned()
+    }
+
+    pub fn tasks(&self) -> Vec<Task> {
+        lock(&self.tasks).values().cloned().collect()
+    }
+
+    /// Records a task's latest state; returns the one it replaces.
+    pub fn set_task(&self, task: Task) -> Option<Task> {
+        let previous = lock(&self.tasks).insert(task.id, task);
+        self.invalidate();
+        previous
+    }
+
+    /// Forgets every placement (a document was reopened, tasks changed).
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tasks whose result can be reviewed in `rel`.
@@ -150,22 +180,62 @@ impl Repo {
         hunks
     }
 
-    pub fn forget_hunks(&self, task: TaskId) {
-        lock(&self.hunks).retain(|(t, _), _| *t != task);
+    /// Takes decided hunks out of review without recomputing the rest.
+    pub fn drop_hunks(&self, task: TaskId, rel: &str, decided: &[usize]) {
+        if let Some(h) = lock(&self.hunks).get_mut(&(task, rel.to_string())) {
+            *h = Arc::new(
+                h.iter()
+                    .filter(|h| !decided.contains(&h.index))
+                    .cloned()
+                    .collect(),
+            );
+        }
+        self.invalidate();
     }
 
-    /// Every pending hunk for the document `rel` with current text `text`, placed.
-    pub fn placed_hunks(&self, rel: &str, text: &str) -> Vec<PlacedHunk> {
-        let mut placed = Vec::new();
+    pub fn forget_hunks(&self, task: TaskId) {
+        lock(&self.hunks).retain(|(t, _), _| *t != task);
+        self.invalidate();
+    }
+
+    /// The placements for version `version` of `rel`, if still valid.
+    pub fn cached_placement(&self, rel: &str, version: i32) -> Option<Arc<Vec<PlacedHunk>>> {
+        let generation = self.generation.load(Ordering::Relaxed);
+        lock(&self.placed)
+            .get(rel)
+            .filter(|p| p.version == version && p.generation == generation)
+            .map(|p| p.hunks.clone())
+    }
+
+    /// Every pending hunk for the document `rel` at `version` with text `text`,
+    /// placed; the text is split into lines once for all of them.
+    pub fn placed_hunks(&self, rel: &str, version: i32, text: &str) -> Arc<Vec<PlacedHunk>> {
+        if let Some(cached) = self.cached_placement(rel, version) {
+            return cached;
+        }
+        let generation = self.generation.load(Ordering::Relaxed);
+        let mut pending = Vec::new();
         for task in self.reviewable(rel) {
             for hunk in self.pending_hunks(&task, rel).iter() {
-                placed.push(PlacedHunk {
-                    task: task.id,
-                    anchor: reanchor(hunk, text),
-                    hunk: hunk.clone(),
-                });
+                pending.push((task.id, hunk.clone()));
             }
         }
+        let anchors = reanchor_many(pending.iter().map(|(_, h)| h), text);
+        let placed: Arc<Vec<PlacedHunk>> = Arc::new(
+            pending
+                .into_iter()
+                .zip(anchors)
+                .map(|((task, hunk), anchor)| PlacedHunk { task, hunk, anchor })
+                .collect(),
+        );
+        lock(&self.placed).insert(
+            rel.to_string(),
+            Placed {
+                version,
+                generation,
+                hunks: placed.clone(),
+            },
+        );
         placed
     }
 }

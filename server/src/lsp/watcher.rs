@@ -44,7 +44,7 @@ pub async fn run(inner: Arc<Inner>) {
 
 /// Reconciles one repository and reports changes; true if a task is still active.
 async fn poll(inner: &Arc<Inner>, repo: &Arc<Repo>, last_error: &mut Option<String>) -> bool {
-    let active = lock(&repo.tasks).values().any(|t| !t.state.is_terminal());
+    let active = repo.tasks().iter().any(|t| !t.state.is_terminal());
     if active {
         match repo.engine.tick().await {
             Ok(()) => *last_error = None,
@@ -65,10 +65,9 @@ async fn poll(inner: &Arc<Inner>, repo: &Arc<Repo>, last_error: &mut Option<Stri
         return active;
     };
     let changed: Vec<Task> = {
-        let known = lock(&repo.tasks);
         fresh
             .iter()
-            .filter(|t| known.get(&t.id) != Some(*t))
+            .filter(|t| repo.task(t.id).as_ref() != Some(*t))
             .cloned()
             .collect()
     };
@@ -80,7 +79,7 @@ async fn poll(inner: &Arc<Inner>, repo: &Arc<Repo>, last_error: &mut Option<Stri
 
 /// Takes note of a new or changed task record and tells the client.
 pub async fn record(inner: &Arc<Inner>, repo: &Arc<Repo>, task: &Task) {
-    let previous = lock(&repo.tasks).insert(task.id, task.clone());
+    let previous = repo.set_task(task.clone());
     if previous.as_ref() == Some(task) {
         return;
     }
