@@ -89,7 +89,7 @@ pub fn code_lenses(inner: &Inner, uri: &Uri) -> Vec<CodeLens> {
     }
     if let Some((placed, _)) = placed_in(inner, uri) {
         for p in placed.iter() {
-            let (start, _) = hunk_lines(&p);
+            let (start, _) = hunk_lines(p);
             let arg = json!(HunkArgs {
                 task: p.task.0,
                 uri: uri.clone(),
