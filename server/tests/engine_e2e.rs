@@ -542,3 +542,38 @@ fn doctor_reports_each_check() {
     );
     assert!(out.status.success(), "{text}");
 }
+
+#[test]
+fn submodules_are_left_as_they_are() {
+    let sub = Repo::new(&[("lib.txt", "library\n")], "");
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    repo.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        sub.path().to_str().unwrap(),
+        "vendor/lib",
+    ]);
+    repo.git(&["commit", "-qm", "add submodule"]);
+    let gitlink = repo.git(&["rev-parse", "HEAD:vendor/lib"]);
+
+    let t = repo.run_wait("echo changed > a.txt; ls vendor > vendor.txt");
+    assert_eq!(state(&t), "done", "{t:#}");
+    let b = t["branch"].as_str().unwrap();
+    assert_eq!(
+        repo.git(&["rev-parse", &format!("{b}:vendor/lib")]),
+        gitlink
+    );
+    let mut files: Vec<&str> = t["files_changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["a.txt", "vendor.txt"]);
+    // The user's submodule checkout is untouched.
+    assert_eq!(repo.read("vendor/lib/lib.txt"), "library\n");
+}
