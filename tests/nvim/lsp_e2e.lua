@@ -133,7 +133,12 @@ elseif scenario == "conflict" then
   })
   check(err and err.message:find("not applied", 1, true), "accept of a conflict: %s", vim.inspect(err))
   check(vim.deep_equal(lines(), before), "the user's edit was overwritten: %s", vim.inspect(lines()))
-  local seen = table.concat(messages, "\n")
+  -- The message is a notification: it is handled on a later turn of the event loop.
+  local seen = ""
+  vim.wait(5000, function()
+    seen = table.concat(messages, "\n")
+    return seen:find("you edited the lines it changes", 1, true) ~= nil
+  end, 50)
   check(seen:find("you edited the lines it changes", 1, true), "no clear message; got: %s", seen)
   -- Rejecting removes it.
   run(find(actions_at(todo_line), "Reject change (Handoff #1)"))
