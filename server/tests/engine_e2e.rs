@@ -221,6 +221,26 @@ fn secrets_pass_by_name_and_never_reach_records_or_logs() {
     assert_eq!(t["env_names"][0], "HANDOFF_TEST_KEY");
 }
 
+/// How many of this repository's containers have exited, by the docker CLI.
+fn exited_containers(repo: &Repo) -> usize {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--filter",
+            "status=exited",
+            "--filter",
+            &format!(
+                "label=handoff.repo={}",
+                repo.git_dir().canonicalize().unwrap().display()
+            ),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = vec![];
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -266,9 +286,11 @@ fn tasks_beyond_max_parallel_queue_and_start_as_slots_free_even_with_no_front_en
         let want = if i < 2 { "running" } else { "queued" };
         assert_eq!(state(&t), want, "task {i}: {t:#}");
     }
-    // Nobody waits. Once the first two have ended, the next invocation of any
-    // front-end finalizes them and starts the queue.
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Nobody waits. Once the first two have ended (as Docker sees it), the next
+    // invocation of any front-end finalizes them and starts the queue.
+    eventually(60, "the first two agents to exit", || {
+        exited_containers(&repo) == 2
+    });
     let tasks = repo.json(&["list", "--json"]);
     let states: Vec<&str> = tasks.as_array().unwrap().iter().map(state).collect();
     assert_eq!(states, vec!["done", "done", "running", "running"]);
@@ -304,7 +326,9 @@ fn a_task_survives_kill_9_of_its_front_end_and_is_finalized_exactly_once_by_raci
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(containers_of(&repo).len(), 1, "the container goes on");
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    eventually(60, "the agent to finish on its own", || {
+        exited_containers(&repo) == 1
+    });
 
     // Two front-ends wake up at once; both reconcile, one finalizes.
     let a = Command::new(handoff_bin())
