@@ -160,7 +160,7 @@ pub fn command(title: &str, name: &str, arg: Value) -> Command {
 }
 
 /// Fills in the command of a delegate action, with the prompt built now.
-pub fn resolve(inner: &Inner, action: CodeAction) -> Result<CodeAction> {
+pub fn resolve(inner: &Inner, mut action: CodeAction) -> Result<CodeAction> {
     let data: ActionData = match action.data.clone().map(serde_json::from_value) {
         Some(Ok(d)) => d,
         _ => return Ok(action),
@@ -174,7 +174,6 @@ pub fn resolve(inner: &Inner, action: CodeAction) -> Result<CodeAction> {
         .documents
         .get(&uri)
         .ok_or_else(|| failure(format!("{} is not open any more", uri.as_str())))?;
-    let mut action = action;
     if resolve_with(doc, &mut action) {
         Ok(action)
     } else {

@@ -130,7 +130,14 @@ fn diagnostics_for(inner: &Inner, uri: &Uri) -> Option<(Vec<Diagnostic>, i32)> {
                 code: Some(NumberOrString::String(format!("handoff#{}", p.task))),
                 source: Some("handoff".into()),
                 message: hunk_message(p),
-                data: Some(json!({ "task": p.task.0, "hunk": p.hunk.index })),
+                // The whole change, for clients that draw it (the message is cut).
+                data: Some(json!({
+                    "task": p.task.0,
+                    "hunk": p.hunk.index,
+                    "conflict": matches!(p.anchor, Anchor::Conflict { .. }),
+                    "oldLines": p.hunk.base_lines,
+                    "newLines": p.hunk.new_lines,
+                })),
                 ..Default::default()
             }
         })

@@ -1,0 +1,448 @@
+//! Plain-text rendering of a transcript for `handoff logs`.
+//!
+//! The agent's text comes out whole; each tool call is one `▸` line with its result
+//! indented under it and cut to a few lines, since the diff, not the log, is where
+//! the work is reviewed.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::{Entry, TokenUsage, Transcript};
+
+/// Result lines shown from the start and from the end of a long result. Compiler
+/// errors lead with the cause, test runs end with the verdict.
+const HEAD_LINES: usize = 4;
+const TAIL_LINES: usize = 2;
+/// Longest line of a result or raw output, and longest tool call summary, in chars.
+const LINE_CHARS: usize = 160;
+const SUMMARY_CHARS: usize = 100;
+
+pub fn render(transcript: &Transcript) -> String {
+    let cwd = transcript.entries.iter().find_map(|entry| match entry {
+        Entry::Init { cwd, .. } => cwd.as_deref(),
+        _ => None,
+    });
+    let results = results_by_call(&transcript.entries);
+    let mut blocks: Vec<String> = Vec::new();
+    let mut raw_run = false;
+    for entry in &transcript.entries {
+        let block = match entry {
+            Entry::AssistantText(text) => text.trim().to_string(),
+            Entry::ToolCall { id, name, input } => {
+                let mut block = format!("▸ {}", headline(name, input, cwd));
+                if let Some((content, is_error)) = results.get(id.as_str()) {
+                    block.push_str(&result_lines(content, *is_error));
+                }
+                block
+            }
+            // Shown under their call; only results without one stand alone.
+            Entry::ToolResult { id, .. } if results.contains_key(id.as_str()) => continue,
+            Entry::ToolResult {
+                id,
+                content,
+                is_error,
+            } => format!("▸ result of {id}{}", result_lines(content, *is_error)),
+            Entry::Init { model, cwd, tools } => init_line(model.as_deref(), cwd.as_deref(), tools),
+            Entry::Error { message } => format!("✗ {}", indent_rest(message.trim(), "  ")),
+            Entry::Raw(line) => {
+                // Consecutive raw lines (stderr, say) stay together as one block.
+                let line = clip(line, LINE_CHARS);
+                match blocks.last_mut() {
+                    Some(last) if raw_run => {
+                        last.push('\n');
+                        last.push_str(&line);
+                    }
+                    _ => blocks.push(line),
+                }
+                raw_run = true;
+                continue;
+            }
+        };
+        raw_run = false;
+        if !block.is_empty() {
+            blocks.push(block);
+        }
+    }
+    if let Some(footer) = footer(transcript) {
+        blocks.push(footer);
+    }
+    let mut text = blocks.join("\n\n");
+    text.push('\n');
+    text
+}
+
+/// Results keyed by the id of the call they answer, for calls present in `entries`.
+fn results_by_call(entries: &[Entry]) -> HashMap<&str, (&str, bool)> {
+    let calls: Vec<&str> = entries
+        .iter()
+        .filter_map(|entry| match entry {
+            Entry::ToolCall { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut results = HashMap::new();
+    for entry in entries {
+        if let Entry::ToolResult {
+            id,
+            content,
+            is_error,
+        } = entry
+        {
+            if calls.contains(&id.as_str()) {
+                results
+                    .entry(id.as_str())
+                    .or_insert((content.as_str(), *is_error));
+            }
+        }
+    }
+    results
+}
+
+fn init_line(model: Option<&str>, cwd: Option<&str>, tools: &[String]) -> String {
+    let mut line = "started".to_string();
+    if let Some(model) = model {
+        line.push_str(&format!(": {model}"));
+    }
+    if let Some(cwd) = cwd {
+        line.push_str(&format!(" in {cwd}"));
+    }
+    if !tools.is_empty() {
+        line.push_str(&format!(" ({} tools)", tools.len()));
+    }
+    line
+}
+
+/// The tool and what it worked on, in a few words: `Write src/lib.rs (12 lines)`,
+/// `Bash: cargo test`.
+fn headline(name: &str, input: &Value, cwd: Option<&str>) -> String {
+    let text = |key: &str| input.get(key).and_then(Value::as_str);
+    let path = |key: &str| text(key).map(|path| relative(path, cwd));
+    let summary = match name {
+        "Bash" | "shell" => {
+            return match text("command").map(command_line) {
+                Some(command) if !command.is_empty() => {
+                    format!("{name}: {}", clip(&command, SUMMARY_CHARS))
+                }
+                _ => name.to_string(),
+            };
+        }
+        "Write" => path("file_path").map(|path| match text("content") {
+            Some(content) => format!("{path} ({})", count(content.lines().count(), "line")),
+            None => path,
+        }),
+        "Edit" | "MultiEdit" | "Read" => path("file_path"),
+        "NotebookEdit" => path("notebook_path"),
+        "Glob" | "Grep" => text("pattern").map(|pattern| match path("path") {
+            Some(dir) => format!("{pattern} in {dir}"),
+            None => pattern.to_string(),
+        }),
+        "WebFetch" => text("url").map(str::to_string),
+        "WebSearch" | "web_search" => text("query").map(str::to_string),
+        "Task" | "Agent" => text("description").map(str::to_string),
+        "TodoWrite" => todo_summary(input.get("todos")),
+        "todo_list" => todo_summary(input.get("items")),
+        "edit" => changes_summary(input.get("changes"), cwd),
+        _ => None,
+    };
+    let summary = summary.or_else(|| match input {
+        Value::Null => None,
+        Value::Object(fields) if fields.is_empty() => None,
+        other => Some(other.to_string()),
+    });
+    match summary {
+        Some(summary) => format!("{name} {}", clip(&summary, SUMMARY_CHARS)),
+        None => name.to_string(),
+    }
+}
+
+/// The first line of a command, without the `bash -lc '…'` wrapper Codex runs
+/// every command in.
+fn command_line(command: &str) -> String {
+    let mut command = command.trim();
+    for shell in ["/bin/bash -lc ", "bash -lc ", "/bin/sh -c ", "sh -c "] {
+        if let Some(rest) = command.strip_prefix(shell) {
+            command = rest;
+            for quote in ['\'', '"'] {
+                if let Some(inner) = command
+                    .strip_prefix(quote)
+                    .and_then(|rest| rest.strip_suffix(quote))
+                {
+                    command = inner;
+                }
+            }
+            break;
+        }
+    }
+    let mut lines = command.lines();
+    let first = lines.next().unwrap_or_default().to_string();
+    match lines.next() {
+        Some(_) => format!("{first} …"),
+        None => first,
+    }
+}
+
+/// `2/3 done` for Claude's `todos` (`status`) and Codex's `items` (`completed`).
+fn todo_summary(items: Option<&Value>) -> Option<String> {
+    let items = items?.as_array()?;
+    let done = items
+        .iter()
+        .filter(|item| {
+            item.get("completed").and_then(Value::as_bool) == Some(true)
+                || item.get("status").and_then(Value::as_str) == Some("completed")
+        })
+        .count();
+    Some(format!("{done}/{} done", items.len()))
+}
+
+/// `update src/lib.rs, add src/greet.rs` for Codex's file changes.
+fn changes_summary(changes: Option<&Value>, cwd: Option<&str>) -> Option<String> {
+    let changes = changes?.as_array()?;
+    let parts: Vec<String> = changes
+        .iter()
+        .filter_map(|change| {
+            let path = change.get("path").and_then(Value::as_str)?;
+            let kind = change
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("change");
+            Some(format!("{kind} {}", relative(path, cwd)))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// `path` relative to the agent's working directory, which is the repository root.
+fn relative(path: &str, cwd: Option<&str>) -> String {
+    cwd.and_then(|cwd| path.strip_prefix(cwd.trim_end_matches('/')))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(path)
+        .to_string()
+}
+
+/// A result under its call, four spaces in; an error is marked with `✗`.
+fn result_lines(content: &str, is_error: bool) -> String {
+    // Blank lines carry nothing in a preview of a few lines.
+    let lines: Vec<&str> = content
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return match is_error {
+            true => "\n  ✗ (no output)".to_string(),
+            false => String::new(),
+        };
+    }
+    let mut shown: Vec<String> = Vec::new();
+    if lines.len() <= HEAD_LINES + TAIL_LINES + 1 {
+        shown.extend(lines.iter().map(|line| clip(line, LINE_CHARS)));
+    } else {
+        let omitted = lines.len() - HEAD_LINES - TAIL_LINES;
+        shown.extend(
+            lines[..HEAD_LINES]
+                .iter()
+                .map(|line| clip(line, LINE_CHARS)),
+        );
+        shown.push(format!("… {}", count(omitted, "more line")));
+        shown.extend(
+            lines[lines.len() - TAIL_LINES..]
+                .iter()
+                .map(|line| clip(line, LINE_CHARS)),
+        );
+    }
+    let mut text = String::new();
+    for (index, line) in shown.iter().enumerate() {
+        let line = match (index, is_error) {
+            (0, true) => format!("  ✗ {}", line.trim_start()),
+            _ => format!("    {line}"),
+        };
+        text.push('\n');
+        text.push_str(line.trim_end());
+    }
+    text
+}
+
+fn footer(transcript: &Transcript) -> Option<String> {
+    let mut facts = Vec::new();
+    if transcript.turns > 0 {
+        facts.push(count(transcript.turns as usize, "turn"));
+    }
+    // A run refused before the first request costs nothing and used no tokens;
+    // zeros would only add noise.
+    if let Some(cost) = transcript.cost_usd.filter(|cost| *cost > 0.0) {
+        facts.push(format!("${cost:.4}"));
+    }
+    if let Some(ms) = transcript.duration_ms {
+        facts.push(duration(ms));
+    }
+    if let Some(usage) = transcript
+        .usage
+        .filter(|usage| *usage != TokenUsage::default())
+    {
+        facts.push(tokens(usage));
+    }
+    if let Some(id) = &transcript.session_id {
+        facts.push(format!("session {id}"));
+    }
+    let mut lines = Vec::new();
+    if transcript.is_error {
+        lines.push(match &transcript.error {
+            Some(error) => format!("✗ failed: {}", indent_rest(error.trim(), "  ")),
+            None => "✗ failed".to_string(),
+        });
+    }
+    if !facts.is_empty() {
+        lines.push(facts.join(" · "));
+    }
+    (!lines.is_empty()).then(|| format!("──\n{}", lines.join("\n")))
+}
+
+fn duration(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
+fn tokens(usage: TokenUsage) -> String {
+    let mut text = format!("{} tokens in", usage.input_tokens);
+    if usage.cached_input_tokens > 0 {
+        text.push_str(&format!(" ({} cached)", usage.cached_input_tokens));
+    }
+    text.push_str(&format!(", {} out", usage.output_tokens));
+    text
+}
+
+fn count(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
+/// At most `max` chars of `line`, with `…` when cut.
+fn clip(line: &str, max: usize) -> String {
+    match line.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_string(),
+    }
+}
+
+fn indent_rest(text: &str, indent: &str) -> String {
+    text.lines()
+        .collect::<Vec<_>>()
+        .join(&format!("\n{indent}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agents::transcript::{claude, codex, fixtures};
+    use insta::assert_snapshot;
+    use serde_json::json;
+
+    #[test]
+    fn a_claude_session() {
+        assert_snapshot!(render(&claude::parse(fixtures::CLAUDE_SESSION)));
+    }
+
+    #[test]
+    fn a_claude_session_refused_for_its_api_key() {
+        assert_snapshot!(render(&claude::parse(fixtures::CLAUDE_AUTH_FAILURE)));
+    }
+
+    #[test]
+    fn a_codex_exec() {
+        assert_snapshot!(render(&codex::parse(fixtures::CODEX_EXEC)));
+    }
+
+    #[test]
+    fn a_failed_codex_exec() {
+        assert_snapshot!(render(&codex::parse(fixtures::CODEX_FAILED)));
+    }
+
+    #[test]
+    fn an_empty_transcript() {
+        assert_eq!(render(&Transcript::default()), "\n");
+    }
+
+    /// Tool name and input in, the `▸` line out.
+    #[test]
+    fn headlines_summarise_the_input() {
+        let cwd = Some("/workspace");
+        let cases = [
+            (
+                "Write",
+                json!({"file_path": "/workspace/src/a.rs", "content": "a\nb\n"}),
+                "Write src/a.rs (2 lines)",
+            ),
+            (
+                "Read",
+                json!({"file_path": "/etc/hosts"}),
+                "Read /etc/hosts",
+            ),
+            (
+                "Grep",
+                json!({"pattern": "fn main", "path": "/workspace/src"}),
+                "Grep fn main in src",
+            ),
+            (
+                "Bash",
+                json!({"command": "cargo build &&\ncargo test", "description": "Build"}),
+                "Bash: cargo build && …",
+            ),
+            (
+                "shell",
+                json!({"command": "bash -lc 'rg -n \"greet\" src'"}),
+                "shell: rg -n \"greet\" src",
+            ),
+            (
+                "TodoWrite",
+                json!({"todos": [{"content": "a", "status": "completed"}, {"content": "b", "status": "pending"}]}),
+                "TodoWrite 1/2 done",
+            ),
+            (
+                "edit",
+                json!({"changes": [{"path": "/workspace/a.rs", "kind": "add"}, {"path": "b.rs", "kind": "delete"}]}),
+                "edit add a.rs, delete b.rs",
+            ),
+            ("docs/search", json!({"q": "x"}), r#"docs/search {"q":"x"}"#),
+            ("ExitPlanMode", json!({}), "ExitPlanMode"),
+            ("Bash", json!({}), "Bash"),
+        ];
+        for (name, input, expected) in cases {
+            assert_eq!(headline(name, &input, cwd), expected, "{name} {input}");
+        }
+        let long = json!({ "url": format!("https://example.com/{}", "a".repeat(200)) });
+        assert_eq!(
+            headline("WebFetch", &long, cwd),
+            format!("WebFetch https://example.com/{}…", "a".repeat(80))
+        );
+    }
+
+    #[test]
+    fn long_results_keep_their_head_and_tail() {
+        let content: Vec<String> = (1..=20).map(|n| format!("line {n}")).collect();
+        let expected = [
+            "",
+            "  ✗ line 1",
+            "    line 2",
+            "    line 3",
+            "    line 4",
+            "    … 14 more lines",
+            "    line 19",
+            "    line 20",
+        ];
+        assert_eq!(result_lines(&content.join("\n"), true), expected.join("\n"));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        let cases = [(850, "850 ms"), (18_342, "18.3 s"), (125_000, "2 min 5 s")];
+        for (ms, expected) in cases {
+            assert_eq!(duration(ms), expected);
+        }
+    }
+}
