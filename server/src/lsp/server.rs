@@ -126,7 +126,16 @@ impl Inner {
     }
 }
 
-fn client_features(caps: &ClientCapabilities) -> ClientFeatures {
+fn client_features(params: &InitializeParams) -> ClientFeatures {
+    let caps = &params.capabilities;
+    let option = |name: &str| {
+        params
+            .initialization_options
+            .as_ref()
+            .and_then(|o| o.get(name))
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    };
     let text = caps.text_document.as_ref();
     let workspace = caps.workspace.as_ref();
     ClientFeatures {
@@ -152,6 +161,8 @@ fn client_features(caps: &ClientCapabilities) -> ClientFeatures {
             .as_ref()
             .and_then(|w| w.show_document.as_ref())
             .is_some_and(|s| s.support),
+        task_messages: option("taskMessages"),
+        error_messages: option("errorMessages"),
     }
 }
 
@@ -161,7 +172,7 @@ impl LanguageServer for Backend {
         {
             let mut session = lock(&self.0.session);
             session.encoding = Some(encoding);
-            session.features = client_features(&params.capabilities);
+            session.features = client_features(&params);
         }
         let mut roots: Vec<PathBuf> = params
             .workspace_folders

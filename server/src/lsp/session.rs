@@ -67,6 +67,12 @@ pub struct ClientFeatures {
     pub document_changes: bool,
     pub code_lens_refresh: bool,
     pub show_document: bool,
+    /// `initializationOptions.taskMessages` (default true): a `window/showMessage`
+    /// when a task ends. Editor extensions with their own notifications turn it off.
+    pub task_messages: bool,
+    /// `initializationOptions.errorMessages` (default true): failed commands are also
+    /// shown with `window/showMessage`, not only returned as errors.
+    pub error_messages: bool,
 }
 
 #[derive(Default)]

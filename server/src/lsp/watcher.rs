@@ -97,10 +97,12 @@ pub async fn record(inner: &Arc<Inner>, repo: &Arc<Repo>, task: &Task) {
     if just_ended {
         repo.forget_hunks(task.id);
         documents::publish_repo(inner, repo.workdir()).await;
-        inner
-            .client
-            .show_message(MessageType::INFO, summary(inner, task))
-            .await;
+        if inner.features().task_messages {
+            inner
+                .client
+                .show_message(MessageType::INFO, summary(inner, task))
+                .await;
+        }
     }
     refresh_lenses(inner).await;
 }
