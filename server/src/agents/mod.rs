@@ -3,6 +3,8 @@
 //! Built-in profiles are `claude`, `codex` and `shell`; configuration files add
 //! profiles or override single fields of these.
 
+pub mod transcript;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
