@@ -601,3 +601,65 @@ fn submodules_are_left_as_they_are() {
     // The user's submodule checkout is untouched.
     assert_eq!(repo.read("vendor/lib/lib.txt"), "library\n");
 }
+
+/// A profile whose program is named `claude` gets its output read as Claude Code's
+/// stream-json: `handoff logs` renders the transcript, and a failure says why in words.
+/// The "CLI" here replays a recording of the real one (tests/agents/offline/).
+#[test]
+fn claude_style_output_is_rendered_as_a_transcript_and_failures_are_explained() {
+    let recording = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/agents/offline/claude-stream.jsonl"),
+    )
+    .unwrap();
+    let repo = Repo::new(
+        &[("a.txt", "a\n")],
+        &format!(
+            "[agents.replay]\nimage = \"{}\"\ncommand = [\"/workspace/bin/claude\", \"-p\", \"{{prompt}}\"]\n",
+            image()
+        ),
+    );
+    repo.write("recording.jsonl", &recording);
+    repo.write(
+        "bin/claude",
+        "#!/bin/sh\nif [ \"$2\" = fail ]; then\n  echo '{\"type\":\"result\",\"subtype\":\"error_during_execution\",\"is_error\":true,\"result\":\"Invalid API key · Please run /login\"}'\n  exit 1\nfi\ncat /workspace/recording.jsonl\n",
+    );
+    std::fs::set_permissions(
+        repo.path().join("bin/claude"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-qm", "replaying claude"]);
+
+    let out = repo.handoff(&[
+        "run",
+        "--agent",
+        "replay",
+        "--wait",
+        "--json",
+        "write hello",
+    ]);
+    let t: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state(&t), "done", "{t:#}");
+    let rendered = stdout(&repo.handoff(&["logs", "1"]));
+    assert!(
+        rendered.contains("▸ "),
+        "no tool call rendered:\n{rendered}"
+    );
+    assert!(
+        !rendered.contains("{\"type\""),
+        "raw JSON in the transcript:\n{rendered}"
+    );
+    let raw = stdout(&repo.handoff(&["logs", "1", "--raw"]));
+    assert!(raw.contains("{\"type\":\"system\""), "{raw}");
+
+    let out = repo.handoff(&["run", "--agent", "replay", "--wait", "--json", "fail"]);
+    let t: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state(&t), "failed", "{t:#}");
+    let err = t["error"].as_str().unwrap();
+    assert!(
+        err.contains("code 1") && err.to_lowercase().contains("authentication"),
+        "{err}"
+    );
+}

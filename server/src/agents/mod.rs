@@ -91,7 +91,34 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
     ])
 }
 
+/// The structured output format of an agent's CLI, when Handoff understands it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    ClaudeStreamJson,
+    CodexExecJson,
+}
+
+impl OutputFormat {
+    pub fn parse(self, output: &str) -> transcript::Transcript {
+        match self {
+            OutputFormat::ClaudeStreamJson => transcript::claude::parse(output),
+            OutputFormat::CodexExecJson => transcript::codex::parse(output),
+        }
+    }
+}
+
 impl AgentProfile {
+    /// Known by the program the profile runs, so custom profiles wrapping the same
+    /// CLI (another image, more flags) are understood too.
+    pub fn output_format(&self) -> Option<OutputFormat> {
+        let program = self.command.first()?;
+        match program.rsplit('/').next()? {
+            "claude" => Some(OutputFormat::ClaudeStreamJson),
+            "codex" => Some(OutputFormat::CodexExecJson),
+            _ => None,
+        }
+    }
+
     pub fn apply(&mut self, over: ProfileOverride) {
         if let Some(image) = over.image {
             self.image = image;
@@ -163,6 +190,23 @@ mod tests {
     fn prompt_is_substituted_in_every_argument() {
         let shell = &builtin_profiles()["shell"];
         assert_eq!(shell.argv("echo hi").unwrap(), vec!["sh", "-c", "echo hi"]);
+    }
+
+    #[test]
+    fn output_formats_follow_the_program() {
+        let profiles = builtin_profiles();
+        assert_eq!(
+            profiles["claude"].output_format(),
+            Some(OutputFormat::ClaudeStreamJson)
+        );
+        assert_eq!(
+            profiles["codex"].output_format(),
+            Some(OutputFormat::CodexExecJson)
+        );
+        assert_eq!(profiles["shell"].output_format(), None);
+        let mut custom = profiles["shell"].clone();
+        custom.command = vec!["/opt/agent/bin/claude".into(), "-p".into()];
+        assert_eq!(custom.output_format(), Some(OutputFormat::ClaudeStreamJson));
     }
 
     #[test]

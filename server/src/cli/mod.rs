@@ -61,6 +61,9 @@ enum Command {
         /// Keep printing while the agent runs.
         #[arg(short, long)]
         follow: bool,
+        /// The agent's raw output, not the rendered transcript (Claude Code, Codex).
+        #[arg(long)]
+        raw: bool,
     },
     /// Print the task branch's changes against its base as a unified diff.
     Diff { id: TaskId },
@@ -238,8 +241,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Logs { id, follow } => {
+        Command::Logs { id, follow, raw } => {
             refresh(&engine).await;
+            if !raw && !follow {
+                if let Some(text) = engine.transcript(id).await? {
+                    write!(out, "{text}")?;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             if follow {
                 engine
                     .follow_logs(id, |chunk| {

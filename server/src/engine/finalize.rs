@@ -71,7 +71,13 @@ impl<S: Sandbox> Engine<S> {
             }
         }
 
-        let (state, error) = self.outcome(&task, status);
+        let (state, mut error) = self.outcome(&task, status);
+        if state == TaskState::Failed {
+            // A CLI that failed on credentials or rate limits says so in its output.
+            if let Some(hint) = self.failure_hint(&task, status) {
+                error = error.map(|e| format!("{e}. {hint}"));
+            }
+        }
         if let SandboxStatus::Exited { code, oom_killed } = status {
             task.exit_code = Some(code);
             task.oom_killed = oom_killed;
@@ -97,6 +103,16 @@ impl<S: Sandbox> Engine<S> {
             }
         }
         Ok(())
+    }
+
+    fn failure_hint(&self, task: &Task, status: SandboxStatus) -> Option<String> {
+        let format = self.config.agents.get(&task.agent)?.output_format()?;
+        let log = std::fs::read(self.store.log_path(task.id)).ok()?;
+        let code = match status {
+            SandboxStatus::Exited { code, .. } => Some(code),
+            _ => None,
+        };
+        crate::agents::transcript::failure_hint(&format.parse(&String::from_utf8_lossy(&log)), code)
     }
 
     fn outcome(&self, task: &Task, status: SandboxStatus) -> (TaskState, Option<String>) {

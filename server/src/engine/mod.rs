@@ -263,6 +263,23 @@ impl<S: Sandbox> Engine<S> {
         }
     }
 
+    /// The task's output as a readable transcript, for agents whose output Handoff
+    /// understands (Claude Code, Codex); `None` for others.
+    pub async fn transcript(&self, id: TaskId) -> Result<Option<String>, EngineError> {
+        let task = self.store.load(id)?;
+        let Some(format) = self
+            .config
+            .agents
+            .get(&task.agent)
+            .and_then(|p| p.output_format())
+        else {
+            return Ok(None);
+        };
+        let log = self.logs(id).await?;
+        let transcript = format.parse(&String::from_utf8_lossy(&log));
+        Ok(Some(crate::agents::transcript::render::render(&transcript)))
+    }
+
     /// Secrets to hide in this task's output: the values its container was given.
     async fn redactor_for(&self, task: &Task) -> Redactor {
         let mut secrets = Vec::new();
