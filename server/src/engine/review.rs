@@ -11,7 +11,7 @@ use std::path::Path;
 use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 
-use super::store::{write_atomic, StoreError};
+use super::store::{write_atomic_unsynced, StoreError};
 use super::task::{Task, TaskId};
 use super::{Engine, EngineError};
 use crate::diff::{compute_hunks, Hunk};
@@ -128,7 +128,8 @@ impl<S: Sandbox> Engine<S> {
         }
         let bytes =
             serde_json::to_vec_pretty(&review).map_err(|e| EngineError::Internal(e.to_string()))?;
-        write_atomic(&self.store().task_dir(id).join("review.json"), &bytes)?;
+        // A lost decision only brings a hunk back for review; no fsync on this path.
+        write_atomic_unsynced(&self.store().task_dir(id).join("review.json"), &bytes)?;
         Ok(())
     }
 }

@@ -43,12 +43,27 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     }
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
+/// Writes `bytes` to `path` atomically and durably: temp file in the same folder,
+/// fsync, rename. For task records and everything that must survive a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    replace(path, bytes, true)
+}
+
+/// Writes `bytes` to `path` atomically but without waiting for the disk: a reader
+/// sees the old or the new content, and a power cut may bring the old one back. For
+/// files that are cheap to lose and written on an interactive path (review
+/// decisions, files shown in the editor), where an fsync costs tens of milliseconds.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a file in", dir))?;
     tmp.write_all(bytes).map_err(io_err("write", path))?;
-    tmp.as_file().sync_all().map_err(io_err("sync", path))?;
+    if sync {
+        tmp.as_file().sync_all().map_err(io_err("sync", path))?;
+    }
     tmp.persist(path)
         .map_err(|e| e.error)
         .map_err(io_err("replace", path))?;

@@ -258,12 +258,28 @@ async fn start_task(inner: &Arc<Inner>, uri: Option<&Uri>, new: NewTask) -> Outc
     Ok(json!(task))
 }
 
+/// The task's record: the watcher's copy when it has one, else from disk.
 fn task_in(repo: &Repo, id: u64) -> std::result::Result<Task, String> {
-    repo.engine.get(TaskId(id)).map_err(|e| e.to_string())
+    match repo.task(TaskId(id)) {
+        Some(task) => Ok(task),
+        None => repo.engine.get(TaskId(id)).map_err(|e| e.to_string()),
+    }
+}
+
+/// The repository of an open document, without looking on disk again.
+fn repo_of_open(inner: &Inner, uri: &Uri) -> std::result::Result<Arc<Repo>, String> {
+    let workdir = lock(&inner.session)
+        .documents
+        .get(uri)
+        .and_then(|d| d.location.as_ref().map(|l| l.workdir.clone()));
+    match workdir.and_then(|w| lock(&inner.repos).get(&w).cloned()) {
+        Some(repo) => Ok(repo),
+        None => repo_of(inner, Some(uri)),
+    }
 }
 
 async fn accept(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
-    let repo = repo_of(inner, Some(&args.uri))?;
+    let repo = repo_of_open(inner, &args.uri)?;
     let task = task_in(&repo, args.task)?;
     let (text, version, rel, encoding, document_changes) = {
         let session = lock(&inner.session);
@@ -375,7 +391,7 @@ async fn accept(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
 }
 
 async fn reject(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
-    let repo = repo_of(inner, Some(&args.uri))?;
+    let repo = repo_of_open(inner, &args.uri)?;
     let task = task_in(&repo, args.task)?;
     let rel = {
         let session = lock(&inner.session);
@@ -423,7 +439,7 @@ async fn reply(_inner: &Arc<Inner>, args: ReplyArgs) -> Outcome {
 /// Writes `bytes` beside the task record and asks the editor to show it.
 async fn show_file(inner: &Inner, repo: &Repo, id: TaskId, name: &str, bytes: &[u8]) -> Outcome {
     let path = repo.engine.store().task_dir(id).join(name);
-    crate::engine::store::write_atomic(&path, bytes).map_err(|e| e.to_string())?;
+    crate::engine::store::write_atomic_unsynced(&path, bytes).map_err(|e| e.to_string())?;
     let uri = convert::uri_from_path(&path).ok_or("cannot name the file as a URI")?;
     if inner.features().show_document {
         let _ = inner
