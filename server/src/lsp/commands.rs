@@ -385,8 +385,13 @@ async fn accept(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
             )
             .await;
     }
-    documents::publish(inner, std::slice::from_ref(&args.uri)).await;
-    watcher::refresh_lenses(inner).await;
+    // The editor re-renders hints and lenses after the answer: the edit is already in
+    // its buffer, and the didChange it sends republishes too.
+    let (inner, uri) = (inner.clone(), args.uri.clone());
+    tokio::spawn(async move {
+        documents::publish(&inner, &[uri]).await;
+        watcher::refresh_lenses(&inner).await;
+    });
     Ok(json!({ "accepted": accepted, "conflicts": result.conflicts.len() }))
 }
 
