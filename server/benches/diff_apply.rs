@@ -4,7 +4,8 @@
 //!
 //! Measured, each many times with `Instant` (one warm-up pass first):
 //! - `compute_hunks(base, result)`;
-//! - `reanchor` of all 20 hunks in the shifted buffer (one sample = 20 calls);
+//! - `reanchor` of all 20 hunks in the shifted buffer (one sample = 20 calls), and
+//!   `reanchor_many` of them (one split of the text);
 //! - `accept` of one hunk in the shifted buffer;
 //! - `apply_all` of the 20 hunks in the shifted buffer.
 //!
@@ -17,7 +18,9 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use handoff::diff::{accept, apply_all, apply_edit, compute_hunks, reanchor, Anchor, Hunk};
+use handoff::diff::{
+    accept, apply_all, apply_edit, compute_hunks, reanchor, reanchor_many, Anchor, Hunk,
+};
 
 const LINES: usize = 10_000;
 const HUNKS: usize = 20;
@@ -51,6 +54,11 @@ fn main() {
                     black_box(reanchor(black_box(hunk), black_box(&shifted)));
                 }
             },
+        ),
+        measure(
+            &format!("reanchor_many ({HUNKS} hunks, shifted)"),
+            1_000 * scale,
+            || black_box(reanchor_many(black_box(&hunks), black_box(&shifted))),
         ),
         measure("accept (one hunk, shifted)", 5_000 * scale, || {
             black_box(accept(black_box(one), black_box(&shifted)))
@@ -200,6 +208,9 @@ fn check(hunks: &[Hunk], base: &str, result: &str, user: &str, shifted: &str) {
             "hunk {i} should reanchor {USER_LINES} lines down"
         );
     }
+    // Placing them all at once agrees.
+    let one_by_one: Vec<Anchor> = hunks.iter().map(|h| reanchor(h, shifted)).collect();
+    assert_eq!(reanchor_many(hunks, shifted), one_by_one);
     // Accepting one hunk changes exactly its lines.
     let one = &hunks[HUNKS / 2];
     let edit = accept(one, shifted).expect("the middle hunk applies");

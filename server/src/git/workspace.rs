@@ -84,13 +84,63 @@ pub fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), GitError> {
     walk(path, uid, gid).map_err(|source| GitError::Write {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    refresh_index_stats(path)
+}
+
+/// Records the files' current stat data in the workspace's index, keeping their
+/// object ids. A `chown` changes every file's ctime, uid and gid; without this, git
+/// would see every entry as possibly modified and re-read all files (seconds on a
+/// 50 000-file tree) when the task is finalized.
+fn refresh_index_stats(path: &Path) -> Result<(), GitError> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+
+    let repo = Repository::open(path)?;
+    let mut index = repo.index()?;
+    let entries: Vec<git2::IndexEntry> = index.iter().collect();
+    for mut entry in entries {
+        let file = path.join(std::ffi::OsStr::from_bytes(&entry.path));
+        let Ok(meta) = std::fs::symlink_metadata(&file) else {
+            continue;
+        };
+        // The index stores 32-bit fields; git truncates the same way.
+        entry.ctime = git2::IndexTime::new(meta.ctime() as i32, meta.ctime_nsec() as u32);
+        entry.mtime = git2::IndexTime::new(meta.mtime() as i32, meta.mtime_nsec() as u32);
+        entry.dev = meta.dev() as u32;
+        entry.ino = meta.ino() as u32;
+        entry.uid = meta.uid();
+        entry.gid = meta.gid();
+        entry.file_size = meta.len() as u32;
+        index.add(&entry)?;
+    }
+    index.write()?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::git::test_support::repo_with;
+
+    #[test]
+    fn after_a_chown_the_workspace_is_still_clean_without_rereading_files() {
+        let (_d, user) = repo_with(&[("a.txt", "a\n"), ("d/b.txt", "b\n")]);
+        let head = user.head().unwrap().target().unwrap();
+        let ws_dir = tempfile::tempdir().unwrap();
+        let path = ws_dir.path().join("ws");
+        create(&user, &path, "handoff/1-x", head).unwrap();
+        let me = std::fs::metadata(&path).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        chown_tree(&path, me.uid(), me.gid()).unwrap();
+        let repo = Repository::open(&path).unwrap();
+        let index = repo.index().unwrap();
+        let entry = index.get_path(Path::new("d/b.txt"), 0).unwrap();
+        let meta = std::fs::symlink_metadata(path.join("d/b.txt")).unwrap();
+        assert_eq!(entry.ctime.seconds(), meta.ctime() as i32);
+        assert_eq!(entry.ctime.nanoseconds(), meta.ctime_nsec() as u32);
+        assert!(repo.statuses(None).unwrap().is_empty());
+    }
 
     #[test]
     fn workspace_has_the_snapshot_and_borrows_objects() {

@@ -55,7 +55,12 @@ pub fn range(index: &LineIndex, start: usize, end: usize, enc: PositionEncoding)
 
 /// The range covering whole lines `[start_line, end_line)`; an empty line range is
 /// a zero-width range at the start of `start_line`.
-pub fn line_range(index: &LineIndex, start_line: usize, end_line: usize) -> lsp::Range {
+pub fn line_range(
+    index: &LineIndex,
+    start_line: usize,
+    end_line: usize,
+    enc: PositionEncoding,
+) -> lsp::Range {
     let end = end_line.max(start_line);
     let start_pos = lsp::Position::new(start_line as u32, 0);
     if end == start_line {
@@ -65,7 +70,7 @@ pub fn line_range(index: &LineIndex, start_line: usize, end_line: usize) -> lsp:
     // the range does not spill onto a line the hunk does not touch.
     let last = end - 1;
     let end_pos = match index.line_range(last) {
-        Some(r) => lsp::Position::new(last as u32, (r.end - r.start) as u32),
+        Some(r) => position(index, r.end, enc),
         None => lsp::Position::new(last as u32, 0),
     };
     lsp::Range::new(start_pos, end_pos)
@@ -118,13 +123,19 @@ mod tests {
     #[test]
     fn line_ranges_end_on_their_last_line() {
         let index = LineIndex::new("a\r\nbb\r\nccc\r\n");
-        let r = line_range(&index, 1, 3);
+        let r = line_range(&index, 1, 3, PositionEncoding::Utf16);
         assert_eq!(
             (r.start.line, r.start.character, r.end.line, r.end.character),
             (1, 0, 2, 3)
         );
-        let empty = line_range(&index, 2, 2);
+        let empty = line_range(&index, 2, 2, PositionEncoding::Utf16);
         assert_eq!(empty.start, empty.end);
+        // The end is in the negotiated encoding, not in bytes.
+        let index = LineIndex::new("x\n日本😀\n");
+        let utf16 = line_range(&index, 1, 2, PositionEncoding::Utf16);
+        assert_eq!((utf16.end.line, utf16.end.character), (1, 4));
+        let utf8 = line_range(&index, 1, 2, PositionEncoding::Utf8);
+        assert_eq!((utf8.end.line, utf8.end.character), (1, 10));
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn diagnostics_for(inner: &Inner, uri: &Uri) -> Option<(Vec<Diagnostic>, i32)> {
         .map(|p| {
             let (start, end) = hunk_lines(p);
             Diagnostic {
-                range: convert::line_range(&doc.index, start, end),
+                range: convert::line_range(&doc.index, start, end, session.encoding()),
                 severity: Some(DiagnosticSeverity::HINT),
                 code: Some(NumberOrString::String(format!("handoff#{}", p.task))),
                 source: Some("handoff".into()),
