@@ -6,3 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --workspace
+HANDOFF_BIN="$(pwd)/target/debug/handoff"
+export HANDOFF_BIN
+# The editors, in real clients: Neovim runs inside `cargo test` above; VS Code
+# (code-server in headless Chromium, offline, under `unshare -n`) here.
+editors/vscode/scripts/e2e.sh

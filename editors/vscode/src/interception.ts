@@ -1,0 +1,32 @@
+// Which of the server's commands (run from its code actions and lenses) the extension
+// takes over before they reach the server, and how. No VS Code API here.
+
+/**
+ * "Delegate selection to background agent…" comes without an instruction: the server
+ * would ask with a message box offering fixed choices, the extension asks with an
+ * input box instead.
+ */
+export function needsInstruction(command: string, args: readonly unknown[]): boolean {
+  const first = args[0] as { kind?: unknown; instruction?: unknown } | undefined;
+  return (
+    command === 'handoff.delegate' &&
+    first?.kind === 'selection' &&
+    (typeof first.instruction !== 'string' || first.instruction.trim() === '')
+  );
+}
+
+export function withInstruction(args: readonly unknown[], instruction: string): unknown[] {
+  return [{ ...(args[0] as object), instruction }, ...args.slice(1)];
+}
+
+/**
+ * "Open diff" (`handoff.showDiff`) of a task: the server writes a unified diff file;
+ * the extension shows VS Code's diff editor instead when it knows the task's commits.
+ */
+export function diffRequest(command: string, args: readonly unknown[]): { task: number; uri?: string } | undefined {
+  const first = args[0] as { task?: unknown; uri?: unknown } | undefined;
+  if (command !== 'handoff.showDiff' || typeof first?.task !== 'number') {
+    return undefined;
+  }
+  return { task: first.task, uri: typeof first.uri === 'string' ? first.uri : undefined };
+}

@@ -1,0 +1,32 @@
+import * as assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { diffRequest, needsInstruction, withInstruction } from '../interception';
+
+const selection = { kind: 'selection', uri: 'file:///r/a.py', range: {}, version: 3, agent: null };
+
+describe('interception of server commands', () => {
+  const cases: Array<[string, string, unknown[], boolean]> = [
+    ['a selection without instruction', 'handoff.delegate', [{ ...selection, instruction: null }], true],
+    ['a selection with a blank instruction', 'handoff.delegate', [{ ...selection, instruction: '  ' }], true],
+    ['a selection with an instruction', 'handoff.delegate', [{ ...selection, instruction: 'Fix it' }], false],
+    ['a TODO', 'handoff.delegate', [{ kind: 'todo', uri: 'file:///r/a.py', line: 1 }], false],
+    ['another command', 'handoff.accept', [{ kind: 'selection' }], false],
+    ['no arguments', 'handoff.delegate', [], false],
+  ];
+  for (const [name, command, args, want] of cases) {
+    it(`asks for an instruction: ${name} → ${want}`, () => assert.equal(needsInstruction(command, args), want));
+  }
+
+  it('adds the instruction and keeps the rest', () => {
+    assert.deepEqual(withInstruction([{ ...selection, instruction: null }], 'Add tests'), [
+      { ...selection, instruction: 'Add tests' },
+    ]);
+  });
+
+  it('takes over "Open diff" of a task', () => {
+    assert.deepEqual(diffRequest('handoff.showDiff', [{ task: 3, uri: 'file:///r/a.py' }]), { task: 3, uri: 'file:///r/a.py' });
+    assert.deepEqual(diffRequest('handoff.showDiff', [{ task: 3, uri: null }]), { task: 3, uri: undefined });
+    assert.equal(diffRequest('handoff.showLog', [{ task: 3 }]), undefined);
+    assert.equal(diffRequest('handoff.showDiff', [{}]), undefined);
+  });
+});

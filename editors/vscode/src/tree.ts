@@ -1,0 +1,142 @@
+// The "Tasks" view of the Handoff activity bar container: one item per task (state
+// icon, elapsed time, files changed), the files it changed below it, grouped by
+// repository when there are several. Live: it redraws on every store change and every
+// second while a task runs, for the elapsed time.
+
+import * as path from 'path';
+import * as vscode from 'vscode';
+import {
+  hasResult,
+  isPending,
+  RepoTask,
+  stateColor,
+  stateIcon,
+  taskDescription,
+  taskLabel,
+  taskTooltip,
+} from './model';
+import { TaskStore } from './store';
+
+export type TreeNode =
+  | { kind: 'repository'; repository: string }
+  | { kind: 'task'; rt: RepoTask }
+  | { kind: 'file'; rt: RepoTask; file: string };
+
+export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<TreeNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly subscription: { dispose(): void };
+
+  constructor(private readonly store: TaskStore) {
+    this.subscription = store.onDidChange(() => this.refresh());
+  }
+
+  refresh(): void {
+    this.changed.fire(undefined);
+    const running = this.store.all().some((t) => isPending(t.task.state));
+    if (running && !this.timer) {
+      this.timer = setInterval(() => this.refresh(), 1000);
+    } else if (!running && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  getChildren(node?: TreeNode): TreeNode[] {
+    if (!node) {
+      const repos = this.store.repositories();
+      if (repos.length > 1) {
+        return repos.map((repository) => ({ kind: 'repository', repository }));
+      }
+      return this.store.all().map((rt) => ({ kind: 'task', rt }));
+    }
+    if (node.kind === 'repository') {
+      return this.store
+        .all()
+        .filter((rt) => rt.repository === node.repository)
+        .map((rt) => ({ kind: 'task', rt }));
+    }
+    if (node.kind === 'task') {
+      const current = this.store.get(node.rt.repository, node.rt.task.id) ?? node.rt;
+      return current.task.files_changed.map((file) => ({ kind: 'file', rt: current, file }));
+    }
+    return [];
+  }
+
+  getTreeItem(node: TreeNode): vscode.TreeItem {
+    switch (node.kind) {
+      case 'repository': {
+        const item = new vscode.TreeItem(path.basename(node.repository), vscode.TreeItemCollapsibleState.Expanded);
+        item.id = `repo:${node.repository}`;
+        item.description = node.repository;
+        item.iconPath = new vscode.ThemeIcon('repo');
+        item.contextValue = 'repository';
+        return item;
+      }
+      case 'task': {
+        const rt = this.store.get(node.rt.repository, node.rt.task.id) ?? node.rt;
+        const task = rt.task;
+        const now = Date.now();
+        const item = new vscode.TreeItem(
+          taskLabel(task),
+          task.files_changed.length > 0
+            ? vscode.TreeItemCollapsibleState.Collapsed
+            : vscode.TreeItemCollapsibleState.None,
+        );
+        item.id = `task:${rt.repository}#${task.id}`;
+        item.description = taskDescription(task, now);
+        const color = stateColor(task.state);
+        item.iconPath = new vscode.ThemeIcon(stateIcon(task.state), color ? new vscode.ThemeColor(color) : undefined);
+        item.tooltip = new vscode.MarkdownString(taskTooltip(task, rt.repository, now));
+        item.contextValue = contextValue(rt, this.store);
+        item.accessibilityInformation = { label: `Handoff task ${task.id}, ${task.state}: ${task.title}` };
+        return item;
+      }
+      case 'file': {
+        const item = new vscode.TreeItem(path.posix.basename(node.file), vscode.TreeItemCollapsibleState.None);
+        item.id = `file:${node.rt.repository}#${node.rt.task.id}:${node.file}`;
+        item.resourceUri = vscode.Uri.file(path.join(node.rt.repository, node.file));
+        item.description = path.posix.dirname(node.file) === '.' ? '' : path.posix.dirname(node.file);
+        item.contextValue = 'file';
+        item.command = {
+          command: 'handoff.ui.openDiff',
+          title: 'Open Diff',
+          arguments: [node],
+        };
+        return item;
+      }
+    }
+  }
+
+  getParent(node: TreeNode): TreeNode | undefined {
+    if (node.kind === 'file') {
+      return { kind: 'task', rt: node.rt };
+    }
+    if (node.kind === 'task' && this.store.repositories().length > 1) {
+      return { kind: 'repository', repository: node.rt.repository };
+    }
+    return undefined;
+  }
+
+  dispose(): void {
+    if (this.timer) {
+      clearInterval(this.timer);
+    }
+    this.subscription.dispose();
+    this.changed.dispose();
+  }
+}
+
+/** Words the view's `when` clauses match on (`viewItem =~ /\bpending\b/`). */
+function contextValue(rt: RepoTask, store: TaskStore): string {
+  const words = ['task', rt.task.state];
+  words.push(isPending(rt.task.state) ? 'pending' : 'finished');
+  if (hasResult(rt.task)) {
+    words.push('result');
+  }
+  if (store.isReviewed(rt)) {
+    words.push('reviewed');
+  }
+  return words.join(' ');
+}
