@@ -5,11 +5,7 @@ use std::fmt::Write;
 use crate::engine::task::{Task, TaskState};
 
 fn elapsed(task: &Task) -> String {
-    match task.elapsed_secs() {
-        Some(s) if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
-        Some(s) => format!("{s}s"),
-        None => "-".into(),
-    }
+    task.elapsed_text().unwrap_or_else(|| "-".into())
 }
 
 fn symbol(state: TaskState) -> &'static str {

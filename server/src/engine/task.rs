@@ -180,6 +180,17 @@ impl Task {
         let end = self.finished_at.unwrap_or_else(Utc::now);
         Some((end - start).num_seconds().max(0))
     }
+
+    /// The running time as people read it: `42s`, `1m32s`; `None` before it started.
+    pub fn elapsed_text(&self) -> Option<String> {
+        self.elapsed_secs().map(|s| {
+            if s >= 60 {
+                format!("{}m{:02}s", s / 60, s % 60)
+            } else {
+                format!("{s}s")
+            }
+        })
+    }
 }
 
 /// A branch-name-safe slug of a title: `Fix the flaky test!` → `fix-the-flaky-test`.

@@ -22,20 +22,17 @@ fn lens(line: usize, title: String, name: &str, arg: serde_json::Value) -> CodeL
     }
 }
 
-pub fn elapsed(task: &Task) -> String {
-    match task.elapsed_secs() {
-        Some(s) if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
-        Some(s) => format!("{s}s"),
-        None => String::new(),
-    }
-}
-
 /// One line of state, as a lens or progress message shows it.
 pub fn status(task: &Task) -> String {
     match task.state {
         TaskState::Queued => format!("… Handoff #{} queued", task.id),
         TaskState::Starting | TaskState::Running | TaskState::Finalizing => {
-            format!("⟳ Handoff #{} {} {}", task.id, task.state, elapsed(task))
+            format!(
+                "⟳ Handoff #{} {} {}",
+                task.id,
+                task.state,
+                task.elapsed_text().unwrap_or_default()
+            )
         }
         TaskState::Done => format!(
             "✓ Handoff #{} done · {} file{} changed",
