@@ -58,7 +58,9 @@ pub fn create(
     repo.branch(branch, &commit, true)?;
     repo.set_head(&format!("refs/heads/{branch}"))?;
     let mut checkout = CheckoutBuilder::new();
-    checkout.force();
+    // The agent gets the snapshot's bytes exactly; skipping filters (eol, ident) also
+    // skips an attribute lookup per file, a large part of checking out big trees.
+    checkout.force().disable_filters(true);
     repo.checkout_head(Some(&mut checkout))?;
     Ok(Workspace {
         path: path.to_path_buf(),
