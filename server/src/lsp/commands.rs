@@ -488,7 +488,13 @@ fn list_tasks(inner: &Arc<Inner>, args: ListArgs) -> Outcome {
     };
     let mut tasks = Vec::new();
     for repo in repos {
-        tasks.extend(repo.engine.list().map_err(|e| e.to_string())?);
+        let workdir = repo.workdir().display().to_string();
+        for task in repo.engine.list().map_err(|e| e.to_string())? {
+            // The record plus the repository it belongs to, as in handoff/taskChanged.
+            let mut value = json!(task);
+            value["repository"] = json!(workdir);
+            tasks.push(value);
+        }
     }
     Ok(json!(tasks))
 }
