@@ -5,8 +5,8 @@
 use std::ops::Range;
 
 use super::conflict::Conflict;
-use super::hunks::{split_lines, Hunk};
-use super::reanchor::locate;
+use super::hunks::Hunk;
+use super::reanchor::{locate, SplitText};
 
 /// Replace bytes `start..end` of the text with `new_text`. The range always
 /// covers whole lines, terminators included.
@@ -30,25 +30,27 @@ pub struct AcceptAll {
 
 /// The edit that accepts `hunk` in `current`.
 pub fn accept(hunk: &Hunk, current: &str) -> Result<Edit, Conflict> {
-    let lines = split_lines(current);
-    let range = locate(hunk, &lines)?;
+    let text = SplitText::new(current);
+    let lines = &text.lines;
+    let range = locate(hunk, &text)?;
     let start = lines[..range.start].iter().map(|line| line.len()).sum();
     Ok(edit(hunk, start, &lines[range]))
 }
 
 /// The edits that accept every hunk that still applies to `current`.
 pub fn apply_all(hunks: &[Hunk], current: &str) -> AcceptAll {
-    let lines = split_lines(current);
+    let text = SplitText::new(current);
+    let lines = &text.lines;
     let mut line_starts = Vec::with_capacity(lines.len() + 1);
     line_starts.push(0);
-    for line in &lines {
+    for line in lines {
         line_starts.push(line_starts[line_starts.len() - 1] + line.len());
     }
 
     let mut outcome = AcceptAll::default();
     let mut located: Vec<(Range<usize>, &Hunk)> = Vec::new();
     for hunk in hunks {
-        match locate(hunk, &lines) {
+        match locate(hunk, &text) {
             Ok(range) => located.push((range, hunk)),
             Err(conflict) => outcome.conflicts.push(conflict),
         }
@@ -218,7 +220,10 @@ mod tests {
     /// The base with `hunks` spliced in by base line numbers, independently
     /// of `accept`.
     fn splice(base: &str, hunks: &[&Hunk]) -> String {
-        let mut lines: Vec<String> = split_lines(base).iter().map(|l| l.to_string()).collect();
+        let mut lines: Vec<String> = crate::diff::hunks::split_lines(base)
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
         for hunk in hunks.iter().rev() {
             lines.splice(hunk.base_start..hunk.base_end(), hunk.new_lines.clone());
         }

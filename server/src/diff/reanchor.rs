@@ -47,18 +47,18 @@ pub enum Anchor {
 
 /// Where `hunk` applies in `current`.
 pub fn reanchor(hunk: &Hunk, current: &str) -> Anchor {
-    anchor_in(hunk, &split_lines(current))
+    anchor_in(hunk, &SplitText::new(current))
 }
 
 /// Places several hunks in the same text, splitting it into lines only once: what
 /// an editor needs for every pending hunk of a document.
 pub fn reanchor_many<'a>(hunks: impl IntoIterator<Item = &'a Hunk>, current: &str) -> Vec<Anchor> {
-    let lines = split_lines(current);
-    hunks.into_iter().map(|h| anchor_in(h, &lines)).collect()
+    let text = SplitText::new(current);
+    hunks.into_iter().map(|h| anchor_in(h, &text)).collect()
 }
 
-fn anchor_in(hunk: &Hunk, lines: &[&str]) -> Anchor {
-    match locate(hunk, lines) {
+fn anchor_in(hunk: &Hunk, text: &SplitText<'_>) -> Anchor {
+    match locate(hunk, text) {
         Ok(range) => Anchor::Applies {
             start_line: range.start,
             end_line: range.end,
@@ -68,14 +68,15 @@ fn anchor_in(hunk: &Hunk, lines: &[&str]) -> Anchor {
 }
 
 /// The range of `lines` holding exactly the hunk's base lines.
-pub(super) fn locate(hunk: &Hunk, lines: &[&str]) -> Result<Range<usize>, Conflict> {
+pub(super) fn locate(hunk: &Hunk, text: &SplitText<'_>) -> Result<Range<usize>, Conflict> {
+    let lines = text.lines.as_slice();
     let len = hunk.base_lines.len();
     let Some(last_start) = lines.len().checked_sub(len) else {
         return Err(not_found(hunk));
     };
     let origin = hunk.base_start.min(last_start);
     let max_score = side_max(&hunk.context_before) + side_max(&hunk.context_after);
-    let base_lines = BaseLines::new(hunk, lines);
+    let base_lines = BaseLines::new(hunk, text);
 
     let mut best: Option<Candidate> = None;
     for distance in 0..=SEARCH_RADIUS {
@@ -163,11 +164,32 @@ fn context_score(hunk: &Hunk, lines: &[&str], start: usize, distance: usize) -> 
 /// Comparing lines alone costs the hunk's length at every candidate in a
 /// file of near-identical lines (generated data, closing braces), which for
 /// a long hunk is quadratic.
-struct BaseLines<'a> {
-    hunk: &'a Hunk,
-    lines: &'a [&'a str],
+/// A text split into lines, with prefix hashes of its lines so that any window of
+/// lines compares with a hunk's base lines in constant time. Built once per text and
+/// shared by every hunk placed in it: hashing the lines is the expensive part.
+pub(super) struct SplitText<'a> {
+    pub(super) lines: Vec<&'a str>,
     /// `prefix[i]` hashes `lines[..i]`; a window's hash follows from two.
     prefix: Vec<u64>,
+}
+
+impl<'a> SplitText<'a> {
+    pub(super) fn new(text: &'a str) -> SplitText<'a> {
+        let lines = split_lines(text);
+        let hasher = BuildHasherDefault::<DefaultHasher>::default();
+        let mut prefix = Vec::with_capacity(lines.len() + 1);
+        prefix.push(0);
+        for line in &lines {
+            let previous = prefix[prefix.len() - 1];
+            prefix.push(chain(previous, hasher.hash_one(line)));
+        }
+        SplitText { lines, prefix }
+    }
+}
+
+struct BaseLines<'a> {
+    hunk: &'a Hunk,
+    text: &'a SplitText<'a>,
     /// `HASH_BASE` to the power of the hunk's length, to cut windows.
     power: u64,
     hash: u64,
@@ -177,14 +199,8 @@ struct BaseLines<'a> {
 const HASH_BASE: u64 = 0x0000_0100_0000_01b3;
 
 impl<'a> BaseLines<'a> {
-    fn new(hunk: &'a Hunk, lines: &'a [&'a str]) -> BaseLines<'a> {
+    fn new(hunk: &'a Hunk, text: &'a SplitText<'a>) -> BaseLines<'a> {
         let hasher = BuildHasherDefault::<DefaultHasher>::default();
-        let mut prefix = Vec::with_capacity(lines.len() + 1);
-        prefix.push(0);
-        for line in lines {
-            let previous = prefix[prefix.len() - 1];
-            prefix.push(chain(previous, hasher.hash_one(line)));
-        }
         let hash = hunk
             .base_lines
             .iter()
@@ -193,8 +209,7 @@ impl<'a> BaseLines<'a> {
         let power = HASH_BASE.wrapping_pow(hunk.base_lines.len() as u32);
         BaseLines {
             hunk,
-            lines,
-            prefix,
+            text,
             power,
             hash,
         }
@@ -202,9 +217,10 @@ impl<'a> BaseLines<'a> {
 
     fn sit_at(&self, start: usize) -> bool {
         let end = start + self.hunk.base_lines.len();
-        let window = self.prefix[end].wrapping_sub(self.prefix[start].wrapping_mul(self.power));
+        let prefix = &self.text.prefix;
+        let window = prefix[end].wrapping_sub(prefix[start].wrapping_mul(self.power));
         window == self.hash
-            && self.lines[start..end]
+            && self.text.lines[start..end]
                 .iter()
                 .zip(&self.hunk.base_lines)
                 .all(|(line, base)| line == base)
