@@ -70,14 +70,8 @@ pub struct Engine<S: Sandbox> {
 impl<S: Sandbox> Engine<S> {
     /// Finds the repository containing `path`, loads its configuration and store.
     pub fn open(path: &Path, sandbox: S) -> Result<Engine<S>, EngineError> {
-        let config_probe = Self::find_repo(path)?;
-        let config = Config::load(Some(&config_probe.0))?;
-        Self::with_config(path, sandbox, config)
-    }
-
-    pub fn with_config(path: &Path, sandbox: S, config: Config) -> Result<Engine<S>, EngineError> {
-        git::init();
         let (workdir, git_dir) = Self::find_repo(path)?;
+        let config = Config::load(Some(&workdir))?;
         let store = Store::open(&git_dir)?;
         Ok(Engine {
             workdir,
