@@ -15,11 +15,7 @@ use super::{content_text, push_error, Entry, TokenUsage, Transcript};
 
 /// Reads a whole `codex exec --json` log.
 pub fn parse(text: &str) -> Transcript {
-    let mut transcript = Transcript::default();
-    for line in text.lines() {
-        parse_line(&mut transcript, line);
-    }
-    transcript
+    super::parse_lines(text, parse_line)
 }
 
 /// Adds one JSONL event to `transcript`. Blank lines are skipped; anything not

@@ -88,6 +88,15 @@ pub struct TokenUsage {
 
 /// The text of a tool result or MCP result: a plain string, or a list of content
 /// blocks of which only text blocks carry words (others are named, like `[image]`).
+/// Reads a whole log, one line at a time through `parse_line`.
+fn parse_lines(text: &str, parse_line: fn(&mut Transcript, &str)) -> Transcript {
+    let mut transcript = Transcript::default();
+    for line in text.lines() {
+        parse_line(&mut transcript, line);
+    }
+    transcript
+}
+
 fn content_text(content: &Value) -> String {
     match content {
         Value::Null => String::new(),
