@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this machine for Handoff's demo and tests: installs what is missing (Docker
-# engine, busybox for the offline test image, git) and starts a Docker engine if none
-# answers. Safe to run again; fails loudly if a required part cannot be had.
+# engine, busybox for the offline test image, git, mmdebstrap and npm for the agent
+# images) and starts a Docker engine if none answers. Safe to run again; fails loudly
+# if a required part cannot be had.
 #
 # The engine is started fail-closed: no bridge, no iptables, no forwarding, so no
 # container can reach beyond the machine (tests use network `none` or `host`).
@@ -39,12 +40,18 @@ apt_install() {
 
 # --- packages -----------------------------------------------------------------
 apt_install git busybox-static ca-certificates python3 python3-pip
+# The built-in agents' images (`handoff image build`): mmdebstrap makes the Debian base
+# with no registry; npm resolves the agent CLIs on the host.
+apt_install mmdebstrap
+command -v npm >/dev/null 2>&1 || apt_install npm
 if ! command -v dockerd >/dev/null 2>&1; then
   apt_install docker.io
 fi
 command -v docker >/dev/null || die "the docker CLI is missing after install"
 command -v dockerd >/dev/null || die "dockerd is missing after install"
 [ -x /bin/busybox ] || die "/bin/busybox is missing after installing busybox-static"
+command -v mmdebstrap >/dev/null || die "mmdebstrap is missing after install"
+command -v npm >/dev/null || die "npm is missing after install"
 
 # --- Docker engine ------------------------------------------------------------
 if docker info >/dev/null 2>&1; then

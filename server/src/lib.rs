@@ -2,7 +2,7 @@
 //! and review its work as a branch or inline in the editor.
 //!
 //! Layers (see `docs/architecture.md`): `cli` and (later) `lsp` are front-ends; the
-//! engine (`engine`, `sandbox`, `git`, `agents`, `config`) never imports them.
+//! engine (`engine`, `sandbox`, `git`, `agents`, `config`, `image`) never imports them.
 
 pub mod agents;
 pub mod cli;
@@ -11,5 +11,6 @@ pub mod context;
 pub mod diff;
 pub mod engine;
 pub mod git;
+pub mod image;
 pub mod lsp;
 pub mod sandbox;

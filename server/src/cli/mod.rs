@@ -1,6 +1,7 @@
 //! The command line front-end: parses arguments, calls the engine, prints.
 
 mod doctor;
+mod image;
 mod render;
 
 use std::io::{IsTerminal, Write};
@@ -78,6 +79,11 @@ enum Command {
     },
     /// Check Docker, images, the repository and the configuration.
     Doctor,
+    /// Build agent images (with no registry).
+    Image {
+        #[command(subcommand)]
+        action: image::ImageCommand,
+    },
     /// Speak the Language Server Protocol on stdio.
     Lsp,
 }
@@ -151,6 +157,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     };
     if let Command::Doctor = cli.command {
         return doctor::run(&cwd).await;
+    }
+    if let Command::Image { action } = cli.command {
+        return image::run(&cwd, action).await;
     }
     if let Command::Lsp = cli.command {
         crate::lsp::serve().await;
@@ -287,7 +296,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor | Command::Lsp => unreachable!("handled above"),
+        Command::Doctor | Command::Lsp | Command::Image { .. } => unreachable!("handled above"),
     }
 }
 
