@@ -92,7 +92,10 @@ impl<'de> Deserialize<'de> for MemorySize {
 pub struct ProfileOverride {
     pub image: Option<String>,
     pub command: Option<Spanned<Vec<String>>>,
+    pub resume_command: Option<Spanned<Vec<String>>>,
     pub env: Option<Vec<Spanned<String>>>,
+    pub set_env: Option<BTreeMap<String, String>>,
+    pub credentials: Option<Vec<Spanned<String>>>,
     pub network: Option<Network>,
     pub memory: Option<MemorySize>,
     pub cpus: Option<Spanned<f64>>,
@@ -182,6 +185,32 @@ impl Config {
             if let Some(cmd) = &over.command {
                 if cmd.get_ref().is_empty() {
                     return Err(at(cmd.span(), &key("command"), "must name a program"));
+                }
+            }
+            if let Some(cmd) = &over.resume_command {
+                if cmd.get_ref().is_empty() {
+                    return Err(at(
+                        cmd.span(),
+                        &key("resume_command"),
+                        "must name a program",
+                    ));
+                }
+            }
+            for var in over.credentials.iter().flatten() {
+                if !is_env_name(var.get_ref()) {
+                    return Err(at(
+                        var.span(),
+                        &key("credentials"),
+                        &format!("`{}` is not an environment variable name", var.get_ref()),
+                    ));
+                }
+            }
+            for name in over.set_env.iter().flatten().map(|(k, _)| k) {
+                if !is_env_name(name) {
+                    return Err(invalid(format!(
+                        "key `{}`: `{name}` is not an environment variable name",
+                        key("set_env")
+                    )));
                 }
             }
             for var in over.env.iter().flatten() {

@@ -547,8 +547,12 @@ fn a_50_000_file_repository_snapshots_and_runs() {
 
 #[test]
 fn doctor_reports_each_check() {
-    let repo = Repo::new(&[("a.txt", "a\n")], "");
-    let out = repo.handoff(&["doctor"]);
+    // An image no engine has, whatever was built on this machine before.
+    let repo = Repo::new(
+        &[("a.txt", "a\n")],
+        "[agents.claude]\nimage = \"handoff-test/never-built:none\"\n",
+    );
+    let out = repo.handoff_env(&["doctor"], &[("ANTHROPIC_API_KEY", "")]);
     let text = stdout(&out);
     assert!(text.contains("[ok  ] git repository"), "{text}");
     assert!(text.contains("[ok  ] config valid"), "{text}");
@@ -561,7 +565,14 @@ fn doctor_reports_each_check() {
         "{text}"
     );
     assert!(
-        text.contains("[warn] agent `claude`") && text.contains("fix:"),
+        text.contains(
+            "[warn] agent `claude`: image handoff-test/never-built:none is not in the engine"
+        ) && text.contains("fix: `handoff image build claude`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[warn] agent `claude`: no credentials")
+            && text.contains("`ANTHROPIC_API_KEY`"),
         "{text}"
     );
     assert!(out.status.success(), "{text}");

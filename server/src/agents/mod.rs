@@ -23,12 +23,25 @@ pub struct AgentProfile {
     pub image: String,
     /// argv; `{prompt}` in any element is replaced by the prompt.
     pub command: Vec<String>,
+    /// argv of a follow-up turn that continues the agent's session: `{session}` is
+    /// replaced by the session id the previous turn reported, `{prompt}` by the reply.
+    /// Without it (or without a session id) a follow-up runs `command` with the reply.
+    pub resume_command: Option<Vec<String>>,
     /// Names of variables passed through from the caller's environment.
     pub env: Vec<String>,
+    /// Fixed, non-secret variables set in the container (`set_env` in config).
+    pub set_env: BTreeMap<String, String>,
+    /// Names of credential variables of which at least one must be set in the
+    /// caller's environment; a task fails at once, naming them, when none is.
+    pub credentials: Vec<String>,
     pub network: Network,
     pub memory: Option<MemorySize>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
 }
 
 pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
@@ -38,8 +51,11 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             AgentProfile {
                 name: name.into(),
                 image: image.into(),
-                command: command.iter().map(|s| s.to_string()).collect(),
-                env: env.iter().map(|s| s.to_string()).collect(),
+                command: strings(command),
+                resume_command: None,
+                env: strings(env),
+                set_env: BTreeMap::new(),
+                credentials: vec![],
                 network,
                 memory: Some(MemorySize(4 << 30)),
                 cpus: None,
@@ -47,7 +63,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             },
         )
     };
-    BTreeMap::from([
+    let mut profiles = BTreeMap::from([
         profile(
             "claude",
             "handoff/claude:latest",
@@ -77,7 +93,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 "--dangerously-bypass-approvals-and-sandbox",
                 "{prompt}",
             ],
-            &["OPENAI_API_KEY", "OPENAI_BASE_URL"],
+            &["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL"],
             Network::Bridge,
         ),
         // The prompt is a shell command: codemods, formatters, scripted edits.
@@ -88,7 +104,41 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             &[],
             Network::None,
         ),
-    ])
+    ]);
+    if let Some(claude) = profiles.get_mut("claude") {
+        claude.resume_command = Some(strings(&[
+            "claude",
+            "-p",
+            "{prompt}",
+            "--resume",
+            "{session}",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--dangerously-skip-permissions",
+        ]));
+        claude.credentials = strings(&["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"]);
+        claude.set_env = BTreeMap::from([
+            ("DISABLE_AUTOUPDATER".to_string(), "1".to_string()),
+            (
+                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(),
+                "1".to_string(),
+            ),
+        ]);
+    }
+    if let Some(codex) = profiles.get_mut("codex") {
+        codex.resume_command = Some(strings(&[
+            "codex",
+            "exec",
+            "--json",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "resume",
+            "{session}",
+            "{prompt}",
+        ]));
+        codex.credentials = strings(&["OPENAI_API_KEY", "CODEX_API_KEY"]);
+    }
+    profiles
 }
 
 /// The structured output format of an agent's CLI, when Handoff understands it.
@@ -126,8 +176,17 @@ impl AgentProfile {
         if let Some(command) = over.command {
             self.command = command.into_inner();
         }
+        if let Some(resume) = over.resume_command {
+            self.resume_command = Some(resume.into_inner());
+        }
         if let Some(env) = over.env {
             self.env = env.into_iter().map(|s| s.into_inner()).collect();
+        }
+        if let Some(set_env) = over.set_env {
+            self.set_env = set_env;
+        }
+        if let Some(credentials) = over.credentials {
+            self.credentials = credentials.into_iter().map(|s| s.into_inner()).collect();
         }
         if let Some(network) = over.network {
             self.network = network;
@@ -151,7 +210,10 @@ impl AgentProfile {
             name: name.into(),
             image,
             command,
+            resume_command: None,
             env: vec![],
+            set_env: BTreeMap::new(),
+            credentials: vec![],
             // Custom profiles get no network unless they ask for one.
             network: Network::None,
             memory: Some(MemorySize(4 << 30)),
@@ -164,9 +226,63 @@ impl AgentProfile {
 
     /// The argv to run for `prompt`, or a message saying why it cannot be passed.
     pub fn argv(&self, prompt: &str) -> Result<Vec<String>, String> {
-        let mut argv = Vec::with_capacity(self.command.len());
-        for part in &self.command {
-            let arg = part.replace("{prompt}", prompt);
+        self.fill(&self.command, prompt, "")
+    }
+
+    /// The argv of a follow-up turn: the resume command when the profile has one and
+    /// the previous turn reported a session, else the plain command with the reply.
+    pub fn follow_up_argv(
+        &self,
+        prompt: &str,
+        session: Option<&str>,
+    ) -> Result<Vec<String>, String> {
+        match (&self.resume_command, session) {
+            (Some(resume), Some(session)) => self.fill(resume, prompt, session),
+            _ => self.argv(prompt),
+        }
+    }
+
+    /// The credential check: `Err` says which variables to set, when the profile
+    /// names credentials and `lookup` finds none of them.
+    pub fn check_credentials(&self, lookup: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        if self.credentials.is_empty()
+            || self
+                .credentials
+                .iter()
+                .any(|name| lookup(name).is_some_and(|v| !v.is_empty()))
+        {
+            return Ok(());
+        }
+        let names = match self.credentials.as_slice() {
+            [one] => format!("`{one}`"),
+            many => {
+                let quoted: Vec<String> = many.iter().map(|n| format!("`{n}`")).collect();
+                format!(
+                    "one of {} or {}",
+                    quoted[..quoted.len() - 1].join(", "),
+                    quoted[quoted.len() - 1]
+                )
+            }
+        };
+        Err(format!(
+            "agent `{}` needs credentials: set {names} in the environment Handoff runs in \
+             (the shell for `handoff`, the editor for the language server), then start the \
+             task again or `handoff reply` to it",
+            self.name
+        ))
+    }
+
+    fn fill(
+        &self,
+        template: &[String],
+        prompt: &str,
+        session: &str,
+    ) -> Result<Vec<String>, String> {
+        let mut argv = Vec::with_capacity(template.len());
+        for part in template {
+            let arg = part
+                .replace("{session}", session)
+                .replace("{prompt}", prompt);
             if arg.len() > MAX_ARG_BYTES {
                 return Err(format!(
                     "the prompt is {} KiB, but profile `{}` passes it as a command argument, \
@@ -207,6 +323,40 @@ mod tests {
         let mut custom = profiles["shell"].clone();
         custom.command = vec!["/opt/agent/bin/claude".into(), "-p".into()];
         assert_eq!(custom.output_format(), Some(OutputFormat::ClaudeStreamJson));
+    }
+
+    #[test]
+    fn follow_ups_resume_the_session_when_the_profile_can() {
+        let profiles = builtin_profiles();
+        let claude = &profiles["claude"];
+        let argv = claude.follow_up_argv("and tests", Some("s-1")).unwrap();
+        assert_eq!(&argv[..5], ["claude", "-p", "and tests", "--resume", "s-1"]);
+        // No session reported: a fresh run with the reply.
+        assert_eq!(claude.follow_up_argv("again", None).unwrap()[2], "again");
+        let codex = &profiles["codex"];
+        let argv = codex.follow_up_argv("more", Some("t-9")).unwrap();
+        assert_eq!(argv[argv.len() - 3..], ["resume", "t-9", "more"]);
+        // The shell profile has no session: the reply is the next command.
+        assert_eq!(
+            profiles["shell"].follow_up_argv("ls", Some("x")).unwrap(),
+            ["sh", "-c", "ls"]
+        );
+    }
+
+    #[test]
+    fn missing_credentials_name_the_variables() {
+        let profiles = builtin_profiles();
+        let none = |_: &str| None;
+        let err = profiles["claude"].check_credentials(none).unwrap_err();
+        assert!(
+            err.contains("one of `ANTHROPIC_API_KEY` or `CLAUDE_CODE_OAUTH_TOKEN`"),
+            "{err}"
+        );
+        let token = |n: &str| (n == "CLAUDE_CODE_OAUTH_TOKEN").then(|| "t".to_string());
+        assert!(profiles["claude"].check_credentials(token).is_ok());
+        let empty = |_: &str| Some(String::new());
+        assert!(profiles["codex"].check_credentials(empty).is_err());
+        assert!(profiles["shell"].check_credentials(none).is_ok());
     }
 
     #[test]

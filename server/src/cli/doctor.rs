@@ -125,11 +125,20 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
             Err(SandboxError::ImageMissing { image, .. }) => r.line(
                 if is_default { Level::Fail } else { Level::Warn },
                 &format!("agent `{name}`: image {image} is not in the engine"),
-                Some(format!(
-                    "`docker pull {image}` (or build it), or set [agents.{name}] image = \"...\" in .handoff.toml"
-                )),
+                Some(if matches!(name.as_str(), "claude" | "codex") {
+                    format!("`handoff image build {name}`, or set [agents.{name}] image = \"...\" in .handoff.toml")
+                } else {
+                    format!("`docker pull {image}` (or build it), or set [agents.{name}] image = \"...\" in .handoff.toml")
+                }),
             ),
             Err(e) => r.line(Level::Fail, &e.to_string(), None),
+        }
+        if let Err(message) = profile.check_credentials(|n| std::env::var(n).ok()) {
+            r.line(
+                if is_default { Level::Fail } else { Level::Warn },
+                &format!("agent `{name}`: no credentials in this environment"),
+                Some(message),
+            );
         }
     }
     Ok(exit(&r))

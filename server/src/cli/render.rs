@@ -39,6 +39,27 @@ pub fn started(task: &Task) -> String {
     )
 }
 
+/// After `handoff reply`: a new turn was queued or started, or the reply waits for
+/// the running turn.
+pub fn replied(task: &Task) -> String {
+    if !task.pending_replies.is_empty() {
+        return format!(
+            "Task #{} is {}; your reply is queued and goes to the agent when this turn ends.",
+            task.id, task.state
+        );
+    }
+    let resume = match &task.session_id {
+        Some(sid) => format!(", resuming session {sid}"),
+        None => String::new(),
+    };
+    format!(
+        "Task #{id} turn {turn} {state}{resume}\n  follow  handoff logs {id} -f",
+        id = task.id,
+        turn = task.turns.len() + 1,
+        state = task.state,
+    )
+}
+
 pub fn finished(task: &Task) -> String {
     let mut s = format!(
         "{} Task #{} {} after {}: {}",
@@ -124,9 +145,31 @@ pub fn details(task: &Task) -> String {
             let _ = writeln!(s, "    {f}");
         }
     }
+    if let Some(sid) = &task.session_id {
+        let _ = writeln!(s, "  session  {sid}");
+    }
     let _ = writeln!(s, "  prompt");
     for line in task.prompt.lines().take(20) {
         let _ = writeln!(s, "    {line}");
+    }
+    let follow_ups: Vec<&str> = task
+        .turns
+        .iter()
+        .skip(1)
+        .map(|t| t.prompt.as_str())
+        .chain(task.reply.as_deref().filter(|_| !task.state.is_terminal()))
+        .collect();
+    for (n, reply) in follow_ups.iter().enumerate() {
+        let _ = writeln!(s, "  reply {}", n + 1);
+        for line in reply.lines().take(10) {
+            let _ = writeln!(s, "    {line}");
+        }
+    }
+    for reply in &task.pending_replies {
+        let _ = writeln!(s, "  queued reply");
+        for line in reply.lines().take(10) {
+            let _ = writeln!(s, "    {line}");
+        }
     }
     s
 }

@@ -6,7 +6,7 @@
 use git2::{Oid, Repository};
 
 use super::store::{write_atomic, StoreLock};
-use super::task::{Task, TaskState};
+use super::task::{Task, TaskState, Turn};
 use super::{handoff_signature, ms_since, Engine, EngineError};
 use crate::git::{import, GitError};
 use crate::sandbox::{Sandbox, SandboxStatus};
@@ -84,7 +84,19 @@ impl<S: Sandbox> Engine<S> {
         }
         task.error = error;
         task.phases_ms.insert("finalize".into(), ms_since(clock));
+        if let Some(session) = self.session_of(&task) {
+            task.session_id = Some(session);
+        }
         task.transition(state)?;
+        task.turns.push(Turn {
+            prompt: task.turn_prompt().to_string(),
+            state,
+            error: task.error.clone(),
+            exit_code: task.exit_code,
+            head_commit: task.head_commit.clone(),
+            started_at: task.started_at,
+            finished_at: task.finished_at,
+        });
         self.store.save(&task)?;
         tracing::info!(task_id = %id, state = %task.state, "task finalized");
 
@@ -102,7 +114,20 @@ impl<S: Sandbox> Engine<S> {
                 }
             }
         }
+
+        // Follow-ups sent while the agent worked go out now, together.
+        if !task.pending_replies.is_empty() && task.state != TaskState::Cancelled {
+            let replies = std::mem::take(&mut task.pending_replies);
+            self.begin_turn(&mut task, replies.join("\n\n"))?;
+        }
         Ok(())
+    }
+
+    /// The session id the current turn's output reports, for agents Handoff understands.
+    fn session_of(&self, task: &Task) -> Option<String> {
+        let format = self.config.agents.get(&task.agent)?.output_format()?;
+        let log = std::fs::read(self.store.log_path(task.id)).ok()?;
+        format.parse(&String::from_utf8_lossy(&log)).session_id
     }
 
     fn failure_hint(&self, task: &Task, status: SandboxStatus) -> Option<String> {

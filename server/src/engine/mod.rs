@@ -5,11 +5,14 @@
 //! same way: create tasks, call [`Engine::tick`] now and then, read records.
 
 mod finalize;
+mod pull;
 pub mod redact;
 pub mod review;
 mod scheduler;
 pub mod store;
 pub mod task;
+
+pub use pull::{claude_project_dir, Pulled};
 
 use std::path::{Path, PathBuf};
 
@@ -197,6 +200,10 @@ impl<S: Sandbox> Engine<S> {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            turns: vec![],
+            reply: None,
+            pending_replies: vec![],
+            session_id: None,
         };
         self.store.save(&task)?;
         drop(lock);
@@ -212,23 +219,118 @@ impl<S: Sandbox> Engine<S> {
         Ok(self.store.list()?)
     }
 
-    /// The task's output so far, secrets redacted.
-    pub async fn logs(&self, id: TaskId) -> Result<Vec<u8>, EngineError> {
-        let task = self.store.load(id)?;
-        if let (false, Some(container)) = (task.state.is_terminal(), &task.container_id) {
-            let raw = self.sandbox.logs(container).await?;
-            return Ok(self.redactor_for(&task).await.redact(&raw));
+    /// Sends a follow-up to a task: a finished task starts another turn on its branch
+    /// at once (resuming the agent's session when the profile can); a queued or
+    /// running one keeps the message and delivers it when the current turn ends.
+    pub async fn reply(&self, id: TaskId, message: &str) -> Result<Task, EngineError> {
+        let message = message.trim_end();
+        if message.trim().is_empty() {
+            return Err(EngineError::Invalid(
+                "the reply is empty; say what the agent should do next".into(),
+            ));
         }
-        match std::fs::read(self.store.log_path(id)) {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(source) => Err(StoreError::Io {
-                action: "read",
-                path: self.store.log_path(id),
-                source,
+        let lock = self.lock().await?;
+        let mut task = self.store.load(id)?;
+        let profile = self.profile(Some(&task.agent))?.clone();
+        profile
+            .follow_up_argv(message, task.session_id.as_deref())
+            .map_err(EngineError::Invalid)?;
+        if task.state.is_terminal() {
+            if task.head_commit.is_none() && self.store.workspace_path(id).exists() {
+                return Err(EngineError::Invalid(format!(
+                    "task #{id}'s work is still only in {} (it could not be brought home: {}); \
+                     save it before replying",
+                    self.store.workspace_path(id).display(),
+                    task.error.as_deref().unwrap_or("unknown error")
+                )));
             }
-            .into()),
+            let mut parts = std::mem::take(&mut task.pending_replies);
+            parts.push(message.to_string());
+            let mut prompt = parts.join("\n\n");
+            if task.started_at.is_none() {
+                // The first turn never ran (say, credentials were missing): run the
+                // task's prompt with the reply after it.
+                prompt = format!("{}\n\n{prompt}", task.prompt);
+            }
+            self.begin_turn(&mut task, prompt)?;
+        } else {
+            task.pending_replies.push(message.to_string());
+            self.store.save(&task)?;
         }
+        drop(lock);
+        self.tick().await?;
+        Ok(self.store.load(id)?)
+    }
+
+    /// Queues the next turn of an ended task. Call with the lock held.
+    fn begin_turn(&self, task: &mut Task, prompt: String) -> Result<(), EngineError> {
+        let id = task.id;
+        let log = self.store.log_path(id);
+        if !task.turns.is_empty() && log.exists() {
+            let kept = self.store.turn_log_path(id, task.turns.len());
+            std::fs::rename(&log, &kept).map_err(|source| StoreError::Io {
+                action: "keep the log of the last turn as",
+                path: kept.clone(),
+                source,
+            })?;
+        }
+        // Decisions name hunks of the previous result; the next result is reviewed
+        // afresh (the old decisions stay on disk beside it).
+        let review = self.store.task_dir(id).join("review.json");
+        if review.exists() {
+            let kept = self
+                .store
+                .task_dir(id)
+                .join(format!("review.{}.json", task.turns.len()));
+            let _ = std::fs::rename(&review, kept);
+        }
+        store::write_atomic(&self.store.prompt_path(id), prompt.as_bytes())?;
+        task.reply = Some(prompt);
+        task.error = None;
+        task.exit_code = None;
+        task.oom_killed = false;
+        task.cancel_requested = false;
+        task.container_id = None;
+        task.transition(TaskState::Queued)?;
+        self.store.save(task)?;
+        tracing::info!(task_id = %id, turn = task.turns.len() + 1, "follow-up queued");
+        Ok(())
+    }
+
+    /// The output of every turn, oldest first, as (prompt, output) pairs; secrets
+    /// redacted. The current turn's output is live while its agent runs.
+    pub async fn turn_logs(&self, id: TaskId) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        let task = self.store.load(id)?;
+        let mut turns = Vec::new();
+        for (n, turn) in task.turns.iter().enumerate() {
+            let path = self.store.turn_log_path(id, n + 1);
+            if path.exists() {
+                turns.push((turn.prompt.clone(), read_or_empty(&path)?));
+            }
+        }
+        let current =
+            if let (false, Some(container)) = (task.state.is_terminal(), &task.container_id) {
+                let raw = self.sandbox.logs(container).await?;
+                self.redactor_for(&task).await.redact(&raw)
+            } else {
+                read_or_empty(&self.store.log_path(id))?
+            };
+        turns.push((task.turn_prompt().to_string(), current));
+        Ok(turns)
+    }
+
+    /// The task's output so far, every turn, secrets redacted.
+    pub async fn logs(&self, id: TaskId) -> Result<Vec<u8>, EngineError> {
+        let turns = self.turn_logs(id).await?;
+        let many = turns.len() > 1;
+        let mut out = Vec::new();
+        for (n, (prompt, log)) in turns.into_iter().enumerate() {
+            if many && n > 0 {
+                out.extend_from_slice(turn_heading(n + 1, &prompt).as_bytes());
+            }
+            out.extend_from_slice(&log);
+        }
+        Ok(out)
     }
 
     /// Calls `sink` with the task's output, live while the agent runs, redacted.
@@ -269,9 +371,17 @@ impl<S: Sandbox> Engine<S> {
         else {
             return Ok(None);
         };
-        let log = self.logs(id).await?;
-        let transcript = format.parse(&String::from_utf8_lossy(&log));
-        Ok(Some(crate::agents::transcript::render::render(&transcript)))
+        let turns = self.turn_logs(id).await?;
+        let many = turns.len() > 1;
+        let mut out = String::new();
+        for (n, (prompt, log)) in turns.into_iter().enumerate() {
+            if many {
+                out.push_str(&turn_heading(n + 1, &prompt));
+            }
+            let transcript = format.parse(&String::from_utf8_lossy(&log));
+            out.push_str(&crate::agents::transcript::render::render(&transcript));
+        }
+        Ok(Some(out))
     }
 
     /// Secrets to hide in this task's output: the values its container was given.
@@ -437,6 +547,31 @@ impl<S: Sandbox> Engine<S> {
             }
             let _ = file.write_all(&redactor.finish());
         })
+    }
+}
+
+/// The line that separates turns in logs and transcripts.
+fn turn_heading(n: usize, prompt: &str) -> String {
+    let first = prompt.lines().next().unwrap_or("");
+    let short: String = first.chars().take(72).collect();
+    let more = if short.len() < prompt.trim_end().len() {
+        "…"
+    } else {
+        ""
+    };
+    let label = if n == 1 { "task" } else { "follow-up" };
+    format!("\n── turn {n} ({label}): {short}{more} ──\n")
+}
+
+fn read_or_empty(path: &Path) -> Result<Vec<u8>, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(StoreError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 

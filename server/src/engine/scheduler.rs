@@ -91,6 +91,9 @@ impl<S: Sandbox> Engine<S> {
             Ok(p) => p.clone(),
             Err(message) => return self.fail_at_start(task, message),
         };
+        if let Err(message) = profile.check_credentials(|name| std::env::var(name).ok()) {
+            return self.fail_at_start(task, message);
+        }
         task.transition(TaskState::Starting)?;
         self.store.save(&task)?;
         match self.launch(&mut task, &profile).await {
@@ -129,14 +132,39 @@ impl<S: Sandbox> Engine<S> {
     async fn launch(&self, task: &mut Task, profile: &AgentProfile) -> Result<String, EngineError> {
         let clock = std::time::Instant::now();
         self.sandbox.check_image(&profile.image).await?;
-        let argv = profile.argv(&task.prompt).map_err(EngineError::Invalid)?;
+        let argv = match &task.reply {
+            Some(reply) => profile.follow_up_argv(reply, task.session_id.as_deref()),
+            None => profile.argv(&task.prompt),
+        }
+        .map_err(EngineError::Invalid)?;
 
         let (uid, gid) = agent_ids(&self.workdir)?;
         let ws_path = self.store.workspace_path(task.id);
         let workdir = self.workdir.clone();
         let branch = task.branch.clone();
-        let base = Oid::from_str(&task.base_commit).map_err(GitError::from)?;
+        // A follow-up continues from where the branch is; the first turn from the snapshot.
+        let start = match (&task.reply, &task.head_commit) {
+            (Some(_), Some(head)) => head,
+            _ => &task.base_commit,
+        };
+        let base = Oid::from_str(start).map_err(GitError::from)?;
+        let home = self.store.home_path(task.id);
+        let home_for_git = home.clone();
         let ws = tokio::task::spawn_blocking(move || -> Result<_, GitError> {
+            std::fs::create_dir_all(&home_for_git).map_err(|source| GitError::Write {
+                path: home_for_git.clone(),
+                source,
+            })?;
+            // The agent owns its HOME; files it made in earlier turns are already its.
+            let owner = std::fs::metadata(&home_for_git).map(|m| m.uid()).ok();
+            if owner != Some(uid) {
+                std::os::unix::fs::lchown(&home_for_git, Some(uid), Some(gid)).map_err(
+                    |source| GitError::Write {
+                        path: home_for_git.clone(),
+                        source,
+                    },
+                )?;
+            }
             let user = Repository::open(&workdir)?;
             let ws = workspace::create(&user, &ws_path, &branch, base)?;
             let owner = std::fs::metadata(&ws.path)
@@ -184,8 +212,12 @@ impl<S: Sandbox> Engine<S> {
             ("GIT_CONFIG_KEY_0".into(), "safe.directory".into()),
             ("GIT_CONFIG_VALUE_0".into(), "*".into()),
         ];
-        if task.prompt.len() <= MAX_PROMPT_ENV_BYTES {
-            env.push(("HANDOFF_PROMPT".into(), task.prompt.clone()));
+        let prompt = task.turn_prompt();
+        if prompt.len() <= MAX_PROMPT_ENV_BYTES {
+            env.push(("HANDOFF_PROMPT".into(), prompt.to_string()));
+        }
+        for (name, value) in &profile.set_env {
+            env.push((name.clone(), value.clone()));
         }
         for name in &profile.env {
             if let Ok(value) = std::env::var(name) {
@@ -210,6 +242,7 @@ impl<S: Sandbox> Engine<S> {
             gid,
             workspace: ws.path,
             shared_objects: ws.shared_objects,
+            home,
             prompt_file,
             network: profile.network,
             memory_bytes: profile.memory.map(|m| m.0),

@@ -8,6 +8,9 @@
 //! handoff/tasks/<id>/log       the agent's output (secrets redacted)
 //! handoff/tasks/<id>/prompt.txt
 //! handoff/tasks/<id>/workspace the agent's working copy (local sandboxes)
+//! handoff/tasks/<id>/home      the agent's HOME, kept across turns (its sessions)
+//! handoff/tasks/<id>/log.<n>   the output of ended turn n (1-based) once a
+//!                              follow-up started; `log` is the current turn's
 //! ```
 //! Every record write is write-to-temp, fsync, rename, so a reader never sees half a
 //! record and a crash leaves either the old or the new one.
@@ -100,6 +103,16 @@ impl Store {
 
     pub fn log_path(&self, id: TaskId) -> PathBuf {
         self.task_dir(id).join("log")
+    }
+
+    /// The output of ended turn `n` (1-based), kept when a follow-up starts.
+    pub fn turn_log_path(&self, id: TaskId, n: usize) -> PathBuf {
+        self.task_dir(id).join(format!("log.{n}"))
+    }
+
+    /// The agent's HOME folder, which survives between turns.
+    pub fn home_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("home")
     }
 
     pub fn prompt_path(&self, id: TaskId) -> PathBuf {
@@ -242,6 +255,10 @@ mod tests {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            turns: vec![],
+            reply: None,
+            pending_replies: vec![],
+            session_id: None,
         }
     }
 

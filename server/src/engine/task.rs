@@ -92,6 +92,10 @@ impl TaskState {
                 | (Finalizing, Done)
                 | (Finalizing, Failed)
                 | (Finalizing, Cancelled)
+                // A follow-up (`handoff reply`) starts another turn on the same branch.
+                | (Done, Queued)
+                | (Failed, Queued)
+                | (Cancelled, Queued)
         )
     }
 }
@@ -145,6 +149,34 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The turns that have ended, oldest first; the first is the task's prompt, the
+    /// others are follow-ups (`handoff reply`).
+    #[serde(default)]
+    pub turns: Vec<Turn>,
+    /// The follow-up the current turn runs; `None` in the first turn.
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// Follow-ups sent while a turn ran, delivered together when it ends.
+    #[serde(default)]
+    pub pending_replies: Vec<String>,
+    /// The agent's session (Claude Code `session_id`, Codex `thread_id`) as the last
+    /// turn reported it: what a follow-up resumes and `handoff pull` hands over.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// One ended turn of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// What the agent was asked in this turn.
+    pub prompt: String,
+    pub state: TaskState,
+    pub error: Option<String>,
+    pub exit_code: Option<i64>,
+    /// The branch head after this turn.
+    pub head_commit: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,12 +198,18 @@ impl Task {
             });
         }
         match next {
+            TaskState::Queued => self.finished_at = None,
             TaskState::Running => self.started_at = Some(Utc::now()),
             s if s.is_terminal() => self.finished_at = Some(Utc::now()),
             _ => {}
         }
         self.state = next;
         Ok(())
+    }
+
+    /// What the agent is asked in the current turn.
+    pub fn turn_prompt(&self) -> &str {
+        self.reply.as_deref().unwrap_or(&self.prompt)
     }
 
     /// Seconds the agent has been running (or ran), for progress displays.
@@ -268,12 +306,14 @@ mod tests {
             (Finalizing, Done),
             (Finalizing, Failed),
             (Finalizing, Cancelled),
+            (Done, Queued),
+            (Failed, Queued),
         ];
         let refused = [
             (Queued, Done),
             (Running, Done),
             (Done, Running),
-            (Cancelled, Queued),
+            (Done, Starting),
             (Failed, Finalizing),
             (Running, Queued),
         ];

@@ -434,11 +434,15 @@ async fn cancel(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
     Ok(json!(task))
 }
 
-async fn reply(_inner: &Arc<Inner>, args: ReplyArgs) -> Outcome {
-    Err(format!(
-        "follow-ups to task #{} are not supported by this version of handoff yet; start a new task with your message instead",
-        args.task
-    ))
+async fn reply(inner: &Arc<Inner>, args: ReplyArgs) -> Outcome {
+    let repo = repo_of(inner, args.uri.as_ref())?;
+    let task = repo
+        .engine
+        .reply(TaskId(args.task), &args.message)
+        .await
+        .map_err(|e| e.to_string())?;
+    watcher::record(inner, &repo, &task).await;
+    Ok(json!(task))
 }
 
 /// Writes `bytes` beside the task record and asks the editor to show it.
@@ -470,7 +474,16 @@ async fn show_diff(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
 async fn show_log(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
     let repo = repo_of(inner, args.uri.as_ref())?;
     let id = TaskId(args.task);
-    let log = repo.engine.logs(id).await.map_err(|e| e.to_string())?;
+    // Claude Code and Codex output is shown as the readable transcript, every turn.
+    let log = match repo
+        .engine
+        .transcript(id)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(text) => text.into_bytes(),
+        None => repo.engine.logs(id).await.map_err(|e| e.to_string())?,
+    };
     show_file(inner, &repo, id, &format!("task-{id}.log"), &log).await
 }
 

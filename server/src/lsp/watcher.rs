@@ -93,7 +93,14 @@ pub async fn record(inner: &Arc<Inner>, repo: &Arc<Repo>, task: &Task) {
             task: task.clone(),
         })
         .await;
-    let just_ended = task.state.is_terminal() && previous.is_none_or(|p| !p.state.is_terminal());
+    let just_ended =
+        task.state.is_terminal() && previous.as_ref().is_none_or(|p| !p.state.is_terminal());
+    let follow_up = !task.state.is_terminal() && previous.is_some_and(|p| p.state.is_terminal());
+    if follow_up {
+        // A follow-up replaces the result: its old hunks leave the editor until it ends.
+        repo.forget_hunks(task.id);
+        documents::publish_repo(inner, repo.workdir()).await;
+    }
     if just_ended {
         repo.forget_hunks(task.id);
         documents::publish_repo(inner, repo.workdir()).await;

@@ -19,7 +19,8 @@ use futures_util::StreamExt;
 use super::{LogStream, Sandbox, SandboxError, SandboxSpec, SandboxStatus};
 use crate::agents::PROMPT_FILE_IN_SANDBOX;
 
-/// Inside the container the agent's HOME is a tmpfs: writable, private, gone with it.
+/// The agent's HOME inside the container: a private folder of the task's, kept between
+/// turns (the agent's sessions live there).
 pub const HOME_IN_SANDBOX: &str = "/home/agent";
 
 #[derive(Clone)]
@@ -133,14 +134,12 @@ impl DockerSandbox {
                 bind(&spec.workspace, "/workspace", false),
                 bind(&spec.shared_objects, &objects, true),
                 bind(&spec.prompt_file, PROMPT_FILE_IN_SANDBOX, true),
+                bind(&spec.home, HOME_IN_SANDBOX, false),
             ]),
-            tmpfs: Some(HashMap::from([
-                (
-                    HOME_IN_SANDBOX.to_string(),
-                    "rw,exec,size=2g,mode=1777".to_string(),
-                ),
-                ("/tmp".to_string(), "rw,exec,size=2g,mode=1777".to_string()),
-            ])),
+            tmpfs: Some(HashMap::from([(
+                "/tmp".to_string(),
+                "rw,exec,size=2g,mode=1777".to_string(),
+            )])),
             cap_drop: Some(vec!["ALL".into()]),
             security_opt: Some(vec!["no-new-privileges".into()]),
             memory: spec.memory_bytes,

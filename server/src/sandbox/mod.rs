@@ -37,6 +37,9 @@ pub struct SandboxSpec {
     /// The user's object folder, borrowed read-only by the workspace; appears at the
     /// same absolute path.
     pub shared_objects: PathBuf,
+    /// The agent's HOME on the host, kept between turns so that a follow-up can
+    /// resume the agent's session; appears at [`docker::HOME_IN_SANDBOX`].
+    pub home: PathBuf,
     /// The prompt file on the host; appears at [`crate::agents::PROMPT_FILE_IN_SANDBOX`].
     pub prompt_file: PathBuf,
     pub network: Network,

@@ -25,6 +25,9 @@ pub fn parse_line(transcript: &mut Transcript, line: &str) {
         Ok(Line::System(system)) if system.subtype.as_deref() == Some("init") => {
             init(transcript, system)
         }
+        Ok(Line::System(system)) if system.subtype.as_deref() == Some("api_retry") => {
+            transcript.entries.push(Entry::Raw(retry_line(&system)))
+        }
         Ok(Line::Assistant(message)) => assistant(transcript, message),
         Ok(Line::User(message)) => user(transcript, message),
         Ok(Line::Result(result)) => finish(transcript, result),
@@ -46,9 +49,37 @@ enum Line {
     Result(ResultLine),
 }
 
+/// `api_retry`: the CLI could not reach the model API and tries again.
+fn retry_line(system: &SystemLine) -> String {
+    let why = match (&system.error, system.error_status) {
+        (Some(e), Some(status)) => format!("{e}, HTTP {status}"),
+        (Some(e), None) => e.clone(),
+        (None, Some(status)) => format!("HTTP {status}"),
+        (None, None) => "unknown error".into(),
+    };
+    let attempt = system
+        .attempt
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "?".into());
+    let max = system
+        .max_retries
+        .map(|m| format!("/{m}"))
+        .unwrap_or_default();
+    let delay = system
+        .retry_delay_ms
+        .map(|ms| format!(" in {:.1} s", ms as f64 / 1000.0))
+        .unwrap_or_default();
+    format!("↻ the model API request failed ({why}); retry {attempt}{max}{delay}")
+}
+
 #[derive(Deserialize)]
 struct SystemLine {
     subtype: Option<String>,
+    attempt: Option<u64>,
+    max_retries: Option<u64>,
+    retry_delay_ms: Option<u64>,
+    error_status: Option<u64>,
+    error: Option<String>,
     session_id: Option<String>,
     model: Option<String>,
     cwd: Option<String>,
@@ -281,6 +312,13 @@ mod tests {
                 r#"{"type":"system","subtype":"compact_boundary"}"#,
                 vec![Entry::Raw(
                     r#"{"type":"system","subtype":"compact_boundary"}"#.into(),
+                )],
+            ),
+            (
+                "an API retry is said in words",
+                r#"{"type":"system","subtype":"api_retry","attempt":2,"max_retries":10,"retry_delay_ms":1180,"error_status":null,"error":"unknown","session_id":"s"}"#,
+                vec![Entry::Raw(
+                    "↻ the model API request failed (unknown); retry 2/10 in 1.2 s".into(),
                 )],
             ),
             (

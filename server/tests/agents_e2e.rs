@@ -1,0 +1,614 @@
+//! The real agent CLIs end to end: Claude Code and Codex, installed from the npm
+//! registry into images built by `handoff image build`, run by Handoff in Docker
+//! against a scripted model server on 127.0.0.1 (tests/agents/model_server.py; the
+//! containers use network `host` to reach it, nothing leaves the machine).
+//!
+//! Each test checks what the user sees: the branch and its files, the transcript
+//! `handoff logs` prints, a follow-up that resumes the same session, and `handoff
+//! pull` placing the session where the local CLI resumes it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// A secret that must never reach records, logs or transcripts.
+const API_KEY: &str = "sk-ant-test-d2c9f0a4e1b7";
+const CODEX_KEY: &str = "sk-mock-test-77a1c3e5f9";
+
+/// `handoff image build PROFILE` in an empty repository: the image tag it prints.
+/// Built once per test process; builds are serialised (they share the base image).
+fn agent_image(profile: &str) -> String {
+    static BUILDS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    let mut built = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, tag)) = built.iter().find(|(p, _)| p == profile) {
+        return tag.clone();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(git.success());
+    let started = Instant::now();
+    let out = handoff_in(dir.path(), &["image", "build", profile], &[]);
+    assert!(
+        out.status.success(),
+        "`handoff image build {profile}` failed (it needs the Docker engine, mmdebstrap and \
+         the npm registry or cache; see scripts/setup.sh):\n{}",
+        stderr(&out)
+    );
+    let tag = stdout(&out)
+        .trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!tag.is_empty(), "no image tag printed:\n{}", stderr(&out));
+    eprintln!("image for {profile}: {tag} ({:.0?})", started.elapsed());
+    built.push((profile.to_string(), tag.clone()));
+    tag
+}
+
+/// The scripted model server, on a free port of 127.0.0.1.
+struct ModelServer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ModelServer {
+    fn start() -> ModelServer {
+        let dir = tempfile::tempdir().unwrap();
+        let portfile = dir.path().join("port");
+        let log = dir.path().join("requests.jsonl");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/agents/model_server.py");
+        let child = Command::new("python3")
+            .arg(&script)
+            .arg("--portfile")
+            .arg(&portfile)
+            .arg("--log")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 runs the scripted model server (scripts/setup.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            if let Ok(text) = std::fs::read_to_string(&portfile) {
+                break text.trim().parse::<u16>().unwrap();
+            }
+            assert!(Instant::now() < deadline, "the model server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ModelServer {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request the server answered, oldest first.
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `handoff ARGS` in `repo` with exactly the credentials given (the caller's own
+/// agent variables are removed first, so a developer's key never leaks in).
+fn handoff_with(repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(handoff_bin());
+    cmd.args(args).current_dir(repo.path());
+    cmd.env("XDG_CONFIG_HOME", repo.path().join(".no-user-config"));
+    for name in [
+        "ANTHROPIC_API_KEY",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "ANTHROPIC_BASE_URL",
+        "OPENAI_API_KEY",
+        "CODEX_API_KEY",
+        "OPENAI_BASE_URL",
+        "MOCK_API_KEY",
+    ] {
+        cmd.env_remove(name);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn json_of(out: &Output, what: &str) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{what} printed no JSON ({e}):\nstdout: {}\nstderr: {}",
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
+
+/// Fails if `needle` appears in any file under `dir`.
+fn assert_nowhere_under(dir: &Path, needle: &str) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            assert_nowhere_under(&path, needle);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(needle),
+                "the secret appears in {}",
+                path.display()
+            );
+        }
+    }
+}
+
+fn files_on(repo: &Repo, branch: &str) -> Vec<String> {
+    let mut files: Vec<String> = repo
+        .git(&["ls-tree", "-r", "--name-only", branch])
+        .lines()
+        .map(String::from)
+        .filter(|f| f != ".handoff.toml")
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_over() {
+    let image = agent_image("claude");
+    let server = ModelServer::start();
+    let repo = Repo::new(
+        &[("README.md", "# demo\n")],
+        &format!("[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\nmemory = \"2g\"\n"),
+    );
+    let url = server.url();
+    let env = [
+        ("ANTHROPIC_BASE_URL", url.as_str()),
+        ("ANTHROPIC_API_KEY", API_KEY),
+    ];
+
+    // The first turn: the real CLI calls the Write tool, the file lands on the branch.
+    let out = handoff_with(
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "claude",
+            "--wait",
+            "--json",
+            "create hello.txt containing hi from claude",
+        ],
+        &env,
+    );
+    let task = json_of(&out, "handoff run");
+    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
+    let branch = task["branch"].as_str().unwrap().to_string();
+    assert_eq!(repo.show_bytes(&branch, "hello.txt"), b"hi from claude\n");
+    assert_eq!(task["files_changed"], serde_json::json!(["hello.txt"]));
+    let session = task["session_id"]
+        .as_str()
+        .expect("a session id")
+        .to_string();
+    assert_eq!(session.len(), 36, "a UUID: {session}");
+
+    // The transcript, as `handoff logs` renders it, and the raw stream.
+    let logs = stdout(&handoff_with(&repo, &["logs", "1"], &env));
+    assert!(logs.contains("▸ Write hello.txt"), "{logs}");
+    assert!(logs.contains("Done: created hello.txt"), "{logs}");
+    assert!(logs.contains(&session), "{logs}");
+    let raw = stdout(&handoff_with(&repo, &["logs", "1", "--raw"], &env));
+    assert!(
+        raw.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|v| v["type"] == "result" && v["session_id"] == session.as_str()),
+        "{raw}"
+    );
+
+    // A follow-up: same branch, same session, the model sees the first turn.
+    let out = handoff_with(
+        &repo,
+        &[
+            "reply",
+            "1",
+            "--wait",
+            "--json",
+            "now create reply.txt containing second turn",
+        ],
+        &env,
+    );
+    let task = json_of(&out, "handoff reply");
+    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
+    assert_eq!(task["session_id"], session.as_str());
+    assert_eq!(task["turns"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        files_on(&repo, &branch),
+        ["README.md", "hello.txt", "reply.txt"]
+    );
+    assert_eq!(repo.show_bytes(&branch, "reply.txt"), b"second turn\n");
+    let resumed = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r["path"] == "/v1/messages")
+        .unwrap();
+    let history = resumed["body"]["messages"].to_string();
+    assert!(
+        history.contains("hi from claude") && history.contains("second turn"),
+        "the follow-up request carries the first turn: {history}"
+    );
+    let logs = stdout(&handoff_with(&repo, &["logs", "1"], &env));
+    assert!(
+        logs.contains("turn 2 (follow-up): now create reply.txt"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("▸ Write hello.txt") && logs.contains("▸ Write reply.txt"),
+        "{logs}"
+    );
+
+    // Pull: a worktree of the branch, the session where a local `claude` finds it.
+    let home = tempfile::tempdir().unwrap();
+    let out = handoff_with(
+        &repo,
+        &["pull", "1"],
+        &[("HOME", home.path().to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let worktree = repo
+        .path()
+        .parent()
+        .unwrap()
+        .join(format!(
+            "{}.handoff-1",
+            repo.path().file_name().unwrap().to_str().unwrap()
+        ))
+        .canonicalize()
+        .unwrap();
+    assert!(
+        printed.contains(&format!(
+            "cd {} && claude --resume {session}",
+            worktree.display()
+        )),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("reply.txt")).unwrap(),
+        "second turn\n"
+    );
+    let placed = home
+        .path()
+        .join(".claude/projects")
+        .join(handoff::engine::claude_project_dir(
+            &worktree.display().to_string(),
+        ))
+        .join(format!("{session}.jsonl"));
+    assert!(placed.is_file(), "{printed}");
+
+    // And the real CLI resumes it there: same session, the history, a new file.
+    let resume = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--pull",
+            "never",
+            "--network",
+            "host",
+            "-e",
+            "IS_SANDBOX=1",
+        ])
+        .args(["-e", "HOME=/h", "-e", &format!("ANTHROPIC_BASE_URL={url}")])
+        .args([
+            "-e",
+            "ANTHROPIC_API_KEY=local-key",
+            "-e",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+        ])
+        .arg("-v")
+        .arg(format!("{}:/h", home.path().display()))
+        .arg("-v")
+        .arg(format!("{0}:{0}", worktree.display()))
+        .arg("-v")
+        .arg(format!(
+            "{0}:{0}",
+            repo.git_dir().canonicalize().unwrap().display()
+        ))
+        .arg("-w")
+        .arg(&worktree)
+        .arg(&image)
+        .args([
+            "claude",
+            "-p",
+            "create local.txt containing continued locally",
+            "--resume",
+            &session,
+        ])
+        .args([
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--dangerously-skip-permissions",
+        ])
+        .output()
+        .unwrap();
+    let stream = String::from_utf8_lossy(&resume.stdout);
+    assert!(
+        resume.status.success(),
+        "{stream}\n{}",
+        String::from_utf8_lossy(&resume.stderr)
+    );
+    let result: Value = stream
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "result")
+        .expect("a result line");
+    assert_eq!(result["session_id"], session.as_str(), "{stream}");
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("local.txt")).unwrap(),
+        "continued locally\n"
+    );
+    let _ = std::fs::remove_dir_all(&worktree);
+
+    // The key was in the agent's environment, never in what Handoff keeps.
+    assert_nowhere_under(&repo.git_dir().join("handoff"), API_KEY);
+    assert!(containers_of(&repo).is_empty());
+}
+
+fn codex_config(port: u16) -> String {
+    let flags = format!(
+        r#""-c", 'model="gpt-5.5"', "-c", 'model_provider="mock"',
+  "-c", 'model_providers.mock={{name="Mock", base_url="http://127.0.0.1:{port}/v1", env_key="MOCK_API_KEY", wire_api="responses", request_max_retries=0, stream_max_retries=0}}',
+  "-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false",
+  "-c", "feedback.enabled=false", "-c", 'otel.exporter="none"',
+  "--disable", "plugins", "--disable", "unbounded_connection_retries","#
+    );
+    format!(
+        r#"[agents.codex]
+image = "{image}"
+network = "host"
+memory = "2g"
+env = ["MOCK_API_KEY"]
+credentials = ["MOCK_API_KEY"]
+command = ["codex", "exec", "--json", "--dangerously-bypass-approvals-and-sandbox",
+  {flags} "{{prompt}}"]
+resume_command = ["codex", "exec", "--json", "--dangerously-bypass-approvals-and-sandbox",
+  {flags} "resume", "{{session}}", "{{prompt}}"]
+"#,
+        image = agent_image("codex")
+    )
+}
+
+#[test]
+fn codex_edits_a_file_then_a_reply_resumes_its_thread_and_pull_hands_it_over() {
+    let server = ModelServer::start();
+    let repo = Repo::new(&[("README.md", "# demo\n")], &codex_config(server.port));
+    let env = [("MOCK_API_KEY", CODEX_KEY)];
+
+    let out = handoff_with(
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "codex",
+            "--wait",
+            "--json",
+            "create hello.txt containing hi from codex",
+        ],
+        &env,
+    );
+    let task = json_of(&out, "handoff run");
+    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
+    let branch = task["branch"].as_str().unwrap().to_string();
+    assert_eq!(repo.show_bytes(&branch, "hello.txt"), b"hi from codex\n");
+    let thread = task["session_id"]
+        .as_str()
+        .expect("a thread id")
+        .to_string();
+
+    let logs = stdout(&handoff_with(&repo, &["logs", "1"], &env));
+    assert!(
+        logs.lines()
+            .any(|l| l.starts_with("▸ shell:") && l.contains("> hello.txt")),
+        "{logs}"
+    );
+    assert!(logs.contains("Done: created hello.txt"), "{logs}");
+    assert!(logs.contains(&thread), "{logs}");
+
+    let out = handoff_with(
+        &repo,
+        &[
+            "reply",
+            "1",
+            "--wait",
+            "--json",
+            "create two.txt containing again",
+        ],
+        &env,
+    );
+    let task = json_of(&out, "handoff reply");
+    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
+    assert_eq!(task["session_id"], thread.as_str());
+    assert_eq!(
+        files_on(&repo, &branch),
+        ["README.md", "hello.txt", "two.txt"]
+    );
+    let last = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r["path"] == "/v1/responses")
+        .unwrap();
+    let input = last["body"]["input"].to_string();
+    assert!(
+        input.contains("hi from codex") && input.contains("containing again"),
+        "the follow-up request carries the first turn: {input}"
+    );
+
+    let home = tempfile::tempdir().unwrap();
+    let out = handoff_with(
+        &repo,
+        &["pull", "1", "--json"],
+        &[("HOME", home.path().to_str().unwrap())],
+    );
+    let pulled = json_of(&out, "handoff pull");
+    let worktree = PathBuf::from(pulled["worktree"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(worktree.join("two.txt")).unwrap(),
+        "again\n"
+    );
+    let file = PathBuf::from(pulled["session_file"].as_str().unwrap());
+    assert!(
+        file.starts_with(home.path().join(".codex/sessions")),
+        "{pulled:#}"
+    );
+    assert!(file.to_str().unwrap().ends_with(&format!("{thread}.jsonl")));
+    // The rollout now names the worktree as its folder.
+    let rollout = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        rollout.contains(&format!("\"cwd\":\"{}\"", worktree.display())),
+        "{rollout}"
+    );
+    assert!(pulled["continue"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("codex resume {thread}")));
+    let _ = std::fs::remove_dir_all(&worktree);
+
+    assert_nowhere_under(&repo.git_dir().join("handoff"), CODEX_KEY);
+}
+
+#[test]
+fn missing_credentials_fail_the_task_at_once_naming_the_variables() {
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let started = Instant::now();
+    let out = handoff_with(
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "claude",
+            "--wait",
+            "--json",
+            "do something",
+        ],
+        &[],
+    );
+    let task = json_of(&out, "handoff run");
+    assert_eq!(task["state"], "failed");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains("`ANTHROPIC_API_KEY`") && error.contains("`CLAUDE_CODE_OAUTH_TOKEN`"),
+        "{error}"
+    );
+    assert!(task["container_id"].is_null(), "no container was started");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // The prompt is kept: once the key is set, a reply runs it with the addition.
+    let record = repo.task(1);
+    assert_eq!(record["prompt"], "do something");
+}
+
+#[test]
+fn an_authentication_error_from_the_api_is_told_in_words() {
+    let image = agent_image("claude");
+    let server = ModelServer::start();
+    let repo = Repo::new(
+        &[("a.txt", "a\n")],
+        // Claude Code retries a refused request ten times over minutes; once is enough.
+        &format!(
+            "[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\n\
+             set_env = {{ CLAUDE_CODE_MAX_RETRIES = \"0\" }}\n"
+        ),
+    );
+    let url = server.url();
+    let started = Instant::now();
+    let out = handoff_with(
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "claude",
+            "--wait",
+            "--json",
+            "create b.txt containing b",
+        ],
+        &[
+            ("ANTHROPIC_BASE_URL", url.as_str()),
+            ("ANTHROPIC_API_KEY", "sk-invalid"),
+        ],
+    );
+    let task = json_of(&out, "handoff run");
+    assert_eq!(task["state"], "failed", "{task:#}");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains("the model API refused the credentials (authentication error)"),
+        "{error}"
+    );
+    // set_env reached the CLI: it gave up without retrying for minutes.
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let refused = server
+        .requests()
+        .iter()
+        .filter(|r| r["key_is_invalid"] == true)
+        .count();
+    assert_eq!(refused, 1, "one request, no retries");
+}
+
+#[test]
+fn a_reply_to_a_running_task_waits_for_the_turn_to_end() {
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let out = repo.handoff(&["run", "--json", "sleep 2; echo one > one.txt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = repo.handoff(&["reply", "1", "--json", "echo two > two.txt"]);
+    let task = json_of(&out, "handoff reply");
+    assert_eq!(
+        task["pending_replies"],
+        serde_json::json!(["echo two > two.txt"])
+    );
+    let out = repo.handoff(&["reply", "1", "--json", "echo three > three.txt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut task = Value::Null;
+    eventually(120, "both turns to end", || {
+        task = repo.task(1);
+        task["state"] == "done" && task["turns"].as_array().is_some_and(|t| t.len() == 2)
+    });
+    let branch = task["branch"].as_str().unwrap();
+    // Both queued replies went out together, in one turn, in order.
+    assert_eq!(
+        files_on(&repo, branch),
+        ["a.txt", "one.txt", "three.txt", "two.txt"]
+    );
+    assert_eq!(
+        task["turns"][1]["prompt"],
+        "echo two > two.txt\n\necho three > three.txt"
+    );
+    assert_eq!(task["pending_replies"], serde_json::json!([]));
+    let logs = stdout(&repo.handoff(&["show", "1"]));
+    assert!(logs.contains("reply 1"), "{logs}");
+}
