@@ -100,13 +100,43 @@ pub struct ProfileOverride {
     pub memory: Option<MemorySize>,
     pub cpus: Option<Spanned<f64>>,
     pub pids: Option<Spanned<i64>>,
+    pub setup: Option<String>,
+    pub check: Option<String>,
+    pub check_retries: Option<Spanned<i64>>,
 }
+
+/// Commands around the agent, from the top level of a file or a profile (the
+/// profile's win): `setup` before it, `check` after it, in the same container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Steps {
+    pub setup: Option<String>,
+    pub check: Option<String>,
+    /// Follow-up turns the agent gets to repair a failing check.
+    pub check_retries: Option<u32>,
+}
+
+impl Steps {
+    /// `self` with the unset fields taken from `under`.
+    pub fn over(&self, under: &Steps) -> Steps {
+        Steps {
+            setup: self.setup.clone().or_else(|| under.setup.clone()),
+            check: self.check.clone().or_else(|| under.check.clone()),
+            check_retries: self.check_retries.or(under.check_retries),
+        }
+    }
+}
+
+/// Repair turns after a failing check when nothing says otherwise.
+pub const DEFAULT_CHECK_RETRIES: u32 = 1;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     default_agent: Option<Spanned<String>>,
     max_parallel: Option<Spanned<i64>>,
+    setup: Option<String>,
+    check: Option<String>,
+    check_retries: Option<Spanned<i64>>,
     #[serde(default)]
     agents: BTreeMap<String, ProfileOverride>,
 }
@@ -116,6 +146,8 @@ struct ConfigFile {
 pub struct Config {
     pub default_agent: String,
     pub max_parallel: usize,
+    /// Repository- or user-wide setup and check; profiles may override them.
+    pub steps: Steps,
     pub agents: BTreeMap<String, AgentProfile>,
     /// Files that were read, lowest precedence first.
     pub sources: Vec<PathBuf>,
@@ -127,6 +159,7 @@ impl Config {
         Config {
             default_agent: "claude".into(),
             max_parallel: 4,
+            steps: Steps::default(),
             agents: agents::builtin_profiles(),
             sources: vec![],
         }
@@ -180,8 +213,37 @@ impl Config {
             }
             self.max_parallel = n as usize;
         }
-        for (name, over) in file.agents {
+        let retries = |n: &Spanned<i64>, key: &str| -> Result<u32, ConfigError> {
+            match u32::try_from(*n.get_ref()) {
+                Ok(v) if v <= 10 => Ok(v),
+                _ => Err(at(n.span(), key, "must be between 0 and 10")),
+            }
+        };
+        let command = |c: Option<String>, key: &str| -> Result<Option<String>, ConfigError> {
+            match c {
+                Some(c) if c.trim().is_empty() => Err(invalid(format!(
+                    "key `{key}`: is empty; remove it or give a shell command"
+                ))),
+                other => Ok(other),
+            }
+        };
+        let top = Steps {
+            setup: command(file.setup, "setup")?,
+            check: command(file.check, "check")?,
+            check_retries: file
+                .check_retries
+                .as_ref()
+                .map(|n| retries(n, "check_retries"))
+                .transpose()?,
+        };
+        self.steps = top.over(&self.steps);
+        for (name, mut over) in file.agents {
             let key = |k: &str| format!("agents.{name}.{k}");
+            over.setup = command(over.setup.take(), &key("setup"))?;
+            over.check = command(over.check.take(), &key("check"))?;
+            if let Some(n) = &over.check_retries {
+                retries(n, &key("check_retries"))?;
+            }
             if let Some(cmd) = &over.command {
                 if cmd.get_ref().is_empty() {
                     return Err(at(cmd.span(), &key("command"), "must name a program"));
@@ -264,6 +326,12 @@ impl Config {
         }
         self.sources.push(path.to_path_buf());
         Ok(())
+    }
+
+    /// The setup and check a task of `profile` runs: the profile's own, else the
+    /// file-wide ones.
+    pub fn steps_for(&self, profile: &AgentProfile) -> Steps {
+        profile.steps.over(&self.steps)
     }
 
     pub fn profile(&self, name: &str) -> Result<&AgentProfile, String> {
@@ -362,6 +430,23 @@ image = "busybox:local"
             ("[agents.x]\ncommand = [\"a\"]\n", &["agents.x", "image"]),
             ("[agents.shell]\nimgae = \"x\"\n", &["line 2", "imgae"]),
             ("max_parallel = \"four\"\n", &["line 1", "max_parallel"]),
+            (
+                "\ncheck_retries = 11\n",
+                &["line 2", "check_retries", "between 0 and 10"],
+            ),
+            ("setup = \" \"\n", &["key `setup`", "empty"]),
+            (
+                "[agents.shell]\ncheck = \"\"\n",
+                &["agents.shell.check", "empty"],
+            ),
+            (
+                "[agents.shell]\ncredentials = [\"A KEY\"]\n",
+                &["line 2", "agents.shell.credentials", "A KEY"],
+            ),
+            (
+                "[agents.shell]\nset_env = { \"A-B\" = \"1\" }\n",
+                &["agents.shell.set_env", "A-B"],
+            ),
         ];
         for (text, wants) in cases {
             let err = load(text).unwrap_err();
@@ -372,6 +457,26 @@ image = "busybox:local"
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_profile_s_setup_and_check_win_over_the_file_wide_ones() {
+        let c = load(
+            "setup = \"npm ci\"\ncheck = \"npm test\"\ncheck_retries = 2\n\
+             [agents.shell]\ncheck = \"make lint\"\ncheck_retries = 0\n",
+        )
+        .unwrap();
+        let shell = c.steps_for(&c.agents["shell"]);
+        assert_eq!(shell.setup.as_deref(), Some("npm ci"));
+        assert_eq!(shell.check.as_deref(), Some("make lint"));
+        assert_eq!(shell.check_retries, Some(0));
+        let claude = c.steps_for(&c.agents["claude"]);
+        assert_eq!(claude.check.as_deref(), Some("npm test"));
+        assert_eq!(claude.check_retries, Some(2));
+        assert_eq!(
+            Config::builtin().steps_for(&c.agents["codex"]),
+            Steps::default()
+        );
     }
 
     #[test]

@@ -9,13 +9,64 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{MemorySize, Network, ProfileOverride};
+use crate::config::{MemorySize, Network, ProfileOverride, Steps};
 
 /// Linux refuses a single argument or environment string over 128 KiB (MAX_ARG_STRLEN).
 pub const MAX_ARG_BYTES: usize = 128 * 1024 - 1;
 
 /// Where the prompt file appears inside the sandbox.
 pub const PROMPT_FILE_IN_SANDBOX: &str = "/run/handoff/prompt.txt";
+
+/// Where the runner leaves setup and check results inside the sandbox.
+pub const OUT_DIR_IN_SANDBOX: &str = "/run/handoff/out";
+
+/// Where the shared tool caches appear inside the sandbox.
+pub const CACHE_DIR_IN_SANDBOX: &str = "/cache";
+
+/// Runs setup, the agent and the check in one container (`sh -c RUNNER runner
+/// AGENT-ARGV…`). Setup and check output goes to files, not to the agent's stream,
+/// which stays parseable. Used only when a setup or check is configured, so images
+/// without a shell still run plain agents.
+pub const RUNNER: &str = r#"out=/run/handoff/out
+if [ -n "${HANDOFF_SETUP:-}" ]; then
+  sh -c "$HANDOFF_SETUP" >"$out/setup.log" 2>&1
+  rc=$?
+  echo "$rc" >"$out/setup.rc"
+  [ "$rc" -eq 0 ] || exit 125
+fi
+"$@"
+rc=$?
+echo "$rc" >"$out/agent.rc"
+if [ "$rc" -eq 0 ] && [ -n "${HANDOFF_CHECK:-}" ]; then
+  sh -c "$HANDOFF_CHECK" >"$out/check.log" 2>&1
+  echo "$?" >"$out/check.rc"
+fi
+exit "$rc"
+"#;
+
+/// Variables pointing common tools' download caches into [`CACHE_DIR_IN_SANDBOX`].
+pub const CACHE_ENV: &[(&str, &str)] = &[
+    ("HANDOFF_CACHE", "/cache"),
+    ("npm_config_cache", "/cache/npm"),
+    ("YARN_CACHE_FOLDER", "/cache/yarn"),
+    ("PIP_CACHE_DIR", "/cache/pip"),
+    ("XDG_CACHE_HOME", "/cache/xdg"),
+    ("GOMODCACHE", "/cache/gomod"),
+];
+
+/// Lockfiles whose content keys the cache: tasks with the same ones share it.
+pub const LOCKFILES: &[&str] = &[
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "Cargo.lock",
+    "poetry.lock",
+    "uv.lock",
+    "requirements.txt",
+    "go.sum",
+    "Gemfile.lock",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgentProfile {
@@ -34,6 +85,8 @@ pub struct AgentProfile {
     /// Names of credential variables of which at least one must be set in the
     /// caller's environment; a task fails at once, naming them, when none is.
     pub credentials: Vec<String>,
+    /// This profile's own setup and check (see [`crate::config::Config::steps_for`]).
+    pub steps: Steps,
     pub network: Network,
     pub memory: Option<MemorySize>,
     pub cpus: Option<f64>,
@@ -56,6 +109,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 env: strings(env),
                 set_env: BTreeMap::new(),
                 credentials: vec![],
+                steps: Steps::default(),
                 network,
                 memory: Some(MemorySize(4 << 30)),
                 cpus: None,
@@ -185,6 +239,15 @@ impl AgentProfile {
         if let Some(set_env) = over.set_env {
             self.set_env = set_env;
         }
+        if over.setup.is_some() {
+            self.steps.setup = over.setup;
+        }
+        if over.check.is_some() {
+            self.steps.check = over.check;
+        }
+        if let Some(n) = over.check_retries {
+            self.steps.check_retries = u32::try_from(n.into_inner()).ok();
+        }
         if let Some(credentials) = over.credentials {
             self.credentials = credentials.into_iter().map(|s| s.into_inner()).collect();
         }
@@ -214,6 +277,7 @@ impl AgentProfile {
             env: vec![],
             set_env: BTreeMap::new(),
             credentials: vec![],
+            steps: Steps::default(),
             // Custom profiles get no network unless they ask for one.
             network: Network::None,
             memory: Some(MemorySize(4 << 30)),

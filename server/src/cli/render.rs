@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::engine::task::{Task, TaskState};
+use crate::engine::task::{CheckRun, Task, TaskState};
 
 fn elapsed(task: &Task) -> String {
     task.elapsed_text().unwrap_or_else(|| "-".into())
@@ -72,6 +72,9 @@ pub fn finished(task: &Task) -> String {
     if let Some(err) = &task.error {
         let _ = write!(s, "\n  {err}");
     }
+    if let Some(check) = &task.check {
+        let _ = write!(s, "\n  {}", check_line(task, check));
+    }
     if task.head_commit.is_some() {
         let _ = write!(
             s,
@@ -87,6 +90,22 @@ pub fn finished(task: &Task) -> String {
         );
     }
     s
+}
+
+/// `check cargo test passed`, or failed with the repair turns it got.
+fn check_line(task: &Task, check: &CheckRun) -> String {
+    if check.passed {
+        return format!("check `{}` passed", check.command);
+    }
+    let repairs = match task.check_repairs {
+        0 => String::new(),
+        1 => " after 1 repair turn".into(),
+        n => format!(" after {n} repair turns"),
+    };
+    format!(
+        "check `{}` FAILED (exit code {}){repairs}; see `handoff show {}`",
+        check.command, check.exit_code, task.id
+    )
 }
 
 pub fn table(tasks: &[Task]) -> String {
@@ -147,6 +166,14 @@ pub fn details(task: &Task) -> String {
     }
     if let Some(sid) = &task.session_id {
         let _ = writeln!(s, "  session  {sid}");
+    }
+    if let Some(check) = &task.check {
+        let _ = writeln!(s, "  check    {}", check_line(task, check));
+        if !check.passed {
+            for line in check.output.lines() {
+                let _ = writeln!(s, "    | {line}");
+            }
+        }
     }
     let _ = writeln!(s, "  prompt");
     for line in task.prompt.lines().take(20) {

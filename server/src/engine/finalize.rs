@@ -6,8 +6,9 @@
 use git2::{Oid, Repository};
 
 use super::store::{write_atomic, StoreLock};
-use super::task::{Task, TaskState, Turn};
+use super::task::{CheckRun, Task, TaskState, Turn};
 use super::{handoff_signature, ms_since, Engine, EngineError};
+use crate::config::DEFAULT_CHECK_RETRIES;
 use crate::git::{import, GitError};
 use crate::sandbox::{Sandbox, SandboxStatus};
 
@@ -71,12 +72,59 @@ impl<S: Sandbox> Engine<S> {
             }
         }
 
-        let (state, mut error) = self.outcome(&task, status);
+        let (mut state, mut error) = self.outcome(&task, status);
         if state == TaskState::Failed {
             // A CLI that failed on credentials or rate limits says so in its output.
             if let Some(hint) = self.failure_hint(&task, status) {
                 error = error.map(|e| format!("{e}. {hint}"));
             }
+        }
+        let steps = self
+            .config
+            .agents
+            .get(&task.agent)
+            .map(|p| self.config.steps_for(p))
+            .unwrap_or_default();
+        let redactor = self.redactor_for(&task).await;
+        let out_dir = self.store.task_dir(id).join("out");
+        let tail_of = |name: &str| -> String {
+            let bytes = std::fs::read(out_dir.join(name)).unwrap_or_default();
+            tail(
+                &String::from_utf8_lossy(&redactor.redact(&bytes)),
+                OUTPUT_TAIL_LINES,
+            )
+        };
+        let rc_of = |name: &str| -> Option<i64> {
+            std::fs::read_to_string(out_dir.join(name))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+        };
+        task.check = None;
+        if let (Some(setup), Some(rc)) = (&steps.setup, rc_of("setup.rc")) {
+            if rc != 0 && !task.cancel_requested {
+                state = TaskState::Failed;
+                error = Some(format!(
+                    "the setup command `{setup}` failed with exit code {rc}, so the agent did not run. \
+                     Its last lines:\n{}",
+                    tail_of("setup.log")
+                ));
+            }
+        }
+        if let (TaskState::Done, Some(check)) = (state, &steps.check) {
+            task.check = Some(match rc_of("check.rc") {
+                Some(code) => CheckRun {
+                    command: check.clone(),
+                    exit_code: code,
+                    passed: code == 0,
+                    output: tail_of("check.log"),
+                },
+                None => CheckRun {
+                    command: check.clone(),
+                    exit_code: -1,
+                    passed: false,
+                    output: "the check did not run (the container ended before it)".into(),
+                },
+            });
         }
         if let SandboxStatus::Exited { code, oom_killed } = status {
             task.exit_code = Some(code);
@@ -96,6 +144,7 @@ impl<S: Sandbox> Engine<S> {
             head_commit: task.head_commit.clone(),
             started_at: task.started_at,
             finished_at: task.finished_at,
+            check: task.check.clone(),
         });
         self.store.save(&task)?;
         tracing::info!(task_id = %id, state = %task.state, "task finalized");
@@ -115,10 +164,26 @@ impl<S: Sandbox> Engine<S> {
             }
         }
 
-        // Follow-ups sent while the agent worked go out now, together.
-        if !task.pending_replies.is_empty() && task.state != TaskState::Cancelled {
-            let replies = std::mem::take(&mut task.pending_replies);
-            self.begin_turn(&mut task, replies.join("\n\n"))?;
+        // A failing check gets the agent another turn, with the failure, while the
+        // profile allows; follow-ups sent while the agent worked go out now too.
+        let retries = steps.check_retries.unwrap_or(DEFAULT_CHECK_RETRIES);
+        let repair = match &task.check {
+            Some(run) if !run.passed && task.check_repairs < retries => Some(format!(
+                "The check `{}` failed (exit code {}) after your changes. Fix the code so \
+                 that it passes; do not weaken or skip the check.\n\nIts output (last lines):\n{}",
+                run.command, run.exit_code, run.output
+            )),
+            _ => None,
+        };
+        if task.state != TaskState::Cancelled
+            && (repair.is_some() || !task.pending_replies.is_empty())
+        {
+            let mut parts: Vec<String> = repair.iter().cloned().collect();
+            parts.extend(std::mem::take(&mut task.pending_replies));
+            if repair.is_some() {
+                task.check_repairs += 1;
+            }
+            self.begin_turn(&mut task, parts.join("\n\n"))?;
         }
         Ok(())
     }
@@ -188,5 +253,32 @@ impl<S: Sandbox> Engine<S> {
                 Some(format!("the agent was stopped while running; {kept}")),
             ),
         }
+    }
+}
+
+/// Lines of setup and check output kept in the record and the repair prompt.
+const OUTPUT_TAIL_LINES: usize = 60;
+
+/// The last `n` lines of `text`, with a note when lines were left out.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(n);
+    let mut out = String::new();
+    if from > 0 {
+        out.push_str(&format!("[{from} earlier lines left out]\n"));
+    }
+    out.push_str(&lines[from..].join("\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tails_keep_the_last_lines_and_say_so() {
+        assert_eq!(
+            super::tail("a\nb\nc\n", 2),
+            "[1 earlier lines left out]\nb\nc"
+        );
+        assert_eq!(super::tail("a\n", 5), "a");
     }
 }

@@ -204,6 +204,8 @@ impl<S: Sandbox> Engine<S> {
             reply: None,
             pending_replies: vec![],
             session_id: None,
+            check: None,
+            check_repairs: 0,
         };
         self.store.save(&task)?;
         drop(lock);
@@ -297,25 +299,33 @@ impl<S: Sandbox> Engine<S> {
         Ok(())
     }
 
-    /// The output of every turn, oldest first, as (prompt, output) pairs; secrets
-    /// redacted. The current turn's output is live while its agent runs.
-    pub async fn turn_logs(&self, id: TaskId) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+    /// The output of every turn, oldest first; secrets redacted. The current turn's
+    /// output is live while its agent runs.
+    pub async fn turn_logs(&self, id: TaskId) -> Result<Vec<TurnLog>, EngineError> {
         let task = self.store.load(id)?;
         let mut turns = Vec::new();
         for (n, turn) in task.turns.iter().enumerate() {
             let path = self.store.turn_log_path(id, n + 1);
             if path.exists() {
-                turns.push((turn.prompt.clone(), read_or_empty(&path)?));
+                turns.push(TurnLog {
+                    prompt: turn.prompt.clone(),
+                    output: read_or_empty(&path)?,
+                    check: turn.check.clone(),
+                });
             }
         }
-        let current =
+        let output =
             if let (false, Some(container)) = (task.state.is_terminal(), &task.container_id) {
                 let raw = self.sandbox.logs(container).await?;
                 self.redactor_for(&task).await.redact(&raw)
             } else {
                 read_or_empty(&self.store.log_path(id))?
             };
-        turns.push((task.turn_prompt().to_string(), current));
+        turns.push(TurnLog {
+            prompt: task.turn_prompt().to_string(),
+            output,
+            check: task.check.clone().filter(|_| task.state.is_terminal()),
+        });
         Ok(turns)
     }
 
@@ -324,11 +334,14 @@ impl<S: Sandbox> Engine<S> {
         let turns = self.turn_logs(id).await?;
         let many = turns.len() > 1;
         let mut out = Vec::new();
-        for (n, (prompt, log)) in turns.into_iter().enumerate() {
+        for (n, turn) in turns.into_iter().enumerate() {
             if many && n > 0 {
-                out.extend_from_slice(turn_heading(n + 1, &prompt).as_bytes());
+                out.extend_from_slice(turn_heading(n + 1, &turn.prompt).as_bytes());
             }
-            out.extend_from_slice(&log);
+            out.extend_from_slice(&turn.output);
+            if let Some(check) = &turn.check {
+                out.extend_from_slice(check_section(check).as_bytes());
+            }
         }
         Ok(out)
     }
@@ -374,12 +387,15 @@ impl<S: Sandbox> Engine<S> {
         let turns = self.turn_logs(id).await?;
         let many = turns.len() > 1;
         let mut out = String::new();
-        for (n, (prompt, log)) in turns.into_iter().enumerate() {
+        for (n, turn) in turns.into_iter().enumerate() {
             if many {
-                out.push_str(&turn_heading(n + 1, &prompt));
+                out.push_str(&turn_heading(n + 1, &turn.prompt));
             }
-            let transcript = format.parse(&String::from_utf8_lossy(&log));
+            let transcript = format.parse(&String::from_utf8_lossy(&turn.output));
             out.push_str(&crate::agents::transcript::render::render(&transcript));
+            if let Some(check) = &turn.check {
+                out.push_str(&check_section(check));
+            }
         }
         Ok(Some(out))
     }
@@ -548,6 +564,26 @@ impl<S: Sandbox> Engine<S> {
             let _ = file.write_all(&redactor.finish());
         })
     }
+}
+
+/// One turn's output, for logs and transcripts.
+#[derive(Debug, Clone)]
+pub struct TurnLog {
+    pub prompt: String,
+    pub output: Vec<u8>,
+    /// The check that ran after this turn's agent.
+    pub check: Option<task::CheckRun>,
+}
+
+/// The check's result after a turn's output; its output only when it failed.
+fn check_section(check: &task::CheckRun) -> String {
+    if check.passed {
+        return format!("\n── check `{}` passed ──\n", check.command);
+    }
+    format!(
+        "\n── check `{}` FAILED (exit code {}) ──\n{}\n",
+        check.command, check.exit_code, check.output
+    )
 }
 
 /// The line that separates turns in logs and transcripts.

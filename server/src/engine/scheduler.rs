@@ -14,7 +14,7 @@ use git2::{Oid, Repository};
 use super::store::StoreLock;
 use super::task::{Task, TaskId, TaskState};
 use super::{ms_since, Engine, EngineError, MAX_PROMPT_ENV_BYTES};
-use crate::agents::{AgentProfile, PROMPT_FILE_IN_SANDBOX};
+use crate::agents::{AgentProfile, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER};
 use crate::git::{workspace, GitError};
 use crate::sandbox::{Sandbox, SandboxError, SandboxSpec, SandboxStatus};
 
@@ -137,6 +137,18 @@ impl<S: Sandbox> Engine<S> {
             None => profile.argv(&task.prompt),
         }
         .map_err(EngineError::Invalid)?;
+        let steps = self.config.steps_for(profile);
+        let wrapped = steps.setup.is_some() || steps.check.is_some();
+        let argv = if wrapped {
+            let mut runner: Vec<String> = ["sh", "-c", RUNNER, "handoff-runner"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            runner.extend(argv);
+            runner
+        } else {
+            argv
+        };
 
         let (uid, gid) = agent_ids(&self.workdir)?;
         let ws_path = self.store.workspace_path(task.id);
@@ -149,21 +161,20 @@ impl<S: Sandbox> Engine<S> {
         };
         let base = Oid::from_str(start).map_err(GitError::from)?;
         let home = self.store.home_path(task.id);
-        let home_for_git = home.clone();
+        let out_dir = self.store.task_dir(task.id).join("out");
+        let cache_dir = match wrapped {
+            true => Some(self.cache_dir(base)?),
+            false => None,
+        };
+        let dirs = (home.clone(), out_dir.clone(), cache_dir.clone());
         let ws = tokio::task::spawn_blocking(move || -> Result<_, GitError> {
-            std::fs::create_dir_all(&home_for_git).map_err(|source| GitError::Write {
-                path: home_for_git.clone(),
-                source,
-            })?;
-            // The agent owns its HOME; files it made in earlier turns are already its.
-            let owner = std::fs::metadata(&home_for_git).map(|m| m.uid()).ok();
-            if owner != Some(uid) {
-                std::os::unix::fs::lchown(&home_for_git, Some(uid), Some(gid)).map_err(
-                    |source| GitError::Write {
-                        path: home_for_git.clone(),
-                        source,
-                    },
-                )?;
+            let (home, out_dir, cache_dir) = dirs;
+            // The agent owns its HOME; files it made in earlier turns stay.
+            agent_dir(&home, uid, gid, false)?;
+            // Results of this turn's setup and check only.
+            agent_dir(&out_dir, uid, gid, true)?;
+            if let Some(cache) = &cache_dir {
+                agent_dir(cache, uid, gid, false)?;
             }
             let user = Repository::open(&workdir)?;
             let ws = workspace::create(&user, &ws_path, &branch, base)?;
@@ -219,6 +230,17 @@ impl<S: Sandbox> Engine<S> {
         for (name, value) in &profile.set_env {
             env.push((name.clone(), value.clone()));
         }
+        if let Some(setup) = &steps.setup {
+            env.push(("HANDOFF_SETUP".into(), setup.clone()));
+        }
+        if let Some(check) = &steps.check {
+            env.push(("HANDOFF_CHECK".into(), check.clone()));
+        }
+        if wrapped {
+            for (name, value) in CACHE_ENV {
+                env.push((name.to_string(), value.to_string()));
+            }
+        }
         for name in &profile.env {
             if let Ok(value) = std::env::var(name) {
                 env.push((name.clone(), value));
@@ -243,6 +265,8 @@ impl<S: Sandbox> Engine<S> {
             workspace: ws.path,
             shared_objects: ws.shared_objects,
             home,
+            out_dir,
+            cache_dir,
             prompt_file,
             network: profile.network,
             memory_bytes: profile.memory.map(|m| m.0),
@@ -272,6 +296,49 @@ impl<S: Sandbox> Engine<S> {
         .unwrap_or_else(|_| "repo".into());
         format!("handoff-{key}-{id}")
     }
+}
+
+impl<S: Sandbox> Engine<S> {
+    /// The tool cache of this repository for the lockfiles at `commit`: tasks whose
+    /// lockfiles are the same share downloads (`<git-dir>/handoff/cache/<key>`).
+    fn cache_dir(&self, commit: Oid) -> Result<std::path::PathBuf, EngineError> {
+        let repo = Repository::open(&self.workdir).map_err(GitError::from)?;
+        let tree = repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(GitError::from)?;
+        let mut key = String::new();
+        for name in LOCKFILES {
+            if let Some(entry) = tree.get_name(name) {
+                key.push_str(&format!("{name}:{}\n", entry.id()));
+            }
+        }
+        let hash = Oid::hash_object(git2::ObjectType::Blob, key.as_bytes())
+            .map_err(GitError::from)?
+            .to_string();
+        let name = if key.is_empty() {
+            "no-lockfile".to_string()
+        } else {
+            hash[..16].to_string()
+        };
+        Ok(self.store.root().join("cache").join(name))
+    }
+}
+
+/// Creates `path` for the agent (emptied first when `fresh`) and gives it to `uid`.
+fn agent_dir(path: &std::path::Path, uid: u32, gid: u32, fresh: bool) -> Result<(), GitError> {
+    let write = |source| GitError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if fresh && path.exists() {
+        std::fs::remove_dir_all(path).map_err(write)?;
+    }
+    std::fs::create_dir_all(path).map_err(write)?;
+    if std::fs::metadata(path).map(|m| m.uid()).ok() != Some(uid) {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(write)?;
+    }
+    Ok(())
 }
 
 /// The uid and gid the agent runs as: the repository owner's, never root.

@@ -259,6 +259,8 @@ mod tests {
             reply: None,
             pending_replies: vec![],
             session_id: None,
+            check: None,
+            check_repairs: 0,
         }
     }
 

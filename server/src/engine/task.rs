@@ -163,6 +163,22 @@ pub struct Task {
     /// turn reported it: what a follow-up resumes and `handoff pull` hands over.
     #[serde(default)]
     pub session_id: Option<String>,
+    /// The last run of the configured check (`check = …`), if any.
+    #[serde(default)]
+    pub check: Option<CheckRun>,
+    /// Follow-up turns started to repair a failing check.
+    #[serde(default)]
+    pub check_repairs: u32,
+}
+
+/// One run of the check command after the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckRun {
+    pub command: String,
+    pub exit_code: i64,
+    pub passed: bool,
+    /// The last lines of its output, secrets redacted.
+    pub output: String,
 }
 
 /// One ended turn of a task.
@@ -177,6 +193,8 @@ pub struct Turn {
     pub head_commit: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub check: Option<CheckRun>,
 }
 
 #[derive(Debug, thiserror::Error)]

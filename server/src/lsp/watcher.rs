@@ -120,6 +120,12 @@ fn summary(inner: &Inner, task: &Task) -> String {
     if let Some(err) = &task.error {
         s.push_str(&format!(" — {err}"));
     }
+    if let Some(check) = task.check.as_ref().filter(|c| !c.passed) {
+        s.push_str(&format!(
+            " — check `{}` FAILED (exit code {}); see the task's log",
+            check.command, check.exit_code
+        ));
+    }
     if !task.files_changed.is_empty() {
         let open: Vec<String> = lock(&inner.session)
             .documents

@@ -17,7 +17,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{LogStream, Sandbox, SandboxError, SandboxSpec, SandboxStatus};
-use crate::agents::PROMPT_FILE_IN_SANDBOX;
+use crate::agents::{CACHE_DIR_IN_SANDBOX, OUT_DIR_IN_SANDBOX, PROMPT_FILE_IN_SANDBOX};
 
 /// The agent's HOME inside the container: a private folder of the task's, kept between
 /// turns (the agent's sessions live there).
@@ -129,13 +129,18 @@ impl DockerSandbox {
             ..Default::default()
         };
         let objects = spec.shared_objects.display().to_string();
+        let mut mounts = vec![
+            bind(&spec.workspace, "/workspace", false),
+            bind(&spec.shared_objects, &objects, true),
+            bind(&spec.prompt_file, PROMPT_FILE_IN_SANDBOX, true),
+            bind(&spec.home, HOME_IN_SANDBOX, false),
+            bind(&spec.out_dir, OUT_DIR_IN_SANDBOX, false),
+        ];
+        if let Some(cache) = &spec.cache_dir {
+            mounts.push(bind(cache, CACHE_DIR_IN_SANDBOX, false));
+        }
         let host = HostConfig {
-            mounts: Some(vec![
-                bind(&spec.workspace, "/workspace", false),
-                bind(&spec.shared_objects, &objects, true),
-                bind(&spec.prompt_file, PROMPT_FILE_IN_SANDBOX, true),
-                bind(&spec.home, HOME_IN_SANDBOX, false),
-            ]),
+            mounts: Some(mounts),
             tmpfs: Some(HashMap::from([(
                 "/tmp".to_string(),
                 "rw,exec,size=2g,mode=1777".to_string(),

@@ -40,6 +40,12 @@ pub struct SandboxSpec {
     /// The agent's HOME on the host, kept between turns so that a follow-up can
     /// resume the agent's session; appears at [`docker::HOME_IN_SANDBOX`].
     pub home: PathBuf,
+    /// A folder for what Handoff's runner reports (setup and check results); appears
+    /// at [`crate::agents::OUT_DIR_IN_SANDBOX`].
+    pub out_dir: PathBuf,
+    /// Tool caches shared by the repository's tasks with the same lockfiles; appears
+    /// at [`crate::agents::CACHE_DIR_IN_SANDBOX`].
+    pub cache_dir: Option<PathBuf>,
     /// The prompt file on the host; appears at [`crate::agents::PROMPT_FILE_IN_SANDBOX`].
     pub prompt_file: PathBuf,
     pub network: Network,
