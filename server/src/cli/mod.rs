@@ -66,6 +66,28 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Send a follow-up: a new turn on the same branch that resumes the agent's
+    /// session; queued until the current turn ends if the task is still running.
+    Reply {
+        id: TaskId,
+        /// Block until the turn ends; exit non-zero if it failed.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+        /// What the agent should do next. Use `-` to read it from standard input.
+        message: String,
+    },
+    /// Check the task branch out in a local worktree and hand over the agent's
+    /// session (Claude Code, Codex), printing the command that continues it.
+    Pull {
+        id: TaskId,
+        /// Where the worktree goes (default: `<repo>.handoff-<id>` beside the repository).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the task branch's changes against its base as a unified diff.
     Diff { id: TaskId },
     /// Stop a queued or running task, keeping its partial work on its branch.
@@ -174,14 +196,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             json,
             prompt,
         } => {
-            let prompt = if prompt == "-" {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                    .context("cannot read the prompt from standard input")?;
-                s
-            } else {
-                prompt
-            };
+            let prompt = text_or_stdin(prompt, "prompt")?;
             let task = engine
                 .create_task(NewTask {
                     prompt,
@@ -206,29 +221,48 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let tty = std::io::stderr().is_terminal() && !json;
-            let mut last_state: Option<TaskState> = None;
-            let task = engine
-                .wait(task.id, |t| {
-                    let mut err = std::io::stderr();
-                    if tty {
-                        let _ = write!(err, "\r\x1b[2K{}", render::progress_line(t));
-                        let _ = err.flush();
-                    } else if last_state != Some(t.state) {
-                        let _ = writeln!(err, "{}", render::progress_line(t));
-                    }
-                    last_state = Some(t.state);
-                })
-                .await?;
-            if tty {
-                eprintln!();
+            wait_and_report(&engine, task.id, json, &mut out).await
+        }
+        Command::Reply {
+            id,
+            wait,
+            json,
+            message,
+        } => {
+            let message = text_or_stdin(message, "reply")?;
+            let task = engine.reply(id, &message).await?;
+            if !wait {
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
+                } else {
+                    writeln!(out, "{}", render::replied(&task))?;
+                }
+                return Ok(ExitCode::SUCCESS);
             }
+            wait_and_report(&engine, id, json, &mut out).await
+        }
+        Command::Pull { id, dir, json } => {
+            refresh(&engine).await;
+            let pulled = engine.pull(id, dir.as_deref(), None)?;
             if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
+                let value = serde_json::json!({
+                    "worktree": pulled.worktree,
+                    "created": pulled.created,
+                    "branch": pulled.branch,
+                    "session_id": pulled.session.as_ref().map(|s| &s.0),
+                    "session_file": pulled.session.as_ref().map(|s| &s.1),
+                    "continue": pulled.continue_command,
+                });
+                writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
             } else {
-                writeln!(out, "{}", render::finished(&task))?;
+                let verb = if pulled.created { "Checked out" } else { "Already checked out:" };
+                writeln!(out, "{verb} {} in {}", pulled.branch, pulled.worktree.display())?;
+                if let Some((sid, file)) = &pulled.session {
+                    writeln!(out, "Agent session {sid} placed at {}", file.display())?;
+                }
+                writeln!(out, "Continue with:\n  {}", pulled.continue_command)?;
             }
-            Ok(exit_for(task.state))
+            Ok(ExitCode::SUCCESS)
         }
         Command::List { json } => {
             refresh(&engine).await;
@@ -298,6 +332,49 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Doctor | Command::Lsp | Command::Image { .. } => unreachable!("handled above"),
     }
+}
+
+/// The argument, or standard input when it is `-`.
+fn text_or_stdin(arg: String, what: &str) -> Result<String> {
+    if arg != "-" {
+        return Ok(arg);
+    }
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+        .with_context(|| format!("cannot read the {what} from standard input"))?;
+    Ok(s)
+}
+
+/// Drives the task to its end with progress on stderr, then prints the result.
+async fn wait_and_report(
+    engine: &Engine<DockerSandbox>,
+    id: TaskId,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode> {
+    let tty = std::io::stderr().is_terminal() && !json;
+    let mut last_state: Option<TaskState> = None;
+    let task = engine
+        .wait(id, |t| {
+            let mut err = std::io::stderr();
+            if tty {
+                let _ = write!(err, "\r\x1b[2K{}", render::progress_line(t));
+                let _ = err.flush();
+            } else if last_state != Some(t.state) {
+                let _ = writeln!(err, "{}", render::progress_line(t));
+            }
+            last_state = Some(t.state);
+        })
+        .await?;
+    if tty {
+        eprintln!();
+    }
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
+    } else {
+        writeln!(out, "{}", render::finished(&task))?;
+    }
+    Ok(exit_for(task.state))
 }
 
 /// Reconciles with Docker before showing state; without Docker the records are
