@@ -1,7 +1,7 @@
 -- The task list and what it offers: delegate a selection with <leader>hd in visual mode
 -- and a TODO with <leader>hd in normal mode, then :Handoff tasks (entries as
--- `handoff list --json` has them) → log, diff (base vs result, side by side), reply (the
--- server's "not supported" shown once), accept all (both files, in buffers), and
+-- `handoff list --json` has them) → log, diff (base vs result, side by side), reply (a
+-- second turn of the task, with the message), accept all (both files, in buffers), and
 -- cancel (a task started with :Handoff! start, picking the agent `slow`).
 
 local H = dofile(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)) .. "/helpers.lua")
@@ -105,15 +105,19 @@ check(H.lines(right)[2]:find("upper()", 1, true), "the result side lacks the cha
 check(vim.bo[left].filetype == "python", "filetype of the base side: %s", vim.bo[left].filetype)
 vim.cmd("tabclose")
 
--- 6. Reply: the server does not support follow-ups yet and says so, once.
+-- 6. Reply: a follow-up turn on task #1's branch; the agent gets the message.
 table.insert(H.inputs, "also handle None")
 vim.cmd("Handoff reply 1")
-wait(20000, "the reply's answer", function() return #H.notes_with("not supported") > 0 end)
-vim.wait(500) -- the second report of the same failure, if any, arrives meanwhile
-local said = H.notes_with("not supported")
-check(#said == 1, "told %d times: %s", #said, vim.inspect(said))
-check(said[1].msg:find("task #1", 1, true) and said[1].level == vim.log.levels.ERROR, "reply answer: %s",
-  vim.inspect(said[1]))
+wait(20000, "the reply to be sent", function() return #H.notes_with("Sent to task #1") == 1 end)
+check(#H.notes_with("not supported") == 0, "the reply was refused: %s", vim.inspect(H.notes_with("task #1")))
+wait(60000, "task #1's second turn to end", function()
+  local t = H.cli_json("show", "1", "--json")
+  return t.state == "done" and #t.turns == 2
+end)
+one = H.cli_json("show", "1", "--json")
+check(one.turns[2].prompt == "also handle None", "the second turn's prompt: %s", vim.inspect(one.turns[2]))
+local log = vim.system({ H.bin, "-C", H.repo, "logs", "1" }, { text = true }):wait(60000)
+check(log.stdout:find("turn 2 (follow-up): also handle None", 1, true), "the log of both turns:\n%s", log.stdout)
 
 -- 7. Accept all changes of task #2: both files, in buffers; the disk is untouched.
 H.choose("#2 ")
