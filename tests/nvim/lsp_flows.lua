@@ -1,7 +1,7 @@
 -- More user flows from a real headless Neovim against `handoff lsp`: the selection
 -- action with an instruction picked from window/showMessageRequest, progress and
 -- CodeLens while a task runs, a task started from the CLI showing up, "Open diff",
--- and "Accept all changes from task #N". Run by server/tests/nvim_e2e.rs with
+-- "Accept all changes from task #N", and a follow-up with handoff.reply. Run by server/tests/nvim_e2e.rs with
 -- HANDOFF_BIN and REPO (greet.py; the default agent sleeps 2 s, then edits it).
 
 local bin, repo = os.getenv("HANDOFF_BIN"), os.getenv("REPO")
@@ -125,6 +125,28 @@ check(diff and diff.path and vim.fn.filereadable(diff.path) == 1, "showDiff: %s"
 local diff_text = table.concat(vim.fn.readfile(diff.path), "\n")
 check(diff_text:find("+    return (\"hello, \" + name).upper()", 1, true), "diff file: %s", diff_text)
 check(#shown_docs == 1, "the client was asked to show the diff: %s", vim.inspect(shown_docs))
+
+-- 6. A follow-up: handoff.reply starts task #1's second turn on the same branch; the
+-- editor hears it leave `done` and come back with two turns. An empty reply is refused.
+local empty = client:request_sync("workspace/executeCommand",
+  { command = "handoff.reply", arguments = { { task = 1, message = "  " } } }, 20000, 0)
+check(empty and empty.err and empty.err.message:find("the reply is empty", 1, true),
+  "empty reply: %s", vim.inspect(empty))
+local before = #changed
+local replied = request("workspace/executeCommand",
+  { command = "handoff.reply", arguments = { { task = 1, message = "Also cover farewell" } } })
+check(replied and replied.id == 1 and replied.reply == "Also cover farewell" and replied.state ~= "done",
+  "reply answer: %s", vim.inspect(replied))
+wait(60000, "task #1's second turn to end", function()
+  local t = task_state(1)
+  return #changed > before and t.state == "done" and #t.turns == 2
+end)
+local requeued = false
+for i = before + 1, #changed do
+  if changed[i].id == 1 and changed[i].state ~= "done" then requeued = true end
+end
+check(requeued, "no taskChanged for the new turn")
+check(task_state(1).turns[2].prompt == "Also cover farewell", "turns: %s", vim.inspect(task_state(1).turns))
 
 client:stop()
 print("lsp_flows: ok")
