@@ -255,8 +255,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 });
                 writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
             } else {
-                let verb = if pulled.created { "Checked out" } else { "Already checked out:" };
-                writeln!(out, "{verb} {} in {}", pulled.branch, pulled.worktree.display())?;
+                let verb = if pulled.created {
+                    "Checked out"
+                } else {
+                    "Already checked out:"
+                };
+                writeln!(
+                    out,
+                    "{verb} {} in {}",
+                    pulled.branch,
+                    pulled.worktree.display()
+                )?;
                 if let Some((sid, file)) = &pulled.session {
                     writeln!(out, "Agent session {sid} placed at {}", file.display())?;
                 }
