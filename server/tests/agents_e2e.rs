@@ -531,7 +531,7 @@ fn missing_credentials_fail_the_task_at_once_naming_the_variables() {
 }
 
 #[test]
-fn an_authentication_error_from_the_api_is_told_in_words() {
+fn claude_refused_credentials_and_rate_limits_are_told_in_words() {
     let image = agent_image("claude");
     let server = ModelServer::start();
     let repo = Repo::new(
@@ -578,6 +578,63 @@ fn an_authentication_error_from_the_api_is_told_in_words() {
         .filter(|r| r["key_is_invalid"] == true)
         .count();
     assert_eq!(refused, 1, "one request, no retries");
+
+    // A rate limit, in words too.
+    let out = handoff_with(
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "claude",
+            "--wait",
+            "--json",
+            "create c.txt containing c",
+        ],
+        &[
+            ("ANTHROPIC_BASE_URL", url.as_str()),
+            ("ANTHROPIC_API_KEY", "sk-rate-limited"),
+        ],
+    );
+    let task = json_of(&out, "handoff run");
+    assert_eq!(task["state"], "failed", "{task:#}");
+    let error = task["error"].as_str().unwrap();
+    assert!(
+        error.contains("the model API is rate limiting these requests (rate limit)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn codex_refused_credentials_and_rate_limits_are_told_in_words() {
+    let server = ModelServer::start();
+    let repo = Repo::new(&[("a.txt", "a\n")], &codex_config(server.port));
+    for (key, words) in [
+        (
+            "sk-invalid",
+            "the model API refused the credentials (authentication error)",
+        ),
+        (
+            "sk-rate-limited",
+            "the model API is rate limiting these requests (rate limit)",
+        ),
+    ] {
+        let out = handoff_with(
+            &repo,
+            &[
+                "run",
+                "--agent",
+                "codex",
+                "--wait",
+                "--json",
+                "create b.txt containing b",
+            ],
+            &[("MOCK_API_KEY", key)],
+        );
+        let task = json_of(&out, "handoff run");
+        assert_eq!(task["state"], "failed", "{task:#}");
+        let error = task["error"].as_str().unwrap();
+        assert!(error.contains(words), "{key}: {error}");
+    }
 }
 
 #[test]

@@ -9,8 +9,8 @@ with server-sent events, following a fixed script per turn:
     writes TEXT (and a newline) to FILE: Claude's `Write` tool, Codex's `exec_command`;
   * otherwise the answer is the final text `Done: created FILE`.
 
-A request whose API key is `sk-invalid` gets a 401 authentication error, as the real
-APIs send it. Every request is appended to the JSON-lines log (--log).
+A request whose API key is `sk-invalid` gets a 401 authentication error, and one whose
+key is `sk-rate-limited` a 429 rate-limit error, as the real APIs send them. Every request is appended to the JSON-lines log (--log).
 
 Usage: model_server.py --portfile FILE --log FILE [--port 0]
 """
@@ -25,6 +25,7 @@ ARGS = None
 LOCK = threading.Lock()
 INSTRUCTION = re.compile(r"create (\S+) containing (.+?)(?:\.?\s*$|\.\s)", re.M)
 INVALID_KEY = "sk-invalid"
+RATE_LIMITED_KEY = "sk-rate-limited"
 
 
 def log(entry):
@@ -192,8 +193,16 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         key = self.headers.get("x-api-key") or \
             (self.headers.get("Authorization") or "").removeprefix("Bearer ")
-        log({"method": "POST", "path": path, "key_is_invalid": key == INVALID_KEY, "body": body})
-        if key == INVALID_KEY and path.endswith(("/messages", "/responses")):
+        log({"method": "POST", "path": path, "key_is_invalid": key == INVALID_KEY,
+             "key_is_rate_limited": key == RATE_LIMITED_KEY, "body": body})
+        if key == RATE_LIMITED_KEY and path.endswith(("/messages", "/responses")):
+            if path.endswith("/messages"):
+                send_json(self, 429, {"type": "error", "error": {"type": "rate_limit_error",
+                    "message": "Number of request tokens has exceeded your per-minute rate limit"}})
+            else:
+                send_json(self, 429, {"error": {"type": "rate_limit_exceeded",
+                    "code": "rate_limit_exceeded", "message": "Rate limit reached for requests"}})
+        elif key == INVALID_KEY and path.endswith(("/messages", "/responses")):
             if path.endswith("/messages"):
                 send_json(self, 401, {"type": "error", "error": {
                     "type": "authentication_error", "message": "invalid x-api-key"}})
