@@ -195,7 +195,8 @@ fn secrets_pass_by_name_and_never_reach_records_or_logs() {
             "keyed",
             "--wait",
             "--json",
-            "echo key=$HANDOFF_TEST_KEY; echo \"$HANDOFF_TEST_KEY\" | wc -c > len.txt",
+            "echo key=$HANDOFF_TEST_KEY; echo \"$HANDOFF_TEST_KEY\" | wc -c > len.txt; \
+             echo \"token $HANDOFF_TEST_KEY\" > $HOME/session.txt",
         ],
         &[("HANDOFF_TEST_KEY", secret)],
     );
@@ -206,7 +207,13 @@ fn secrets_pass_by_name_and_never_reach_records_or_logs() {
         repo.show_bytes(t["branch"].as_str().unwrap(), "len.txt"),
         format!("{}\n", secret.len() + 1).as_bytes()
     );
-    // ...but no record, log or output holds it.
+    // ...but no record, log or output holds it, nor what the agent left in its HOME
+    // (kept for follow-ups and `pull`).
+    let session = repo.git_dir().join("handoff/tasks/1/home/session.txt");
+    assert_eq!(
+        std::fs::read_to_string(&session).unwrap(),
+        "token [redacted:HANDOFF_TEST_KEY]\n"
+    );
     let logs = stdout(&repo.handoff(&["logs", "1"]));
     assert!(logs.contains("key=[redacted:HANDOFF_TEST_KEY]"), "{logs}");
     for entry in walk(&repo.git_dir().join("handoff")) {

@@ -5,6 +5,7 @@
 
 use git2::{Oid, Repository};
 
+use super::redact::Redactor;
 use super::store::{write_atomic, StoreLock};
 use super::task::{CheckRun, Task, TaskState, Turn};
 use super::{handoff_signature, ms_since, Engine, EngineError};
@@ -86,6 +87,16 @@ impl<S: Sandbox> Engine<S> {
             .map(|p| self.config.steps_for(p))
             .unwrap_or_default();
         let redactor = self.redactor_for(&task).await;
+        // The agent's HOME holds its session transcripts, which a follow-up resumes
+        // and `pull` hands over: whatever the agent printed of a secret goes there too.
+        let home = self.store.home_path(id);
+        let scrub = redactor.clone();
+        let scrubbed = tokio::task::spawn_blocking(move || redact_tree(&home, &scrub))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if let Err(e) = scrubbed {
+            tracing::warn!(task_id = %id, error = %e, "could not redact the agent's home");
+        }
         let out_dir = self.store.task_dir(id).join("out");
         let tail_of = |name: &str| -> String {
             let bytes = std::fs::read(out_dir.join(name)).unwrap_or_default();
@@ -254,6 +265,35 @@ impl<S: Sandbox> Engine<S> {
             ),
         }
     }
+}
+
+/// Files larger than this in the agent's HOME are left as they are (caches, not
+/// transcripts).
+const MAX_REDACTED_FILE: u64 = 64 << 20;
+
+/// Rewrites every file under `dir` that holds a secret value, with the value redacted.
+fn redact_tree(dir: &std::path::Path, redactor: &Redactor) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            redact_tree(&path, redactor)?;
+        } else if kind.is_file() && entry.metadata()?.len() <= MAX_REDACTED_FILE {
+            let bytes = std::fs::read(&path)?;
+            let clean = redactor.redact(&bytes);
+            if clean != bytes {
+                // In place: the file keeps its owner (the agent) and mode.
+                std::fs::write(&path, clean)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Lines of setup and check output kept in the record and the repair prompt.

@@ -268,6 +268,19 @@ impl<S: Sandbox> Engine<S> {
     fn begin_turn(&self, task: &mut Task, prompt: String) -> Result<(), EngineError> {
         let id = task.id;
         let log = self.store.log_path(id);
+        if task.turns.is_empty() && task.started_at.is_some() {
+            // A record from before turns were kept: its one turn, so its log stays.
+            task.turns.push(task::Turn {
+                prompt: task.prompt.clone(),
+                state: task.state,
+                error: task.error.clone(),
+                exit_code: task.exit_code,
+                head_commit: task.head_commit.clone(),
+                started_at: task.started_at,
+                finished_at: task.finished_at,
+                check: task.check.clone(),
+            });
+        }
         if !task.turns.is_empty() && log.exists() {
             let kept = self.store.turn_log_path(id, task.turns.len());
             std::fs::rename(&log, &kept).map_err(|source| StoreError::Io {
