@@ -132,3 +132,14 @@ fn setup_runs_before_the_agent_and_its_cache_is_shared_by_tasks_with_the_same_lo
         .collect();
     assert_eq!(caches.len(), 2, "{caches:?}");
 }
+
+#[test]
+fn the_shell_agent_whose_prompt_is_a_command_gets_no_repair_turn_by_default() {
+    let repo = repo_with("check = \"test -f never.txt\"\n");
+    let task = run(&repo, "shell", "echo hi > hi.txt");
+    assert_eq!(task["state"], "done", "{task:#}");
+    assert_eq!(task["check"]["passed"], false);
+    assert_eq!(task["check"]["exit_code"], 1);
+    assert_eq!(task["check_repairs"], 0);
+    assert_eq!(task["turns"].as_array().unwrap().len(), 1);
+}

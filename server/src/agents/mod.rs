@@ -87,6 +87,9 @@ pub struct AgentProfile {
     pub credentials: Vec<String>,
     /// This profile's own setup and check (see [`crate::config::Config::steps_for`]).
     pub steps: Steps,
+    /// The prompt is a command, not words (the built-in `shell`): a failing check gets
+    /// no repair turn unless `check_retries` asks for one.
+    pub prompt_is_command: bool,
     pub network: Network,
     pub memory: Option<MemorySize>,
     pub cpus: Option<f64>,
@@ -110,6 +113,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 set_env: BTreeMap::new(),
                 credentials: vec![],
                 steps: Steps::default(),
+                prompt_is_command: false,
                 network,
                 memory: Some(MemorySize(4 << 30)),
                 cpus: None,
@@ -159,6 +163,9 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             Network::None,
         ),
     ]);
+    if let Some(shell) = profiles.get_mut("shell") {
+        shell.prompt_is_command = true;
+    }
     if let Some(claude) = profiles.get_mut("claude") {
         claude.resume_command = Some(strings(&[
             "claude",
@@ -278,6 +285,7 @@ impl AgentProfile {
             set_env: BTreeMap::new(),
             credentials: vec![],
             steps: Steps::default(),
+            prompt_is_command: false,
             // Custom profiles get no network unless they ask for one.
             network: Network::None,
             memory: Some(MemorySize(4 << 30)),

@@ -177,7 +177,13 @@ impl<S: Sandbox> Engine<S> {
 
         // A failing check gets the agent another turn, with the failure, while the
         // profile allows; follow-ups sent while the agent worked go out now too.
-        let retries = steps.check_retries.unwrap_or(DEFAULT_CHECK_RETRIES);
+        let words = self
+            .config
+            .agents
+            .get(&task.agent)
+            .is_some_and(|p| !p.prompt_is_command);
+        let default_retries = if words { DEFAULT_CHECK_RETRIES } else { 0 };
+        let retries = steps.check_retries.unwrap_or(default_retries);
         let repair = match &task.check {
             Some(run) if !run.passed && task.check_repairs < retries => Some(format!(
                 "The check `{}` failed (exit code {}) after your changes. Fix the code so \
