@@ -9,7 +9,7 @@ use super::redact::Redactor;
 use super::store::{write_atomic, StoreLock};
 use super::task::{CheckRun, Task, TaskState, Turn};
 use super::{handoff_signature, ms_since, Engine, EngineError};
-use crate::config::DEFAULT_CHECK_RETRIES;
+use crate::config::{Steps, DEFAULT_CHECK_RETRIES};
 use crate::git::{import, GitError};
 use crate::sandbox::{Sandbox, SandboxStatus};
 
@@ -157,11 +157,19 @@ impl<S: Sandbox> Engine<S> {
             finished_at: task.finished_at,
             check: task.check.clone(),
         });
-        self.store.save(&task)?;
+        // A failing check gets the agent another turn, with the failure, while the
+        // profile allows; follow-ups sent while the agent worked go out now too. The
+        // ended turn and the next one are saved together, so a front-end that dies
+        // here leaves the task finalizing (done again by the next) or queued.
+        let container = task.container_id.clone();
+        match self.next_turn(&mut task, &steps) {
+            Some(prompt) => self.begin_turn(&mut task, prompt)?,
+            None => self.store.save(&task)?,
+        }
         tracing::info!(task_id = %id, state = %task.state, "task finalized");
 
         // The branch now holds the work; the scratch copies can go.
-        if let Some(container) = &task.container_id {
+        if let Some(container) = &container {
             if let Err(e) = self.sandbox.remove(container).await {
                 tracing::warn!(task_id = %id, error = %e, "could not remove container");
             }
@@ -174,9 +182,16 @@ impl<S: Sandbox> Engine<S> {
                 }
             }
         }
+        Ok(())
+    }
 
-        // A failing check gets the agent another turn, with the failure, while the
-        // profile allows; follow-ups sent while the agent worked go out now too.
+    /// The prompt of the turn that follows the one just ended, if any: a repair of a
+    /// failing check and/or the replies that came while it ran.
+    fn next_turn(&self, task: &mut Task, steps: &Steps) -> Option<String> {
+        if task.state == TaskState::Cancelled {
+            // Queued replies stay on the record; the next `reply` sends them along.
+            return None;
+        }
         let words = self
             .config
             .agents
@@ -192,17 +207,15 @@ impl<S: Sandbox> Engine<S> {
             )),
             _ => None,
         };
-        if task.state != TaskState::Cancelled
-            && (repair.is_some() || !task.pending_replies.is_empty())
-        {
-            let mut parts: Vec<String> = repair.iter().cloned().collect();
-            parts.extend(std::mem::take(&mut task.pending_replies));
-            if repair.is_some() {
-                task.check_repairs += 1;
-            }
-            self.begin_turn(&mut task, parts.join("\n\n"))?;
+        if repair.is_none() && task.pending_replies.is_empty() {
+            return None;
         }
-        Ok(())
+        if repair.is_some() {
+            task.check_repairs += 1;
+        }
+        let mut parts: Vec<String> = repair.into_iter().collect();
+        parts.extend(std::mem::take(&mut task.pending_replies));
+        Some(parts.join("\n\n"))
     }
 
     /// The session id the current turn's output reports, for agents Handoff understands.

@@ -56,7 +56,7 @@ impl<S: Sandbox> Engine<S> {
         if task.state == TaskState::Starting {
             // Starts happen under the lock, so a task seen starting here lost its
             // front-end half-way. Adopt its container if it got one, else requeue.
-            match self.sandbox.find(&self.container_name(id)).await? {
+            match self.sandbox.find(&self.turn_container_name(&task)).await? {
                 Some(container) => {
                     task.container_id = Some(container);
                     task.transition(TaskState::Running)?;
@@ -255,7 +255,7 @@ impl<S: Sandbox> Engine<S> {
             ("handoff.agent".to_string(), task.agent.clone()),
         ]);
         let spec = SandboxSpec {
-            name: self.container_name(task.id),
+            name: self.turn_container_name(task),
             image: profile.image.clone(),
             argv,
             env,
@@ -295,6 +295,16 @@ impl<S: Sandbox> Engine<S> {
         .map(|o| o.to_string()[..10].to_string())
         .unwrap_or_else(|_| "repo".into());
         format!("handoff-{key}-{id}")
+    }
+
+    /// The container of the task's current turn: [`Engine::container_name`] for the
+    /// first, with `-t<n>` after it for follow-ups, so a previous turn's container
+    /// that was not removed is never mistaken for this one's.
+    pub fn turn_container_name(&self, task: &Task) -> String {
+        match task.turn_number() {
+            1 => self.container_name(task.id),
+            n => format!("{}-t{n}", self.container_name(task.id)),
+        }
     }
 }
 

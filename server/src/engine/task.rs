@@ -225,6 +225,15 @@ impl Task {
         Ok(())
     }
 
+    /// The current turn, from 1: the one running, or the last one once ended.
+    pub fn turn_number(&self) -> usize {
+        if self.state.is_terminal() {
+            self.turns.len().max(1)
+        } else {
+            self.turns.len() + 1
+        }
+    }
+
     /// What the agent is asked in the current turn.
     pub fn turn_prompt(&self) -> &str {
         self.reply.as_deref().unwrap_or(&self.prompt)
@@ -341,6 +350,40 @@ mod tests {
         for (a, b) in refused {
             assert!(!a.can_move_to(b), "{a} -> {b} should be refused");
         }
+    }
+
+    #[test]
+    fn the_turn_number_counts_the_running_turn_and_the_ended_ones() {
+        let t = |state, turns: usize| {
+            let mut task: Task = serde_json::from_value(serde_json::json!({
+                "id": 1, "state": state, "agent": "a", "prompt": "p", "title": "p",
+                "branch": "b", "base_commit": "0", "head_commit": null, "files_changed": [],
+                "error": null, "image": "i", "container_id": null, "exit_code": null,
+                "oom_killed": false, "cancel_requested": false, "env_names": [],
+                "origin": null, "created_at": "2026-01-01T00:00:00Z",
+                "started_at": null, "finished_at": null
+            }))
+            .unwrap();
+            task.turns = (0..turns)
+                .map(|_| Turn {
+                    prompt: "p".into(),
+                    state: TaskState::Done,
+                    error: None,
+                    exit_code: Some(0),
+                    head_commit: None,
+                    started_at: None,
+                    finished_at: None,
+                    check: None,
+                })
+                .collect();
+            task.turn_number()
+        };
+        assert_eq!(t("running", 0), 1);
+        assert_eq!(t("done", 1), 1);
+        assert_eq!(t("queued", 1), 2);
+        assert_eq!(t("done", 2), 2);
+        // A record written before turns were kept: its one turn.
+        assert_eq!(t("done", 0), 1);
     }
 
     #[test]

@@ -166,7 +166,7 @@ async fn report_progress(inner: &Inner, repo: &Repo, task: &Task) {
     let key = (repo.workdir().to_path_buf(), task.id);
     let token = NumberOrString::String(format!(
         "handoff/{}/{}",
-        repo.engine.container_name(task.id),
+        repo.engine.turn_container_name(task),
         task.id
     ));
     let mut progresses = inner.progress.lock().await;
