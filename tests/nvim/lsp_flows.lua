@@ -1,7 +1,8 @@
 -- More user flows from a real headless Neovim against `handoff lsp`: the selection
 -- action with an instruction picked from window/showMessageRequest, progress and
 -- CodeLens while a task runs, a task started from the CLI showing up, "Open diff",
--- "Accept all changes from task #N", and a follow-up with handoff.reply. Run by server/tests/nvim_e2e.rs with
+-- "Accept all changes from task #N", a follow-up with handoff.reply, and removing tasks
+-- (handoff rm from the CLI, handoff.removeTask). Run by server/tests/nvim_e2e.rs with
 -- HANDOFF_BIN and REPO (greet.py; the default agent sleeps 2 s, then edits it).
 
 local bin, repo = os.getenv("HANDOFF_BIN"), os.getenv("REPO")
@@ -16,6 +17,8 @@ end
 
 local changed, published, progress, asked, shown_docs = {}, false, {}, {}, {}
 vim.lsp.handlers["handoff/taskChanged"] = function(_, r) changed[#changed + 1] = r.task end
+local removed = {}
+vim.lsp.handlers["handoff/taskRemoved"] = function(_, r) removed[#removed + 1] = r end
 vim.lsp.handlers["$/progress"] = function(_, r) progress[#progress + 1] = r.value end
 vim.lsp.handlers["window/showMessageRequest"] = function(_, r)
   asked[#asked + 1] = r
@@ -147,6 +150,25 @@ for i = before + 1, #changed do
 end
 check(requeued, "no taskChanged for the new turn")
 check(task_state(1).turns[2].prompt == "Also cover farewell", "turns: %s", vim.inspect(task_state(1).turns))
+
+-- 7. Removing tasks: one with the CLI (the editor is told), one with handoff.removeTask
+-- (its branch too); their hunks leave the editor.
+local rm = vim.system({ bin, "-C", repo, "rm", "2" }, { text = true }):wait(60000)
+check(rm.code == 0, "handoff rm 2: %s", rm.stderr)
+wait(10000, "taskRemoved for #2", function() return #removed == 1 end)
+check(removed[1].task == 2 and vim.fs.normalize(removed[1].repository) == vim.fs.normalize(repo),
+  "removed: %s", vim.inspect(removed))
+local gone = request("workspace/executeCommand",
+  { command = "handoff.removeTask", arguments = { { task = 1, deleteBranch = true } } })
+check(gone.removed == 1 and gone.branchDeleted == true, "removeTask: %s", vim.inspect(gone))
+wait(10000, "taskRemoved for #1", function() return #removed == 2 and removed[2].task == 1 end)
+local branches = vim.system({ "git", "-C", repo, "branch", "--list", gone.branch }, { text = true }):wait()
+check(vim.trim(branches.stdout) == "", "the branch is still there: %s", branches.stdout)
+local left = request("workspace/executeCommand", { command = "handoff.listTasks", arguments = {} })
+check(#left == 0, "tasks left: %s", vim.inspect(left))
+wait(10000, "task #1's hunks to leave", function()
+  return #vim.tbl_filter(function(d) return d.source == "handoff" end, vim.diagnostic.get(0)) == 0
+end)
 
 client:stop()
 print("lsp_flows: ok")

@@ -408,15 +408,20 @@ async function removeTask(ctx: CommandContext, arg: unknown): Promise<void> {
   if (!pick) {
     return;
   }
-  if (!(await ctx.server.ensureStarted()) || !ctx.server.binary) {
+  if (!(await ctx.server.ensureStarted())) {
     return;
   }
-  const args = ['-C', rt.repository, 'rm', String(rt.task.id)];
-  if (pick === drop) {
-    args.push('--delete-branch');
-  }
   try {
-    await run(ctx.server.binary, args, rt.repository);
+    // The server says why when it refuses; it also announces the removal
+    // (handoff/taskRemoved) to every client.
+    const done = await ctx.server.execute<{ removed: number }>('handoff.removeTask', {
+      task: rt.task.id,
+      deleteBranch: pick === drop,
+      uri: repoUri(rt),
+    });
+    if (!done) {
+      return;
+    }
     ctx.store.remove(rt.repository, rt.task.id);
     vscode.window.setStatusBarMessage(`Removed Handoff #${rt.task.id}`, 4000);
   } catch (e) {

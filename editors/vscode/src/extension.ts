@@ -83,6 +83,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   server = new Server(output, {
     middleware,
     onTaskChanged: (params) => store.update(canonical(params.repository), params.task),
+    onTaskRemoved: (params) => store.remove(canonical(params.repository), params.task),
     onReady: () => void reloadTasks(),
     dropTaskSummaries: () => true,
   });

@@ -29,8 +29,15 @@ export interface TaskChangedParams {
   task: TaskRecord;
 }
 
+export interface TaskRemovedParams {
+  repository: string;
+  task: number;
+}
+
 export interface ServerHooks {
   onTaskChanged(params: TaskChangedParams): void;
+  /** A task's record is gone (`handoff rm` from anywhere, or `handoff.removeTask`). */
+  onTaskRemoved(params: TaskRemovedParams): void;
   /** The client is running (first start or after a restart): reload what it knows. */
   onReady(): void;
   /** Lets the extension take over commands the server's code actions and lenses run. */
@@ -136,6 +143,7 @@ export class Server implements vscode.Disposable {
     };
     const client = new LanguageClient('handoff', 'Handoff', serverOptions, clientOptions);
     client.onNotification('handoff/taskChanged', (params: TaskChangedParams) => this.hooks.onTaskChanged(params));
+    client.onNotification('handoff/taskRemoved', (params: TaskRemovedParams) => this.hooks.onTaskRemoved(params));
     // Replaces the client's default handler: the same messages, minus the "task
     // ended" summaries the extension shows itself with buttons.
     client.onNotification(ShowMessageNotification.type, (params) => {

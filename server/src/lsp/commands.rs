@@ -12,7 +12,7 @@ use tower_lsp_server::ls_types::*;
 use super::actions::{selection_prompt, todo_prompt};
 use super::convert;
 use super::documents;
-use super::ext::{self, DelegateArgs, HunkArgs, ListArgs, ReplyArgs, TaskArgs};
+use super::ext::{self, DelegateArgs, HunkArgs, ListArgs, RemoveArgs, ReplyArgs, TaskArgs};
 use super::server::{failure, Inner};
 use super::session::{lock, Repo};
 use super::watcher;
@@ -43,6 +43,7 @@ pub async fn execute(inner: &Arc<Inner>, params: ExecuteCommandParams) -> Result
         ext::REPLY => reply(inner, arg(&params)?).await,
         ext::SHOW_DIFF => show_diff(inner, arg(&params)?).await,
         ext::SHOW_LOG => show_log(inner, arg(&params)?).await,
+        ext::REMOVE_TASK => remove_task(inner, arg(&params)?).await,
         ext::LIST_TASKS => list_tasks(inner, arg(&params)?),
         other => Err(format!("unknown command {other}")),
     };
@@ -432,6 +433,22 @@ async fn cancel(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
         .map_err(|e| e.to_string())?;
     watcher::record(inner, &repo, &task).await;
     Ok(json!(task))
+}
+
+async fn remove_task(inner: &Arc<Inner>, args: RemoveArgs) -> Outcome {
+    let repo = repo_of(inner, args.uri.as_ref())?;
+    let id = TaskId(args.task);
+    let task = repo.engine.get(id).map_err(|e| e.to_string())?;
+    repo.engine
+        .remove(id, args.delete_branch)
+        .await
+        .map_err(|e| e.to_string())?;
+    watcher::forget(inner, &repo, id).await;
+    Ok(json!({
+        "removed": id.0,
+        "branch": task.branch,
+        "branchDeleted": args.delete_branch,
+    }))
 }
 
 async fn reply(inner: &Arc<Inner>, args: ReplyArgs) -> Outcome {

@@ -15,9 +15,18 @@ pub const REPLY: &str = "handoff.reply";
 pub const SHOW_DIFF: &str = "handoff.showDiff";
 pub const SHOW_LOG: &str = "handoff.showLog";
 pub const LIST_TASKS: &str = "handoff.listTasks";
+pub const REMOVE_TASK: &str = "handoff.removeTask";
 
 pub const ALL_COMMANDS: &[&str] = &[
-    DELEGATE, ACCEPT, REJECT, CANCEL, REPLY, SHOW_DIFF, SHOW_LOG, LIST_TASKS,
+    DELEGATE,
+    ACCEPT,
+    REJECT,
+    CANCEL,
+    REPLY,
+    SHOW_DIFF,
+    SHOW_LOG,
+    LIST_TASKS,
+    REMOVE_TASK,
 ];
 
 /// Instructions a plain client can pick for a selection (`window/showMessageRequest`)
@@ -112,6 +121,32 @@ pub struct ReplyArgs {
 #[serde(rename_all = "camelCase")]
 pub struct ListArgs {
     pub uri: Option<Uri>,
+}
+
+/// Arguments of `handoff.removeTask`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveArgs {
+    pub task: u64,
+    /// Also delete the task's branch.
+    #[serde(default)]
+    pub delete_branch: bool,
+    pub uri: Option<Uri>,
+}
+
+/// `handoff/taskRemoved`: a task's record is gone (`handoff rm`, from any front-end).
+pub enum TaskRemoved {}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRemovedParams {
+    pub repository: String,
+    pub task: u64,
+}
+
+impl Notification for TaskRemoved {
+    type Params = TaskRemovedParams;
+    const METHOD: &'static str = "handoff/taskRemoved";
 }
 
 /// `handoff/taskChanged`: a task was created or changed state (from any front-end).

@@ -154,6 +154,13 @@ impl Repo {
         previous
     }
 
+    /// Forgets a removed task and its hunks; returns it if it was known.
+    pub fn remove_task(&self, id: TaskId) -> Option<Task> {
+        let removed = lock(&self.tasks).remove(&id);
+        self.forget_hunks(id);
+        removed
+    }
+
     /// Forgets every placement (a document was reopened, tasks changed).
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::Relaxed);

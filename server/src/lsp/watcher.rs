@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tower_lsp_server::ls_types::*;
 
 use super::documents;
-use super::ext::{TaskChanged, TaskChangedParams};
+use super::ext::{TaskChanged, TaskChangedParams, TaskRemoved, TaskRemovedParams};
 use super::lenses::status;
 use super::server::Inner;
 use super::session::{lock, Repo};
@@ -74,7 +74,32 @@ async fn poll(inner: &Arc<Inner>, repo: &Arc<Repo>, last_error: &mut Option<Stri
     for task in &changed {
         record(inner, repo, task).await;
     }
+    let gone: Vec<TaskId> = repo
+        .tasks()
+        .iter()
+        .map(|t| t.id)
+        .filter(|id| !fresh.iter().any(|t| t.id == *id))
+        .collect();
+    for id in gone {
+        forget(inner, repo, id).await;
+    }
     fresh.iter().any(|t| !t.state.is_terminal())
+}
+
+/// Takes note of a removed task: its hunks leave the editor and the client is told.
+pub async fn forget(inner: &Arc<Inner>, repo: &Arc<Repo>, id: TaskId) {
+    if repo.remove_task(id).is_none() {
+        return;
+    }
+    inner
+        .client
+        .send_notification::<TaskRemoved>(TaskRemovedParams {
+            repository: repo.workdir().display().to_string(),
+            task: id.0,
+        })
+        .await;
+    documents::publish_repo(inner, repo.workdir()).await;
+    refresh_lenses(inner).await;
 }
 
 /// Takes note of a new or changed task record and tells the client.
