@@ -728,6 +728,34 @@ test('a selection is delegated with an instruction typed in an input box', async
   await dismissToasts(page);
 });
 
+test('a task removed in a terminal leaves the view, and one removed from the view keeps its branch', async ({ page, repo }) => {
+  await openHandoffView(page);
+  await treeRow(page, 3).waitFor({ state: 'visible', timeout: 20_000 });
+  // `handoff rm` from a terminal: the server notices and tells the extension.
+  execFileSync(HANDOFF_BIN, ['-C', repo, 'rm', '3'], { env: { ...process.env, XDG_CONFIG_HOME: path.join(repo, '.no-user-config') } });
+  await treeRow(page, 3).waitFor({ state: 'detached', timeout: 30_000 });
+
+  // "Remove task" from the view's context menu, answered "Remove" (branch kept).
+  const branch = branches(repo, 'handoff/2-*');
+  assert(branch.length === 1, `task #2's branch: ${branch.join(', ')}`);
+  await treeRow(page, 2).click({ button: 'right' });
+  const remove = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Remove task' }).first();
+  await remove.waitFor({ state: 'visible', timeout: 10_000 });
+  await remove.click();
+  const dialog = page.locator('.monaco-dialog-box');
+  await dialog.waitFor({ state: 'visible', timeout: 10_000 });
+  assert(((await dialog.textContent()) ?? '').includes('Remove task #2'), `dialog: ${await dialog.textContent()}`);
+  await shot(page, 'remove-task-dialog');
+  await dialog.getByRole('button', { name: 'Remove', exact: true }).click();
+  await treeRow(page, 2).waitFor({ state: 'detached', timeout: 30_000 });
+  const left = JSON.parse(
+    execFileSync(HANDOFF_BIN, ['-C', repo, 'list', '--json'], { encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: path.join(repo, '.no-user-config') } }),
+  );
+  assert(JSON.stringify(left.map((t) => t.id)) === '[1]', `tasks left: ${left.map((t) => t.id)}`);
+  assert(JSON.stringify(branches(repo, 'handoff/2-*')) === JSON.stringify(branch), 'the branch of #2 is kept');
+  await shot(page, 'tasks-removed');
+});
+
 test('the language server is restarted when it crashes', async ({ page, state }) => {
   const before = serverPids(state);
   assert(before.length === 1, `one handoff lsp process for this VS Code: ${before.join(', ')}`);
