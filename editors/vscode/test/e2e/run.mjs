@@ -488,6 +488,22 @@ async function openHandoffView(page) {
   await title.waitFor({ state: 'visible', timeout: 20_000 });
 }
 
+/**
+ * Runs `label` from the context menu of `target`. A click while the menu is still
+ * settling may only highlight the item, so: hover it, wait for the highlight, press
+ * Enter, as a keyboard user would.
+ */
+async function contextMenu(page, target, label) {
+  await target.click({ button: 'right' });
+  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: label }).first();
+  await item.waitFor({ state: 'visible', timeout: 10_000 });
+  await item.hover();
+  await page
+    .locator('.context-view .monaco-menu .action-item.focused', { hasText: label })
+    .waitFor({ state: 'visible', timeout: 10_000 });
+  await page.keyboard.press('Enter');
+}
+
 function treeRow(page, id) {
   return page.locator(`.part.sidebar .monaco-list-row[aria-label^="Handoff task ${id},"]`).first();
 }
@@ -685,10 +701,7 @@ test('a task started from the command palette shows in the Handoff view, with it
   assert(git(repo, 'show', `${task2[0]}:NOTES.md`).includes(NOTES_PROMPT), 'NOTES.md on the branch holds the prompt');
 
   // "Accept all" from the context menu brings the file the agent created.
-  await treeRow(page, 2).click({ button: 'right' });
-  const acceptAll = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Accept all' }).first();
-  await acceptAll.waitFor({ state: 'visible', timeout: 10_000 });
-  await acceptAll.click();
+  await contextMenu(page, treeRow(page, 2), 'Accept all');
   await toast(page, 'Handoff #2: accepted 1 change; created NOTES.md').waitFor({ state: 'visible', timeout: 30_000 });
   await page.locator('.tabs-container .tab', { hasText: 'NOTES.md' }).last().click();
   await until('NOTES.md in the editor', 20_000, async () => (await editorText(page)) === NOTES_PROMPT);
@@ -728,6 +741,27 @@ test('a selection is delegated with an instruction typed in an input box', async
   await dismissToasts(page);
 });
 
+test('a reply from the view runs a second turn of the task on its branch', async ({ page, repo }) => {
+  const env = { ...process.env, XDG_CONFIG_HOME: path.join(repo, '.no-user-config') };
+  const show = () => JSON.parse(execFileSync(HANDOFF_BIN, ['-C', repo, 'show', '2', '--json'], { encoding: 'utf8', env }));
+  await openHandoffView(page);
+  await contextMenu(page, treeRow(page, 2), 'Reply to task');
+  await answerQuickInput(page, 'reply to task #2', 'Notes for version 0.3');
+  await shot(page, 'reply-input');
+  await page.keyboard.press('Enter');
+  const task = await until('task #2 done after its second turn', 120_000, async () => {
+    const t = show();
+    return t.state === 'done' && t.turns.length === 2 ? t : false;
+  });
+  assert(task.turns[1].prompt === 'Notes for version 0.3', `second turn: ${JSON.stringify(task.turns[1])}`);
+  assert(git(repo, 'show', `${task.branch}:NOTES.md`) === 'Notes for version 0.3\n', 'NOTES.md on the branch after the reply');
+  await until('task #2 done in the tree', 30_000, async () =>
+    ((await treeRow(page, 2).getAttribute('aria-label')) ?? '').includes(', done:'),
+  );
+  await shot(page, 'reply-done');
+  await dismissToasts(page);
+});
+
 test('a task removed in a terminal leaves the view, and one removed from the view keeps its branch', async ({ page, repo }) => {
   await openHandoffView(page);
   await treeRow(page, 3).waitFor({ state: 'visible', timeout: 20_000 });
@@ -738,10 +772,7 @@ test('a task removed in a terminal leaves the view, and one removed from the vie
   // "Remove task" from the view's context menu, answered "Remove" (branch kept).
   const branch = branches(repo, 'handoff/2-*');
   assert(branch.length === 1, `task #2's branch: ${branch.join(', ')}`);
-  await treeRow(page, 2).click({ button: 'right' });
-  const remove = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Remove task' }).first();
-  await remove.waitFor({ state: 'visible', timeout: 10_000 });
-  await remove.click();
+  await contextMenu(page, treeRow(page, 2), 'Remove task');
   const dialog = page.locator('.monaco-dialog-box');
   await dialog.waitFor({ state: 'visible', timeout: 10_000 });
   assert(((await dialog.textContent()) ?? '').includes('Remove task #2'), `dialog: ${await dialog.textContent()}`);
