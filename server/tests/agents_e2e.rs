@@ -377,6 +377,47 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
     assert!(containers_of(&repo).is_empty());
 }
 
+#[test]
+fn following_a_running_claude_task_renders_its_transcript_as_it_comes() {
+    let image = agent_image("claude");
+    let server = ModelServer::start();
+    let repo = Repo::new(
+        &[("a.txt", "a\n")],
+        &format!("[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\n"),
+    );
+    let url = server.url();
+    let env = [
+        ("ANTHROPIC_BASE_URL", url.as_str()),
+        ("ANTHROPIC_API_KEY", API_KEY),
+    ];
+    let out = handoff_with(
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "claude",
+            "create slow.txt containing written slowly",
+        ],
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let started = Instant::now();
+    let out = handoff_with(&repo, &["logs", "1", "-f"], &env);
+    let followed = stdout(&out);
+    // It waited for the agent (the server answers each request after 2 s)...
+    assert!(started.elapsed() >= Duration::from_secs(2), "{followed}");
+    // ...and printed the transcript, not the JSON stream.
+    assert!(followed.contains("▸ Write slow.txt"), "{followed}");
+    assert!(followed.contains("Done: created slow.txt"), "{followed}");
+    assert!(!followed.contains("{\"type\""), "{followed}");
+    let task = repo.task(1);
+    assert_eq!(task["state"], "done", "{task:#}");
+    assert!(
+        followed.contains(task["session_id"].as_str().unwrap()),
+        "{followed}"
+    );
+}
+
 fn codex_config(port: u16) -> String {
     let flags = format!(
         r#""-c", 'model="gpt-5.5"', "-c", 'model_provider="mock"',

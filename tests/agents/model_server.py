@@ -9,7 +9,8 @@ with server-sent events, following a fixed script per turn:
     writes TEXT (and a newline) to FILE: Claude's `Write` tool, Codex's `exec_command`;
   * otherwise the answer is the final text `Done: created FILE`.
 
-A request whose API key is `sk-invalid` gets a 401 authentication error, and one whose
+An instruction that says `slowly` is answered after 2 seconds, for tests that watch a
+running agent. A request whose API key is `sk-invalid` gets a 401 authentication error, and one whose
 key is `sk-rate-limited` a 429 rate-limit error, as the real APIs send them. Every request is appended to the JSON-lines log (--log).
 
 Usage: model_server.py --portfile FILE --log FILE [--port 0]
@@ -18,6 +19,7 @@ import argparse
 import json
 import re
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -134,6 +136,8 @@ def claude_turn(body):
 
 def handle_claude(h, body):
     found, done = claude_turn(body)
+    if "slowly" in json.dumps(body.get("messages", [])):
+        time.sleep(2)
     cwd = ARGS.claude_cwd
     start_sse(h)
     sse(h, "message_start", {"type": "message_start", "message": {

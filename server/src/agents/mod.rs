@@ -210,6 +210,14 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
+    /// The parser of one line of this format, for reading output as it comes.
+    pub fn line_parser(self) -> fn(&mut transcript::Transcript, &str) {
+        match self {
+            OutputFormat::ClaudeStreamJson => transcript::claude::parse_line,
+            OutputFormat::CodexExecJson => transcript::codex::parse_line,
+        }
+    }
+
     pub fn parse(self, output: &str) -> transcript::Transcript {
         match self {
             OutputFormat::ClaudeStreamJson => transcript::claude::parse(output),

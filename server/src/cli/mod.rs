@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use crate::agents::transcript::render::Live;
 use crate::engine::task::{TaskId, TaskState};
 use crate::engine::{Engine, NewTask};
 use crate::sandbox::DockerSandbox;
@@ -295,11 +296,39 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Logs { id, follow, raw } => {
             refresh(&engine).await;
-            if !raw && !follow {
+            let task = engine.get(id)?;
+            if !raw && (!follow || task.state.is_terminal()) {
                 if let Some(text) = engine.transcript(id).await? {
                     write!(out, "{text}")?;
                     return Ok(ExitCode::SUCCESS);
                 }
+            }
+            let format = engine
+                .config()
+                .agents
+                .get(&task.agent)
+                .and_then(|p| p.output_format())
+                .filter(|_| !raw);
+            if let (true, Some(format)) = (follow, format) {
+                // The transcript as the agent works, entry by entry.
+                if task.turn_number() > 1 {
+                    writeln!(
+                        out,
+                        "(turn {} of task #{id}; `handoff logs {id}` shows the earlier ones)",
+                        task.turn_number()
+                    )?;
+                }
+                drop(out);
+                let mut live = Live::new(format.line_parser());
+                engine
+                    .follow_logs(id, |chunk| {
+                        let mut o = std::io::stdout().lock();
+                        let _ = o.write_all(live.push(chunk).as_bytes());
+                        let _ = o.flush();
+                    })
+                    .await?;
+                print!("{}", live.finish());
+                return Ok(ExitCode::SUCCESS);
             }
             if follow {
                 engine

@@ -72,6 +72,88 @@ pub fn render(transcript: &Transcript) -> String {
     text
 }
 
+/// Renders a transcript as its output arrives (`handoff logs -f`): each entry once,
+/// when its line is complete; a tool's result under the call printed before it; the
+/// footer at the end. Partial lines wait for the rest.
+pub struct Live {
+    parse_line: fn(&mut Transcript, &str),
+    transcript: Transcript,
+    shown: usize,
+    partial: Vec<u8>,
+}
+
+impl Live {
+    pub fn new(parse_line: fn(&mut Transcript, &str)) -> Live {
+        Live {
+            parse_line,
+            transcript: Transcript::default(),
+            shown: 0,
+            partial: Vec::new(),
+        }
+    }
+
+    /// The rendering of the entries that `chunk` completes.
+    pub fn push(&mut self, chunk: &[u8]) -> String {
+        self.partial.extend_from_slice(chunk);
+        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+            return String::new();
+        };
+        let complete: Vec<u8> = self.partial.drain(..=end).collect();
+        for line in String::from_utf8_lossy(&complete).lines() {
+            (self.parse_line)(&mut self.transcript, line);
+        }
+        self.render_new()
+    }
+
+    /// The rest: an unfinished last line, then the footer.
+    pub fn finish(&mut self) -> String {
+        let rest = std::mem::take(&mut self.partial);
+        if !rest.is_empty() {
+            (self.parse_line)(&mut self.transcript, &String::from_utf8_lossy(&rest));
+        }
+        let mut text = self.render_new();
+        if let Some(footer) = footer(&self.transcript) {
+            text.push_str(&footer);
+            text.push('\n');
+        }
+        text
+    }
+
+    fn render_new(&mut self) -> String {
+        let cwd = self
+            .transcript
+            .entries
+            .iter()
+            .find_map(|entry| match entry {
+                Entry::Init { cwd, .. } => cwd.clone(),
+                _ => None,
+            });
+        let mut text = String::new();
+        for entry in &self.transcript.entries[self.shown..] {
+            let block = match entry {
+                Entry::AssistantText(t) => format!("\n{}\n", t.trim()),
+                Entry::ToolCall { name, input, .. } => {
+                    format!("▸ {}\n", headline(name, input, cwd.as_deref()))
+                }
+                Entry::ToolResult {
+                    content, is_error, ..
+                } => match result_lines(content, *is_error) {
+                    lines if lines.is_empty() => String::new(),
+                    lines => format!("{}\n", lines.trim_start_matches('\n')),
+                },
+                Entry::Init { model, cwd, tools } => {
+                    format!("{}\n", init_line(model.as_deref(), cwd.as_deref(), tools))
+                }
+                Entry::Error { message } => format!("✗ {}\n", indent_rest(message.trim(), "  ")),
+                Entry::Raw(line) => format!("{}\n", clip(line, LINE_CHARS)),
+            };
+            text.push_str(&block);
+        }
+        self.shown = self.transcript.entries.len();
+        text
+    }
+}
+
 /// Results keyed by the id of the call they answer, for calls present in `entries`.
 fn results_by_call(entries: &[Entry]) -> HashMap<&str, (&str, bool)> {
     let calls: Vec<&str> = entries
@@ -361,6 +443,37 @@ mod tests {
     #[test]
     fn a_failed_codex_exec() {
         assert_snapshot!(render(&codex::parse(fixtures::CODEX_FAILED)));
+    }
+
+    #[test]
+    fn live_rendering_shows_each_entry_once_as_its_line_completes() {
+        let mut live = Live::new(claude::parse_line);
+        let mut out = String::new();
+        // Fed in awkward pieces: a line split in two, several lines at once.
+        let bytes = fixtures::CLAUDE_SESSION.as_bytes();
+        for piece in bytes.chunks(37) {
+            out.push_str(&live.push(piece));
+        }
+        out.push_str(&live.finish());
+        let whole = render(&claude::parse(fixtures::CLAUDE_SESSION));
+        // Every tool call and the footer, in the order of the whole rendering.
+        let calls = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| l.starts_with("▸ ") || l.starts_with("──") || l.contains(" · "))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(calls(&out), calls(&whole), "live:\n{out}\nwhole:\n{whole}");
+        assert!(!calls(&out).is_empty());
+        // Nothing is shown twice, and a partial line waits.
+        let mut live = Live::new(claude::parse_line);
+        assert_eq!(
+            live.push(b"{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\""),
+            ""
+        );
+        assert_eq!(live.push(b",\"text\":\"Hello\"}]}}\n"), "\nHello\n");
+        assert_eq!(live.push(b"not json\n"), "not json\n");
+        assert_eq!(live.finish(), "");
     }
 
     #[test]
