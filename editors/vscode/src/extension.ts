@@ -85,7 +85,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     onTaskChanged: (params) => store.update(canonical(params.repository), params.task),
     onTaskRemoved: (params) => store.remove(canonical(params.repository), params.task),
     onReady: () => void reloadTasks(),
-    dropTaskSummaries: () => true,
   });
 
   const ctx: CommandContext = { server, store, inlineDiff, reloadTasks };

@@ -238,11 +238,3 @@ export function endMessage(task: TaskRecord): string {
   }
 }
 
-/**
- * The server also says, with window/showMessage, that a task ended ("✓ Handoff #3 done
- * · 1 file changed: …"). The extension shows its own notification with buttons instead,
- * so it drops these.
- */
-export function isServerTaskSummary(message: string): boolean {
-  return /^[✓✗⊘] Handoff #\d+ (done|failed|cancelled)\b/u.test(message);
-}

@@ -14,10 +14,9 @@ import {
   ResponseError,
   RevealOutputChannelOn,
   ServerOptions,
-  ShowMessageNotification,
   State,
 } from 'vscode-languageclient/node';
-import { isServerTaskSummary, TaskRecord } from './model';
+import { TaskRecord } from './model';
 import { RestartPolicy } from './restartPolicy';
 import { findServer, ServerLookup } from './serverPath';
 
@@ -42,8 +41,6 @@ export interface ServerHooks {
   onReady(): void;
   /** Lets the extension take over commands the server's code actions and lenses run. */
   middleware: Middleware;
-  /** Whether a server "task ended" message is redundant (the extension notifies itself). */
-  dropTaskSummaries(): boolean;
 }
 
 export class Server implements vscode.Disposable {
@@ -123,6 +120,9 @@ export class Server implements vscode.Disposable {
       documentSelector: [{ scheme: 'file' }],
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
+      // The extension tells the user a task ended itself, with buttons; the server's
+      // own "task ended" messages would say it twice (docs/protocol.md).
+      initializationOptions: { taskMessages: false },
       middleware: this.hooks.middleware,
       errorHandler: {
         error: (_error, _message, count) => ({
@@ -144,24 +144,6 @@ export class Server implements vscode.Disposable {
     const client = new LanguageClient('handoff', 'Handoff', serverOptions, clientOptions);
     client.onNotification('handoff/taskChanged', (params: TaskChangedParams) => this.hooks.onTaskChanged(params));
     client.onNotification('handoff/taskRemoved', (params: TaskRemovedParams) => this.hooks.onTaskRemoved(params));
-    // Replaces the client's default handler: the same messages, minus the "task
-    // ended" summaries the extension shows itself with buttons.
-    client.onNotification(ShowMessageNotification.type, (params) => {
-      if (this.hooks.dropTaskSummaries() && isServerTaskSummary(params.message)) {
-        this.output.appendLine(params.message);
-        return;
-      }
-      switch (params.type) {
-        case 1:
-          void vscode.window.showErrorMessage(params.message);
-          break;
-        case 2:
-          void vscode.window.showWarningMessage(params.message);
-          break;
-        default:
-          void vscode.window.showInformationMessage(params.message);
-      }
-    });
     client.onDidChangeState((e) => {
       if (e.newState !== State.Starting) {
         this.stateChanged.fire(e.newState === State.Running);

@@ -593,6 +593,9 @@ test('a TODO is delegated from the Quick Fix menu, and its hunk is accepted from
   await until('the status bar to count one task to review', 20_000, async () =>
     JSON.stringify(await statusCounts(page)) === '[0,1]',
   );
+  // Said once: the extension asks the server not to send its own "task ended" message.
+  const toasts = await page.locator('.notifications-toasts .notification-toast', { hasText: 'Handoff #1' }).count();
+  assert(toasts === 1, `notifications about task #1: ${toasts}`);
   await shot(page, 'task-done-inline-diff');
   assertEqual(await editorText(page), GREET.trimEnd(), 'the buffer before accepting');
 
