@@ -118,7 +118,21 @@ fn the_task_picker_lists_what_the_cli_lists_and_offers_log_diff_reply_cancel_and
     let repo = run_script("tasks_spec.lua");
     assert_eq!(repo.read("greet.py"), GREET);
     assert_eq!(repo.read("CHANGES.md"), CHANGES);
-    assert_eq!(repo.task(3)["state"], "cancelled");
+    // Task #3 was cancelled, then removed with `handoff rm`; its branch stays.
+    let ids: Vec<u64> = repo
+        .json(&["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 2]);
+    assert_eq!(
+        repo.git(&["branch", "--list", "handoff/3-*"])
+            .lines()
+            .count(),
+        1
+    );
 }
 
 #[test]

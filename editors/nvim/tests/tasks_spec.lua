@@ -1,8 +1,9 @@
 -- The task list and what it offers: delegate a selection with <leader>hd in visual mode
 -- and a TODO with <leader>hd in normal mode, then :Handoff tasks (entries as
 -- `handoff list --json` has them) → log, diff (base vs result, side by side), reply (a
--- second turn of the task, with the message), accept all (both files, in buffers), and
--- cancel (a task started with :Handoff! start, picking the agent `slow`).
+-- second turn of the task, with the message), accept all (both files, in buffers),
+-- cancel (a task started with :Handoff! start, picking the agent `slow`), and a task
+-- removed with `handoff rm` leaving the list.
 
 local H = dofile(vim.fs.dirname(debug.getinfo(1, "S").source:sub(2)) .. "/helpers.lua")
 local check, wait = H.check, H.wait
@@ -159,5 +160,13 @@ H.wait_task(3, "cancelled")
 wait(5000, "the cancellation message", function() return #H.notes_with("⊘ Handoff #3 cancelled") == 1 end)
 
 check(require("handoff").status() == "✓2", "status: %q", require("handoff").status())
+
+-- 9. A task removed in a terminal (`handoff rm`) leaves the plugin's list.
+local rm = vim.system({ H.bin, "-C", H.repo, "rm", "3" }, { text = true }):wait(60000)
+check(rm.code == 0, "handoff rm 3: %s", rm.stderr)
+wait(10000, "task #3 to leave the list", function()
+  return not vim.iter(require("handoff").tasks()):any(function(e) return e.task.id == 3 end)
+end)
+check(#require("handoff").tasks() == 2, "tasks left: %d", #require("handoff").tasks())
 
 H.done("tasks")

@@ -68,15 +68,6 @@ local levels = {
 
 local function on_show_message(_, params, ctx)
   local msg = params and params.message or ""
-  -- The plugin announces finished tasks itself (tasks.lua, from handoff/taskChanged),
-  -- with the keys to review them; the server's own announcement would repeat it.
-  if config.options.notify and params.type == 3 then
-    for _, mark in ipairs({ "✓", "✗", "⊘" }) do
-      if vim.startswith(msg, mark .. " Handoff #") then
-        return vim.NIL
-      end
-    end
-  end
   M.notify_once(msg, levels[params.type] or vim.log.levels.INFO)
   return vim.NIL
 end
@@ -146,6 +137,13 @@ local function on_task_changed(_, params, ctx)
   return vim.NIL
 end
 
+local function on_task_removed(_, params)
+  if params and params.task then
+    require("handoff.tasks").remove(params.repository, params.task)
+  end
+  return vim.NIL
+end
+
 local function on_init(client)
   -- Diagnostics of the handoff client are drawn by inline.lua; hide the default
   -- rendering so the change is not shown twice.
@@ -168,8 +166,12 @@ local function client_config(root)
     name = M.name,
     cmd = config.options.cmd,
     root_dir = root,
+    -- The plugin announces finished tasks itself (tasks.lua, from handoff/taskChanged),
+    -- with the keys to review them; the server's own announcement would repeat it.
+    init_options = { taskMessages = not config.options.notify },
     handlers = {
       ["handoff/taskChanged"] = on_task_changed,
+      ["handoff/taskRemoved"] = on_task_removed,
       ["window/showMessage"] = on_show_message,
       ["window/showDocument"] = on_show_document,
       ["textDocument/publishDiagnostics"] = on_publish_diagnostics,

@@ -110,6 +110,22 @@ function M.update(repository, task, client_id)
   changed(entry)
 end
 
+--- A task whose record is gone (`handoff/taskRemoved`: `handoff rm` or handoff.removeTask).
+function M.remove(repository, id)
+  repository = real(repository)
+  local k = key(repository, id)
+  local entry = entries[k]
+  if entry then
+    entries[k] = nil
+    pcall(vim.api.nvim_exec_autocmds, "User", {
+      pattern = "HandoffTaskRemoved",
+      modeline = false,
+      data = { repository = repository, task = id },
+    })
+    pcall(vim.cmd.redrawstatus)
+  end
+end
+
 --- Every known task, newest first.
 ---@return handoff.Entry[]
 function M.list()
