@@ -176,23 +176,50 @@ fn files_on(repo: &Repo, branch: &str) -> Vec<String> {
     files
 }
 
+/// A repository whose `claude` profile runs the real CLI (image `handoff image build
+/// claude`) on network `host`, and a model server for it; `extra` goes into the profile.
+struct Claude {
+    image: String,
+    server: ModelServer,
+    repo: Repo,
+    url: String,
+}
+
+impl Claude {
+    fn new(files: &[(&str, &str)], extra: &str) -> Claude {
+        let image = agent_image("claude");
+        let server = ModelServer::start();
+        let repo = Repo::new(
+            files,
+            &format!("[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\n{extra}"),
+        );
+        let url = server.url();
+        Claude {
+            image,
+            server,
+            repo,
+            url,
+        }
+    }
+
+    /// The environment a user would have: the server's address and a key.
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("ANTHROPIC_BASE_URL", self.url.as_str()),
+            ("ANTHROPIC_API_KEY", API_KEY),
+        ]
+    }
+}
+
 #[test]
 fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_over() {
-    let image = agent_image("claude");
-    let server = ModelServer::start();
-    let repo = Repo::new(
-        &[("README.md", "# demo\n")],
-        &format!("[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\nmemory = \"2g\"\n"),
-    );
-    let url = server.url();
-    let env = [
-        ("ANTHROPIC_BASE_URL", url.as_str()),
-        ("ANTHROPIC_API_KEY", API_KEY),
-    ];
+    let claude = Claude::new(&[("README.md", "# demo\n")], "memory = \"2g\"\n");
+    let (image, server, repo, url) = (&claude.image, &claude.server, &claude.repo, &claude.url);
+    let env = claude.env();
 
     // The first turn: the real CLI calls the Write tool, the file lands on the branch.
     let out = handoff_with(
-        &repo,
+        repo,
         &[
             "run",
             "--agent",
@@ -215,11 +242,11 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
     assert_eq!(session.len(), 36, "a UUID: {session}");
 
     // The transcript, as `handoff logs` renders it, and the raw stream.
-    let logs = stdout(&handoff_with(&repo, &["logs", "1"], &env));
+    let logs = stdout(&handoff_with(repo, &["logs", "1"], &env));
     assert!(logs.contains("▸ Write hello.txt"), "{logs}");
     assert!(logs.contains("Done: created hello.txt"), "{logs}");
     assert!(logs.contains(&session), "{logs}");
-    let raw = stdout(&handoff_with(&repo, &["logs", "1", "--raw"], &env));
+    let raw = stdout(&handoff_with(repo, &["logs", "1", "--raw"], &env));
     assert!(
         raw.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -229,7 +256,7 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
 
     // A follow-up: same branch, same session, the model sees the first turn.
     let out = handoff_with(
-        &repo,
+        repo,
         &[
             "reply",
             "1",
@@ -244,7 +271,7 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
     assert_eq!(task["session_id"], session.as_str());
     assert_eq!(task["turns"].as_array().unwrap().len(), 2);
     assert_eq!(
-        files_on(&repo, &branch),
+        files_on(repo, &branch),
         ["README.md", "hello.txt", "reply.txt"]
     );
     assert_eq!(repo.show_bytes(&branch, "reply.txt"), b"second turn\n");
@@ -259,7 +286,7 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
         history.contains("hi from claude") && history.contains("second turn"),
         "the follow-up request carries the first turn: {history}"
     );
-    let logs = stdout(&handoff_with(&repo, &["logs", "1"], &env));
+    let logs = stdout(&handoff_with(repo, &["logs", "1"], &env));
     assert!(
         logs.contains("turn 2 (follow-up): now create reply.txt"),
         "{logs}"
@@ -272,7 +299,7 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
     // Pull: a worktree of the branch, the session where a local `claude` finds it.
     let home = tempfile::tempdir().unwrap();
     let out = handoff_with(
-        &repo,
+        repo,
         &["pull", "1"],
         &[("HOME", home.path().to_str().unwrap())],
     );
@@ -338,7 +365,7 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
         ))
         .arg("-w")
         .arg(&worktree)
-        .arg(&image)
+        .arg(image)
         .args([
             "claude",
             "-p",
@@ -374,24 +401,15 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
 
     // The key was in the agent's environment, never in what Handoff keeps.
     assert_nowhere_under(&repo.git_dir().join("handoff"), API_KEY);
-    assert!(containers_of(&repo).is_empty());
+    assert!(containers_of(repo).is_empty());
 }
 
 #[test]
 fn following_a_running_claude_task_renders_its_transcript_as_it_comes() {
-    let image = agent_image("claude");
-    let server = ModelServer::start();
-    let repo = Repo::new(
-        &[("a.txt", "a\n")],
-        &format!("[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\n"),
-    );
-    let url = server.url();
-    let env = [
-        ("ANTHROPIC_BASE_URL", url.as_str()),
-        ("ANTHROPIC_API_KEY", API_KEY),
-    ];
+    let claude = Claude::new(&[("a.txt", "a\n")], "");
+    let (repo, env) = (&claude.repo, claude.env());
     let out = handoff_with(
-        &repo,
+        repo,
         &[
             "run",
             "--agent",
@@ -402,7 +420,7 @@ fn following_a_running_claude_task_renders_its_transcript_as_it_comes() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let started = Instant::now();
-    let out = handoff_with(&repo, &["logs", "1", "-f"], &env);
+    let out = handoff_with(repo, &["logs", "1", "-f"], &env);
     let followed = stdout(&out);
     // It waited for the agent (the server answers each request after 2 s)...
     assert!(started.elapsed() >= Duration::from_secs(2), "{followed}");
@@ -573,20 +591,15 @@ fn missing_credentials_fail_the_task_at_once_naming_the_variables() {
 
 #[test]
 fn claude_refused_credentials_and_rate_limits_are_told_in_words() {
-    let image = agent_image("claude");
-    let server = ModelServer::start();
-    let repo = Repo::new(
+    // Claude Code retries a refused request ten times over minutes; once is enough.
+    let claude = Claude::new(
         &[("a.txt", "a\n")],
-        // Claude Code retries a refused request ten times over minutes; once is enough.
-        &format!(
-            "[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\n\
-             set_env = {{ CLAUDE_CODE_MAX_RETRIES = \"0\" }}\n"
-        ),
+        "set_env = { CLAUDE_CODE_MAX_RETRIES = \"0\" }\n",
     );
-    let url = server.url();
+    let (server, repo, url) = (&claude.server, &claude.repo, &claude.url);
     let started = Instant::now();
     let out = handoff_with(
-        &repo,
+        repo,
         &[
             "run",
             "--agent",
@@ -622,7 +635,7 @@ fn claude_refused_credentials_and_rate_limits_are_told_in_words() {
 
     // A rate limit, in words too.
     let out = handoff_with(
-        &repo,
+        repo,
         &[
             "run",
             "--agent",

@@ -7,7 +7,7 @@ use git2::{Oid, Repository};
 
 use super::redact::Redactor;
 use super::store::{write_atomic, StoreLock};
-use super::task::{CheckRun, Task, TaskState, Turn};
+use super::task::{CheckRun, Task, TaskState};
 use super::{handoff_signature, ms_since, Engine, EngineError};
 use crate::config::{Steps, DEFAULT_CHECK_RETRIES};
 use crate::git::{import, GitError};
@@ -147,16 +147,7 @@ impl<S: Sandbox> Engine<S> {
             task.session_id = Some(session);
         }
         task.transition(state)?;
-        task.turns.push(Turn {
-            prompt: task.turn_prompt().to_string(),
-            state,
-            error: task.error.clone(),
-            exit_code: task.exit_code,
-            head_commit: task.head_commit.clone(),
-            started_at: task.started_at,
-            finished_at: task.finished_at,
-            check: task.check.clone(),
-        });
+        task.turns.push(task.as_turn());
         // A failing check gets the agent another turn, with the failure, while the
         // profile allows; follow-ups sent while the agent worked go out now too. The
         // ended turn and the next one are saved together, so a front-end that dies

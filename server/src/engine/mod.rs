@@ -270,16 +270,8 @@ impl<S: Sandbox> Engine<S> {
         let log = self.store.log_path(id);
         if task.turns.is_empty() && task.started_at.is_some() {
             // A record from before turns were kept: its one turn, so its log stays.
-            task.turns.push(task::Turn {
-                prompt: task.prompt.clone(),
-                state: task.state,
-                error: task.error.clone(),
-                exit_code: task.exit_code,
-                head_commit: task.head_commit.clone(),
-                started_at: task.started_at,
-                finished_at: task.finished_at,
-                check: task.check.clone(),
-            });
+            let first = task.as_turn();
+            task.turns.push(first);
         }
         if !task.turns.is_empty() && log.exists() {
             let kept = self.store.turn_log_path(id, task.turns.len());

@@ -234,6 +234,20 @@ impl Task {
         }
     }
 
+    /// The current turn as it stands in the record, for `turns` once it has ended.
+    pub fn as_turn(&self) -> Turn {
+        Turn {
+            prompt: self.turn_prompt().to_string(),
+            state: self.state,
+            error: self.error.clone(),
+            exit_code: self.exit_code,
+            head_commit: self.head_commit.clone(),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            check: self.check.clone(),
+        }
+    }
+
     /// What the agent is asked in the current turn.
     pub fn turn_prompt(&self) -> &str {
         self.reply.as_deref().unwrap_or(&self.prompt)
