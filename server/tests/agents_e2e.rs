@@ -597,65 +597,48 @@ fn claude_refused_credentials_and_rate_limits_are_told_in_words() {
         "set_env = { CLAUDE_CODE_MAX_RETRIES = \"0\" }\n",
     );
     let (server, repo, url) = (&claude.server, &claude.repo, &claude.url);
-    let started = Instant::now();
-    let out = handoff_with(
-        repo,
-        &[
-            "run",
-            "--agent",
-            "claude",
-            "--wait",
-            "--json",
-            "create b.txt containing b",
-        ],
-        &[
-            ("ANTHROPIC_BASE_URL", url.as_str()),
-            ("ANTHROPIC_API_KEY", "sk-invalid"),
-        ],
-    );
-    let task = json_of(&out, "handoff run");
-    assert_eq!(task["state"], "failed", "{task:#}");
-    let error = task["error"].as_str().unwrap();
-    assert!(
-        error.contains("the model API refused the credentials (authentication error)"),
-        "{error}"
-    );
-    // set_env reached the CLI: it gave up without retrying for minutes.
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "{:?}",
-        started.elapsed()
-    );
-    let refused = server
-        .requests()
-        .iter()
-        .filter(|r| r["key_is_invalid"] == true)
-        .count();
-    assert_eq!(refused, 1, "one request, no retries");
-
-    // A rate limit, in words too.
-    let out = handoff_with(
-        repo,
-        &[
-            "run",
-            "--agent",
-            "claude",
-            "--wait",
-            "--json",
-            "create c.txt containing c",
-        ],
-        &[
-            ("ANTHROPIC_BASE_URL", url.as_str()),
-            ("ANTHROPIC_API_KEY", "sk-rate-limited"),
-        ],
-    );
-    let task = json_of(&out, "handoff run");
-    assert_eq!(task["state"], "failed", "{task:#}");
-    let error = task["error"].as_str().unwrap();
-    assert!(
-        error.contains("the model API is rate limiting these requests (rate limit)"),
-        "{error}"
-    );
+    for (key, logged_as, words) in [
+        (
+            "sk-invalid",
+            "key_is_invalid",
+            "the model API refused the credentials (authentication error)",
+        ),
+        (
+            "sk-rate-limited",
+            "key_is_rate_limited",
+            "the model API is rate limiting these requests (rate limit)",
+        ),
+    ] {
+        let started = Instant::now();
+        let out = handoff_with(
+            repo,
+            &[
+                "run",
+                "--agent",
+                "claude",
+                "--wait",
+                "--json",
+                "create b.txt containing b",
+            ],
+            &[
+                ("ANTHROPIC_BASE_URL", url.as_str()),
+                ("ANTHROPIC_API_KEY", key),
+            ],
+        );
+        let task = json_of(&out, "handoff run");
+        assert_eq!(task["state"], "failed", "{task:#}");
+        let error = task["error"].as_str().unwrap();
+        assert!(error.contains(words), "{key}: {error}");
+        // set_env reached the CLI: it gave up at once instead of retrying for minutes.
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{:?}",
+            started.elapsed()
+        );
+        let requests = server.requests();
+        let refused = requests.iter().filter(|r| r[logged_as] == true).count();
+        assert_eq!(refused, 1, "{key}: one request, no retries");
+    }
 }
 
 #[test]
