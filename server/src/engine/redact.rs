@@ -31,6 +31,11 @@ impl Redactor {
         }
     }
 
+    /// Whether there is nothing to hide.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
     /// Redacts a complete text.
     pub fn redact(&self, input: &[u8]) -> Vec<u8> {
         let mut out = input.to_vec();
