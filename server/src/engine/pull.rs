@@ -98,10 +98,13 @@ impl<S: Sandbox> Engine<S> {
                 if extra.is_dir() {
                     copy_tree(&extra, &to_dir.join(sid))?;
                 }
-                (
-                    placed.map(|p| (sid.clone(), p)),
-                    format!("{cd} && claude --resume {sid}"),
-                )
+                match placed {
+                    Some(p) => (
+                        Some((sid.clone(), p)),
+                        format!("{cd} && claude --resume {sid}"),
+                    ),
+                    None => (None, cd),
+                }
             }
             (Some(OutputFormat::CodexExecJson), Some(sid)) => {
                 let codex_home = std::env::var_os("CODEX_HOME")
@@ -118,10 +121,13 @@ impl<S: Sandbox> Engine<S> {
                     }
                     None => None,
                 };
-                (
-                    placed.map(|p| (sid.clone(), p)),
-                    format!("{cd} && codex resume {sid}"),
-                )
+                match placed {
+                    Some(p) => (
+                        Some((sid.clone(), p)),
+                        format!("{cd} && codex resume {sid}"),
+                    ),
+                    None => (None, cd),
+                }
             }
             _ => (None, cd),
         };
