@@ -706,3 +706,35 @@ fn a_reply_to_a_running_task_waits_for_the_turn_to_end() {
     let logs = stdout(&repo.handoff(&["show", "1"]));
     assert!(logs.contains("reply 1"), "{logs}");
 }
+
+#[test]
+fn a_reply_while_docker_is_down_is_kept_and_its_turn_starts_once_docker_is_back() {
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let task = repo.run_wait("echo one > one.txt");
+    assert_eq!(task["state"], "done", "{task:#}");
+    let out = repo.handoff_env(
+        &["reply", "1", "echo two > two.txt"],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.contains("your reply to task #1 is kept") && said.contains("/nonexistent/docker.sock"),
+        "{said}"
+    );
+    // The record as it is on disk (`handoff show` would start the turn).
+    let record = repo.git_dir().join("handoff/tasks/1/task.json");
+    let task: Value = serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap();
+    assert_eq!(task["state"], "queued");
+    assert_eq!(task["reply"], "echo two > two.txt");
+    // Any front-end with Docker starts it.
+    let mut task = Value::Null;
+    eventually(120, "the second turn to end", || {
+        task = repo.json(&["show", "1", "--json"]);
+        task["state"] == "done" && task["turns"].as_array().is_some_and(|t| t.len() == 2)
+    });
+    assert_eq!(
+        files_on(&repo, task["branch"].as_str().unwrap()),
+        ["a.txt", "one.txt", "two.txt"]
+    );
+}

@@ -232,6 +232,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let message = text_or_stdin(message, "reply")?;
             let task = engine.reply(id, &message).await?;
+            if let Err(e) = engine.tick().await {
+                eprintln!(
+                    "handoff: your reply to task #{id} is kept, but its turn cannot start: {e}\nIt starts with the next handoff command once this is fixed."
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            let task = engine.get(id).unwrap_or(task);
             if !wait {
                 if json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;

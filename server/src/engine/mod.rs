@@ -221,9 +221,10 @@ impl<S: Sandbox> Engine<S> {
         Ok(self.store.list()?)
     }
 
-    /// Sends a follow-up to a task: a finished task starts another turn on its branch
-    /// at once (resuming the agent's session when the profile can); a queued or
-    /// running one keeps the message and delivers it when the current turn ends.
+    /// Sends a follow-up to a task: a finished task gets another turn on its branch,
+    /// queued (call [`Engine::tick`] to start it; it resumes the agent's session when
+    /// the profile can); a queued or running one keeps the message and delivers it
+    /// when the current turn ends. The reply is on the record when this returns.
     pub async fn reply(&self, id: TaskId, message: &str) -> Result<Task, EngineError> {
         let message = message.trim_end();
         if message.trim().is_empty() {
@@ -260,8 +261,7 @@ impl<S: Sandbox> Engine<S> {
             self.store.save(&task)?;
         }
         drop(lock);
-        self.tick().await?;
-        Ok(self.store.load(id)?)
+        Ok(task)
     }
 
     /// Queues the next turn of an ended task. Call with the lock held.

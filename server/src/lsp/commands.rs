@@ -458,7 +458,21 @@ async fn reply(inner: &Arc<Inner>, args: ReplyArgs) -> Outcome {
         .reply(TaskId(args.task), &args.message)
         .await
         .map_err(|e| e.to_string())?;
+    let started = repo.engine.tick().await;
+    let task = repo.engine.get(task.id).unwrap_or(task);
     watcher::record(inner, &repo, &task).await;
+    if let Err(e) = started {
+        inner
+            .client
+            .show_message(
+                MessageType::WARNING,
+                format!(
+                    "Handoff: your reply to task #{} is kept but its turn cannot start yet: {e}. It starts once this is fixed.",
+                    task.id
+                ),
+            )
+            .await;
+    }
     Ok(json!(task))
 }
 
