@@ -241,17 +241,23 @@ async fn start_task(inner: &Arc<Inner>, uri: Option<&Uri>, new: NewTask) -> Outc
         .create_task(new)
         .await
         .map_err(|e| e.to_string())?;
+    let waiting = format!("task #{} is queued", task.id);
+    start_queued(inner, &repo, task, &waiting).await
+}
+
+/// Starts what is queued, then tells the client about `task`; when Docker cannot start
+/// it, says that `waiting` (the task, the reply) waits until it can.
+async fn start_queued(inner: &Arc<Inner>, repo: &Arc<Repo>, task: Task, waiting: &str) -> Outcome {
     let started = repo.engine.tick().await;
     let task = repo.engine.get(task.id).unwrap_or(task);
-    watcher::record(inner, &repo, &task).await;
+    watcher::record(inner, repo, &task).await;
     if let Err(e) = started {
         inner
             .client
             .show_message(
                 MessageType::WARNING,
                 format!(
-                    "Handoff: task #{} is queued but cannot start yet: {e}. It starts once this is fixed.",
-                    task.id
+                    "Handoff: {waiting} but cannot start yet: {e}. It starts once this is fixed."
                 ),
             )
             .await;
@@ -458,22 +464,11 @@ async fn reply(inner: &Arc<Inner>, args: ReplyArgs) -> Outcome {
         .reply(TaskId(args.task), &args.message)
         .await
         .map_err(|e| e.to_string())?;
-    let started = repo.engine.tick().await;
-    let task = repo.engine.get(task.id).unwrap_or(task);
-    watcher::record(inner, &repo, &task).await;
-    if let Err(e) = started {
-        inner
-            .client
-            .show_message(
-                MessageType::WARNING,
-                format!(
-                    "Handoff: your reply to task #{} is kept but its turn cannot start yet: {e}. It starts once this is fixed.",
-                    task.id
-                ),
-            )
-            .await;
-    }
-    Ok(json!(task))
+    let waiting = format!(
+        "your reply to task #{} is kept and its turn queued",
+        task.id
+    );
+    start_queued(inner, &repo, task, &waiting).await
 }
 
 /// Writes `bytes` beside the task record and asks the editor to show it.
