@@ -165,15 +165,14 @@ fn assert_nowhere_under(dir: &Path, needle: &str) {
     }
 }
 
-fn files_on(repo: &Repo, branch: &str) -> Vec<String> {
-    let mut files: Vec<String> = repo
-        .git(&["ls-tree", "-r", "--name-only", branch])
-        .lines()
-        .map(String::from)
-        .filter(|f| f != ".handoff.toml")
-        .collect();
-    files.sort();
-    files
+/// `handoff run --agent AGENT --wait --json PROMPT`: the final record, and the output.
+fn run_agent(repo: &Repo, agent: &str, prompt: &str, env: &[(&str, &str)]) -> (Value, Output) {
+    let out = handoff_with(
+        repo,
+        &["run", "--agent", agent, "--wait", "--json", prompt],
+        env,
+    );
+    (json_of(&out, "handoff run"), out)
 }
 
 /// A repository whose `claude` profile runs the real CLI (image `handoff image build
@@ -218,19 +217,12 @@ fn claude_code_edits_a_file_then_a_reply_resumes_its_session_and_pull_hands_it_o
     let env = claude.env();
 
     // The first turn: the real CLI calls the Write tool, the file lands on the branch.
-    let out = handoff_with(
+    let (task, out) = run_agent(
         repo,
-        &[
-            "run",
-            "--agent",
-            "claude",
-            "--wait",
-            "--json",
-            "create hello.txt containing hi from claude",
-        ],
+        "claude",
+        "create hello.txt containing hi from claude",
         &env,
     );
-    let task = json_of(&out, "handoff run");
     assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
     let branch = task["branch"].as_str().unwrap().to_string();
     assert_eq!(repo.show_bytes(&branch, "hello.txt"), b"hi from claude\n");
@@ -466,19 +458,12 @@ fn codex_edits_a_file_then_a_reply_resumes_its_thread_and_pull_hands_it_over() {
     let repo = Repo::new(&[("README.md", "# demo\n")], &codex_config(server.port));
     let env = [("MOCK_API_KEY", CODEX_KEY)];
 
-    let out = handoff_with(
+    let (task, out) = run_agent(
         &repo,
-        &[
-            "run",
-            "--agent",
-            "codex",
-            "--wait",
-            "--json",
-            "create hello.txt containing hi from codex",
-        ],
+        "codex",
+        "create hello.txt containing hi from codex",
         &env,
     );
-    let task = json_of(&out, "handoff run");
     assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
     let branch = task["branch"].as_str().unwrap().to_string();
     assert_eq!(repo.show_bytes(&branch, "hello.txt"), b"hi from codex\n");
@@ -563,19 +548,7 @@ fn codex_edits_a_file_then_a_reply_resumes_its_thread_and_pull_hands_it_over() {
 fn missing_credentials_fail_the_task_at_once_naming_the_variables() {
     let repo = Repo::new(&[("a.txt", "a\n")], "");
     let started = Instant::now();
-    let out = handoff_with(
-        &repo,
-        &[
-            "run",
-            "--agent",
-            "claude",
-            "--wait",
-            "--json",
-            "do something",
-        ],
-        &[],
-    );
-    let task = json_of(&out, "handoff run");
+    let (task, _) = run_agent(&repo, "claude", "do something", &[]);
     assert_eq!(task["state"], "failed");
     let error = task["error"].as_str().unwrap();
     assert!(
@@ -610,22 +583,15 @@ fn claude_refused_credentials_and_rate_limits_are_told_in_words() {
         ),
     ] {
         let started = Instant::now();
-        let out = handoff_with(
+        let (task, _) = run_agent(
             repo,
-            &[
-                "run",
-                "--agent",
-                "claude",
-                "--wait",
-                "--json",
-                "create b.txt containing b",
-            ],
+            "claude",
+            "create b.txt containing b",
             &[
                 ("ANTHROPIC_BASE_URL", url.as_str()),
                 ("ANTHROPIC_API_KEY", key),
             ],
         );
-        let task = json_of(&out, "handoff run");
         assert_eq!(task["state"], "failed", "{task:#}");
         let error = task["error"].as_str().unwrap();
         assert!(error.contains(words), "{key}: {error}");
@@ -655,19 +621,12 @@ fn codex_refused_credentials_and_rate_limits_are_told_in_words() {
             "the model API is rate limiting these requests (rate limit)",
         ),
     ] {
-        let out = handoff_with(
+        let (task, _) = run_agent(
             &repo,
-            &[
-                "run",
-                "--agent",
-                "codex",
-                "--wait",
-                "--json",
-                "create b.txt containing b",
-            ],
+            "codex",
+            "create b.txt containing b",
             &[("MOCK_API_KEY", key)],
         );
-        let task = json_of(&out, "handoff run");
         assert_eq!(task["state"], "failed", "{task:#}");
         let error = task["error"].as_str().unwrap();
         assert!(error.contains(words), "{key}: {error}");

@@ -44,14 +44,7 @@ fn a_delegated_shell_task_comes_back_as_a_branch_from_a_snapshot_of_uncommitted_
     let head = t["head_commit"].as_str().unwrap();
     assert_eq!(repo.git(&["rev-parse", branch]).trim(), head);
     assert_eq!(repo.git(&["rev-parse", &format!("{head}~1")]).trim(), base);
-    let mut files: Vec<&str> = t["files_changed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    files.sort();
-    assert_eq!(files, vec!["a.txt", "listing.txt", "seen.txt"]);
+    assert_eq!(changed_files(&t), ["a.txt", "listing.txt", "seen.txt"]);
     assert!(t["error"].is_null());
     // The user's working tree, index and HEAD are as they were.
     assert_eq!(repo.git(&["status", "--porcelain"]), status_before);
@@ -228,26 +221,6 @@ fn secrets_pass_by_name_and_never_reach_records_or_logs() {
     assert_eq!(t["env_names"][0], "HANDOFF_TEST_KEY");
 }
 
-/// How many of this repository's containers have exited, by the docker CLI.
-fn exited_containers(repo: &Repo) -> usize {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            "status=exited",
-            "--filter",
-            &format!(
-                "label=handoff.repo={}",
-                repo.git_dir().canonicalize().unwrap().display()
-            ),
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = vec![];
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -296,7 +269,7 @@ fn tasks_beyond_max_parallel_queue_and_start_as_slots_free_even_with_no_front_en
     // Nobody waits. Once the first two have ended (as Docker sees it), the next
     // invocation of any front-end finalizes them and starts the queue.
     eventually(60, "the first two agents to exit", || {
-        exited_containers(&repo) == 2
+        exited_containers(&repo).len() == 2
     });
     let tasks = repo.json(&["list", "--json"]);
     let states: Vec<&str> = tasks.as_array().unwrap().iter().map(state).collect();
@@ -334,7 +307,7 @@ fn a_task_survives_kill_9_of_its_front_end_and_is_finalized_exactly_once_by_raci
     child.wait().unwrap();
     assert_eq!(containers_of(&repo).len(), 1, "the container goes on");
     eventually(60, "the agent to finish on its own", || {
-        exited_containers(&repo) == 1
+        exited_containers(&repo).len() == 1
     });
 
     // Two front-ends wake up at once; both reconcile, one finalizes.
@@ -608,14 +581,7 @@ fn submodules_are_left_as_they_are() {
         repo.git(&["rev-parse", &format!("{b}:vendor/lib")]),
         gitlink
     );
-    let mut files: Vec<&str> = t["files_changed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    files.sort();
-    assert_eq!(files, vec!["a.txt", "vendor.txt"]);
+    assert_eq!(changed_files(&t), ["a.txt", "vendor.txt"]);
     // The user's submodule checkout is untouched.
     assert_eq!(repo.read("vendor/lib/lib.txt"), "library\n");
 }

@@ -26,17 +26,6 @@ fn run(repo: &Repo, agent: &str, prompt: &str) -> Value {
         .unwrap_or_else(|e| panic!("no JSON ({e}):\n{}\n{}", stdout(&out), stderr(&out)))
 }
 
-fn files_on(repo: &Repo, branch: &str) -> Vec<String> {
-    let mut files: Vec<String> = repo
-        .git(&["ls-tree", "-r", "--name-only", branch])
-        .lines()
-        .filter(|f| *f != ".handoff.toml")
-        .map(String::from)
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn a_failing_check_gets_the_agent_a_repair_turn_with_its_output() {
     let repo = repo_with(&format!(

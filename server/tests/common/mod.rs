@@ -224,21 +224,50 @@ pub fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 /// Containers labelled as belonging to this repository, by the docker CLI (an
 /// independent view of the engine).
 pub fn containers_of(repo: &Repo) -> Vec<String> {
+    containers_where(repo, &[])
+}
+
+/// This repository's containers that have exited.
+pub fn exited_containers(repo: &Repo) -> Vec<String> {
+    containers_where(repo, &["--filter", "status=exited"])
+}
+
+fn containers_where(repo: &Repo, filters: &[&str]) -> Vec<String> {
+    let label = format!(
+        "label=handoff.repo={}",
+        repo.git_dir().canonicalize().unwrap().display()
+    );
     let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "-q",
-            "--filter",
-            &format!(
-                "label=handoff.repo={}",
-                repo.git_dir().canonicalize().unwrap().display()
-            ),
-        ])
+        .args(["ps", "-a", "-q", "--filter", &label])
+        .args(filters)
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// The files on `branch`, sorted, without the test configuration.
+pub fn files_on(repo: &Repo, branch: &str) -> Vec<String> {
+    let mut files: Vec<String> = repo
+        .git(&["ls-tree", "-r", "--name-only", branch])
+        .lines()
+        .filter(|f| *f != ".handoff.toml")
+        .map(String::from)
+        .collect();
+    files.sort();
+    files
+}
+
+/// A task record's `files_changed`, sorted.
+pub fn changed_files(task: &Value) -> Vec<String> {
+    let mut files: Vec<String> = task["files_changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    files.sort();
+    files
 }
