@@ -14,3 +14,4 @@ pub mod git;
 pub mod image;
 pub mod lsp;
 pub mod sandbox;
+pub mod untrusted;

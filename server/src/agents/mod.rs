@@ -54,6 +54,54 @@ pub const CACHE_ENV: &[(&str, &str)] = &[
     ("GOMODCACHE", "/cache/gomod"),
 ];
 
+/// Paths whose change alters how tools, editors, agents or CI behave on the user's
+/// machine: a task that changes one is called out, and its hunks are never accepted
+/// in bulk. Matched against repository-relative paths.
+pub fn is_sensitive_path(path: &str) -> bool {
+    const FILES: &[&str] = &[
+        ".handoff.toml",
+        ".envrc",
+        ".env",
+        ".gitattributes",
+        ".gitmodules",
+        ".gitlab-ci.yml",
+        ".travis.yml",
+        "Jenkinsfile",
+        ".pre-commit-config.yaml",
+        ".npmrc",
+        ".yarnrc",
+        ".yarnrc.yml",
+        ".tool-versions",
+        ".mise.toml",
+        "CLAUDE.md",
+        "AGENTS.md",
+        ".mcp.json",
+        ".devcontainer.json",
+    ];
+    const FOLDERS: &[&str] = &[
+        ".handoff/",
+        ".vscode/",
+        ".idea/",
+        ".claude/",
+        ".codex/",
+        ".cursor/",
+        ".github/",
+        ".gitlab/",
+        ".circleci/",
+        ".devcontainer/",
+        ".husky/",
+        ".cargo/",
+    ];
+    let name = path.rsplit('/').next().unwrap_or(path);
+    FILES.contains(&path)
+        || FOLDERS.iter().any(|f| path.starts_with(f))
+        || FILES.contains(&name)
+            && matches!(
+                name,
+                ".envrc" | ".gitattributes" | ".npmrc" | "CLAUDE.md" | "AGENTS.md"
+            )
+}
+
 /// Lockfiles whose content keys the cache: tasks with the same ones share it.
 pub const LOCKFILES: &[&str] = &[
     "package-lock.json",
@@ -381,6 +429,32 @@ impl AgentProfile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sensitive_paths_are_the_ones_that_configure_tools() {
+        for path in [
+            ".handoff.toml",
+            ".handoff/Dockerfile",
+            ".vscode/settings.json",
+            ".claude/settings.json",
+            ".envrc",
+            "sub/.envrc",
+            ".github/workflows/ci.yml",
+            ".gitlab-ci.yml",
+            "CLAUDE.md",
+            "web/.npmrc",
+        ] {
+            assert!(is_sensitive_path(path), "{path}");
+        }
+        for path in [
+            "src/main.rs",
+            "docs/vscode.md",
+            "README.md",
+            "sub/.handoff.toml.bak",
+        ] {
+            assert!(!is_sensitive_path(path), "{path}");
+        }
+    }
 
     #[test]
     fn prompt_is_substituted_in_every_argument() {

@@ -1,33 +1,35 @@
-//! Finalizing a task once its agent has ended: save the log, commit everything the
-//! agent left (its own commits are kept), import the result as the task branch, and
-//! record why it ended. Runs under the repository lock and is idempotent, so a
-//! front-end that dies half-way leaves work for the next one, never a double import.
+//! Finalizing a task once its agent has ended: save the log, import what the agent
+//! wrote as the task branch, read the runner's reports, and record why it ended.
+//!
+//! Runs under the task's claim, without the repository lock (an import of a large
+//! result takes time), and takes the lock only to save the outcome. It is idempotent:
+//! a front-end that dies half-way leaves the claim to expire and the work to the next
+//! one, never a double import. Everything read here that the agent wrote — its
+//! workspace changes, HOME, reports — is read through [`crate::untrusted`].
 
 use git2::{Oid, Repository};
 
 use super::redact::Redactor;
-use super::store::{write_atomic, StoreLock};
+use super::store::write_atomic;
 use super::task::{CheckRun, Task, TaskState};
 use super::{handoff_signature, ms_since, Engine, EngineError};
 use crate::config::{Steps, DEFAULT_CHECK_RETRIES};
-use crate::git::{import, GitError};
+use crate::git::import::{self, ImportLimits, ImportRequest, Imported};
+use crate::git::GitError;
 use crate::sandbox::{Sandbox, SandboxStatus};
+use crate::untrusted::{EntryKind, UntrustedTree, Visit, WalkLimits};
 
 impl<S: Sandbox> Engine<S> {
     pub(super) async fn finalize(
         &self,
-        _lock: &StoreLock,
-        mut task: Task,
+        task: Task,
         status: SandboxStatus,
     ) -> Result<(), EngineError> {
         let id = task.id;
         let clock = std::time::Instant::now();
-        if task.state != TaskState::Finalizing {
-            task.transition(TaskState::Finalizing)?;
-            self.store.save(&task)?;
-        }
-
-        if let Some(container) = &task.container_id {
+        let container = task.container_id.clone();
+        let turn_name = self.turn_container_name(&task);
+        if let Some(container) = &container {
             // The sandbox holds the complete output; the live copy may have gaps.
             if let Ok(raw) = self.sandbox.logs(container).await {
                 let redacted = self.redactor_for(&task).await.redact(&raw);
@@ -35,51 +37,7 @@ impl<S: Sandbox> Engine<S> {
             }
         }
 
-        let ws = self.store.workspace_path(id);
-        if ws.exists() {
-            let workdir = self.workdir.clone();
-            let branch = task.branch.clone();
-            let base = task.base_commit.clone();
-            let message = format!(
-                "{}\n\nChanges the agent ({}) left uncommitted in task #{id}.\n",
-                task.title, task.agent
-            );
-            let ws_for_git = ws.clone();
-            let imported = tokio::task::spawn_blocking(move || -> Result<_, GitError> {
-                let sig = handoff_signature("agent")?;
-                import::commit_leftovers(&ws_for_git, &sig, &message)?;
-                let user = Repository::open(&workdir)?;
-                let head = import::import_branch(&user, &ws_for_git, &branch)?;
-                let files = import::files_changed(&user, Oid::from_str(&base)?, head)?;
-                Ok((head, files))
-            })
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-            match imported {
-                Ok((head, files)) => {
-                    task.head_commit = Some(head.to_string());
-                    task.files_changed = files;
-                }
-                Err(e) => {
-                    // Keep the workspace: it is the only copy of the agent's work.
-                    task.error = Some(format!(
-                        "could not bring the agent's work home: {e}. Its files are still in {}",
-                        ws.display()
-                    ));
-                    task.transition(TaskState::Failed)?;
-                    self.store.save(&task)?;
-                    return Ok(());
-                }
-            }
-        }
-
-        let (mut state, mut error) = self.outcome(&task, status);
-        if state == TaskState::Failed {
-            // A CLI that failed on credentials or rate limits says so in its output.
-            if let Some(hint) = self.failure_hint(&task, status) {
-                error = error.map(|e| format!("{e}. {hint}"));
-            }
-        }
+        let imported = self.import(&task).await;
         let steps = self
             .config
             .agents
@@ -94,69 +52,113 @@ impl<S: Sandbox> Engine<S> {
         let scrubbed = tokio::task::spawn_blocking(move || redact_tree(&home, &scrub))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let mut warnings = Vec::new();
         if let Err(e) = scrubbed {
             tracing::warn!(task_id = %id, error = %e, "could not redact the agent's home");
+            warnings.push(format!(
+                "secrets could not be removed from the agent's HOME: {e}"
+            ));
         }
-        let out_dir = self.store.task_dir(id).join("out");
-        let tail_of = |name: &str| -> String {
-            let bytes = std::fs::read(out_dir.join(name)).unwrap_or_default();
-            tail(
-                &String::from_utf8_lossy(&redactor.redact(&bytes)),
-                OUTPUT_TAIL_LINES,
-            )
-        };
-        let rc_of = |name: &str| -> Option<i64> {
-            std::fs::read_to_string(out_dir.join(name))
-                .ok()
-                .and_then(|t| t.trim().parse().ok())
-        };
-        task.check = None;
-        if let (Some(setup), Some(rc)) = (&steps.setup, rc_of("setup.rc")) {
-            if rc != 0 && !task.cancel_requested {
-                state = TaskState::Failed;
-                error = Some(format!(
-                    "the setup command `{setup}` failed with exit code {rc}, so the agent did not run. \
-                     Its last lines:\n{}",
-                    tail_of("setup.log")
-                ));
+        let reports = Reports::read(&self.store.out_path(id), &redactor);
+        for (name, text) in [
+            ("setup.log", &reports.setup_log),
+            ("check.log", &reports.check_log),
+        ] {
+            if let Some(text) = text {
+                write_atomic(&self.store.task_dir(id).join(name), text.as_bytes())?;
             }
         }
-        if let (TaskState::Done, Some(check)) = (state, &steps.check) {
-            task.check = Some(match rc_of("check.rc") {
-                Some(code) => CheckRun {
-                    command: check.clone(),
-                    exit_code: code,
-                    passed: code == 0,
-                    output: tail_of("check.log"),
-                },
-                None => CheckRun {
-                    command: check.clone(),
-                    exit_code: -1,
-                    passed: false,
-                    output: "the check did not run (the container ended before it)".into(),
-                },
-            });
-        }
-        if let SandboxStatus::Exited { code, oom_killed } = status {
-            task.exit_code = Some(code);
-            task.oom_killed = oom_killed;
-        }
-        task.error = error;
-        task.phases_ms.insert("finalize".into(), ms_since(clock));
-        if let Some(session) = self.session_of(&task) {
-            task.session_id = Some(session);
-        }
-        task.transition(state)?;
-        task.turns.push(task.as_turn());
-        // A failing check gets the agent another turn, with the failure, while the
-        // profile allows; follow-ups sent while the agent worked go out now too. The
-        // ended turn and the next one are saved together, so a front-end that dies
-        // here leaves the task finalizing (done again by the next) or queued.
-        let container = task.container_id.clone();
-        match self.next_turn(&mut task, &steps) {
-            Some(prompt) => self.begin_turn(&mut task, prompt)?,
-            None => self.store.save(&task)?,
-        }
+        let session = self.session_of(&task);
+        let hint = self.failure_hint(&task, status);
+        let finalize_ms = ms_since(clock);
+
+        let saved = self
+            .update_claimed(id, |task| {
+                let repo_branch = task.branch.clone();
+                match &imported {
+                    Ok((imported, files, sensitive)) => {
+                        task.head_commit = Some(imported.head.to_string());
+                        task.files_changed = files.clone();
+                        task.sensitive_files = sensitive.clone();
+                        task.not_imported = imported.skipped.clone();
+                        if let Some(why) = &imported.commits_dropped {
+                            warnings.push(format!(
+                                "the agent's own commits were not kept ({why}); its files are on {repo_branch}"
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        // Keep the agent's writes: they are the only copy of its work.
+                        task.error = Some(format!(
+                            "could not bring the agent's work home: {e}. Its files are kept in {}; \
+                             fix the cause (free disk space?) and run `handoff recover {id}`",
+                            self.store.upper_path(id).display()
+                        ));
+                        task.warnings = warnings.clone();
+                        task.phases_ms.insert("finalize".into(), finalize_ms);
+                        task.transition(TaskState::Failed)?;
+                        task.turns.push(task.as_turn());
+                        return Ok(());
+                    }
+                }
+                let (mut state, mut error) = self.outcome(task, status);
+                if state == TaskState::Failed {
+                    if let Some(hint) = &hint {
+                        error = error.map(|e| format!("{e}. {hint}"));
+                    }
+                }
+                task.check = None;
+                if let (Some(setup), Some(rc)) = (&steps.setup, reports.setup_rc) {
+                    if rc != 0 && !task.cancel_requested {
+                        state = TaskState::Failed;
+                        error = Some(format!(
+                            "the setup command `{setup}` failed with exit code {rc}, so the agent did not run. \
+                             Its last lines:\n{}",
+                            tail(reports.setup_log.as_deref().unwrap_or(""), OUTPUT_TAIL_LINES)
+                        ));
+                    }
+                }
+                if let (TaskState::Done, Some(check)) = (state, &steps.check) {
+                    task.check = Some(match reports.check_rc {
+                        Some(code) => CheckRun {
+                            command: check.clone(),
+                            exit_code: code,
+                            passed: code == 0,
+                            output: tail(reports.check_log.as_deref().unwrap_or(""), OUTPUT_TAIL_LINES),
+                        },
+                        None => CheckRun {
+                            command: check.clone(),
+                            exit_code: -1,
+                            passed: false,
+                            output: "the check did not run (the container ended before it)".into(),
+                        },
+                    });
+                }
+                if let SandboxStatus::Exited { code, oom_killed } = status {
+                    task.exit_code = Some(code);
+                    task.oom_killed = oom_killed;
+                }
+                task.error = error;
+                task.warnings = warnings.clone();
+                task.phases_ms.insert("finalize".into(), finalize_ms);
+                if let Some(session) = &session {
+                    task.session_id = Some(session.clone());
+                }
+                task.transition(state)?;
+                task.turns.push(task.as_turn());
+                // A failing check gets the agent another turn, with the failure, while the
+                // profile allows; follow-ups sent while the agent worked go out now too. The
+                // ended turn and the next one are saved together, so a front-end that dies
+                // here leaves the task finalizing (done again by the next) or queued.
+                if let Some(prompt) = self.next_turn(task, &steps) {
+                    self.begin_turn(task, prompt)?;
+                }
+                Ok(())
+            })
+            .await?;
+        let Some(task) = saved else {
+            return Ok(());
+        };
         tracing::info!(task_id = %id, state = %task.state, "task finalized");
 
         // The branch now holds the work; the scratch copies can go.
@@ -165,8 +167,13 @@ impl<S: Sandbox> Engine<S> {
                 tracing::warn!(task_id = %id, error = %e, "could not remove container");
             }
         }
-        if task.head_commit.is_some() {
-            let _ = self.store.remove_workspace(id);
+        if let Err(e) = self.sandbox.release_workspace(&turn_name).await {
+            tracing::warn!(task_id = %id, error = %e, "could not release the workspace");
+        }
+        let imported_ok = imported.is_ok();
+        let _ = self.store.remove_scratch(id, imported_ok);
+        let _ = crate::untrusted::remove_tree(&self.store.out_path(id));
+        if imported_ok && task.state.is_terminal() {
             if let Ok(repo) = Repository::open(&self.workdir) {
                 if let Ok(mut r) = repo.find_reference(&format!("refs/handoff/base/{id}")) {
                     let _ = r.delete();
@@ -174,6 +181,57 @@ impl<S: Sandbox> Engine<S> {
             }
         }
         Ok(())
+    }
+
+    /// Imports what the agent wrote as the task branch: the new head, the changed
+    /// files and the sensitive ones among them.
+    pub(super) async fn import(
+        &self,
+        task: &Task,
+    ) -> Result<(Imported, Vec<String>, Vec<String>), GitError> {
+        let id = task.id;
+        let workdir = self.workdir.clone();
+        let upper = self.store.upper_path(id);
+        let scratch = self.store.quarantine_path(id);
+        let branch = task.branch.clone();
+        let start = task.turn_start().to_string();
+        let base = task.base_commit.clone();
+        let message = format!(
+            "{}\n\nChanges the agent ({}) left uncommitted in task #{id}.\n",
+            task.title, task.agent
+        );
+        let legacy = self.store.task_dir(id).join("workspace");
+        tokio::task::spawn_blocking(move || {
+            if !upper.exists() && legacy.exists() {
+                return Err(GitError::Untrusted(format!(
+                    "this task was started by an older Handoff, whose workspace is at {}",
+                    legacy.display()
+                )));
+            }
+            let user = Repository::open(&workdir)?;
+            let sig = handoff_signature("agent")?;
+            let imported = import::import_result(
+                &user,
+                &ImportRequest {
+                    upper: &upper,
+                    start: Oid::from_str(&start)?,
+                    branch: &branch,
+                    scratch: &scratch,
+                    signature: &sig,
+                    message: &message,
+                    limits: ImportLimits::default(),
+                },
+            )?;
+            let files = import::files_changed(&user, Oid::from_str(&base)?, imported.head)?;
+            let sensitive = files
+                .iter()
+                .filter(|f| crate::agents::is_sensitive_path(f))
+                .cloned()
+                .collect();
+            Ok((imported, files, sensitive))
+        })
+        .await
+        .map_err(|e| GitError::Untrusted(e.to_string()))?
     }
 
     /// The prompt of the turn that follows the one just ended, if any: a repair of a
@@ -277,33 +335,81 @@ impl<S: Sandbox> Engine<S> {
     }
 }
 
-/// Files larger than this in the agent's HOME are left as they are (caches, not
-/// transcripts).
-const MAX_REDACTED_FILE: u64 = 64 << 20;
+/// What Handoff's runner reported from inside the container, read as hostile input:
+/// exit codes parsed from small files, logs bounded and redacted.
+#[derive(Debug, Default)]
+struct Reports {
+    setup_rc: Option<i64>,
+    check_rc: Option<i64>,
+    setup_log: Option<String>,
+    check_log: Option<String>,
+}
 
-/// Rewrites every file under `dir` that holds a secret value, with the value redacted.
-fn redact_tree(dir: &std::path::Path, redactor: &Redactor) -> std::io::Result<()> {
+/// The most of a setup or check log read.
+const MAX_REPORT_LOG: u64 = 4 << 20;
+
+impl Reports {
+    fn read(out_dir: &std::path::Path, redactor: &Redactor) -> Reports {
+        let Ok(Some(tree)) = UntrustedTree::open(out_dir) else {
+            return Reports::default();
+        };
+        let rc = |name: &str| -> Option<i64> {
+            let bytes = tree.read_file(name.as_bytes(), 64).ok()?;
+            String::from_utf8_lossy(&bytes).trim().parse().ok()
+        };
+        let log = |name: &str| -> Option<String> {
+            let (file, size) = tree.open_file(name.as_bytes()).ok()?;
+            // The end of a long log is what matters: skip to its last part.
+            let mut file = file;
+            if size > MAX_REPORT_LOG {
+                use std::io::Seek;
+                file.seek(std::io::SeekFrom::Start(size - MAX_REPORT_LOG))
+                    .ok()?;
+            }
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_REPORT_LOG), &mut bytes)
+                .ok()?;
+            Some(String::from_utf8_lossy(&redactor.redact(&bytes)).into_owned())
+        };
+        Reports {
+            setup_rc: rc("setup.rc"),
+            check_rc: rc("check.rc"),
+            setup_log: log("setup.log"),
+            check_log: log("check.log"),
+        }
+    }
+}
+
+/// Rewrites every file under `dir` that holds a secret value, with the value
+/// redacted: files of any size (streamed) and mode, never following a symlink.
+fn redact_tree(dir: &std::path::Path, redactor: &Redactor) -> Result<(), String> {
     if redactor.is_empty() {
         return Ok(());
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let Some(tree) = UntrustedTree::open(dir).map_err(|e| e.to_string())? else {
+        return Ok(());
     };
-    for entry in entries {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let path = entry.path();
-        if kind.is_dir() {
-            redact_tree(&path, redactor)?;
-        } else if kind.is_file() && entry.metadata()?.len() <= MAX_REDACTED_FILE {
-            let bytes = std::fs::read(&path)?;
-            let clean = redactor.redact(&bytes);
-            if clean != bytes {
-                // In place: the file keeps its owner (the agent) and mode.
-                std::fs::write(&path, clean)?;
-            }
+    let mut files = Vec::new();
+    tree.walk(WalkLimits::default(), |e| {
+        if let EntryKind::File { .. } = e.kind {
+            files.push(e.path.clone());
+        }
+        Visit::Descend
+    })
+    .map_err(|e| e.to_string())?;
+    for rel in files {
+        let (file, _) = tree.open_file(&rel).map_err(|e| e.to_string())?;
+        let holds_secret = redactor
+            .copy_redacted(std::io::BufReader::new(file), std::io::sink())
+            .map_err(|e| e.to_string())?;
+        if holds_secret {
+            let (file, _) = tree.open_file(&rel).map_err(|e| e.to_string())?;
+            tree.replace_file(&rel, |out| {
+                let mut out = std::io::BufWriter::new(out);
+                redactor.copy_redacted(std::io::BufReader::new(file), &mut out)?;
+                std::io::Write::flush(&mut out)
+            })
+            .map_err(|e| e.to_string())?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! The engine never imports a front-end (`cli`, `lsp`). Every front-end drives it the
 //! same way: create tasks, call [`Engine::tick`] now and then, read records.
 
+mod claim;
 mod finalize;
 mod pull;
 pub mod redact;
@@ -206,6 +207,11 @@ impl<S: Sandbox> Engine<S> {
             session_id: None,
             check: None,
             check_repairs: 0,
+            workspace_base: Some(snap.head.to_string()),
+            claim: None,
+            not_imported: vec![],
+            sensitive_files: vec![],
+            warnings: vec![],
         };
         self.store.save(&task)?;
         drop(lock);
@@ -239,11 +245,11 @@ impl<S: Sandbox> Engine<S> {
             .follow_up_argv(message, task.session_id.as_deref())
             .map_err(EngineError::Invalid)?;
         if task.state.is_terminal() {
-            if task.head_commit.is_none() && self.store.workspace_path(id).exists() {
+            if self.needs_recovery(&task) {
                 return Err(EngineError::Invalid(format!(
-                    "task #{id}'s work is still only in {} (it could not be brought home: {}); \
-                     save it before replying",
-                    self.store.workspace_path(id).display(),
+                    "task #{id}'s last work is still only in {} (it could not be brought home: {}); \
+                     run `handoff recover {id}` first",
+                    self.store.upper_path(id).display(),
                     task.error.as_deref().unwrap_or("unknown error")
                 )));
             }
@@ -468,12 +474,21 @@ impl<S: Sandbox> Engine<S> {
                 if let Some(container) = &task.container_id {
                     self.sandbox.stop(container).await?;
                 }
-                self.reconcile_one(&lock, id).await?;
             }
         }
         drop(lock);
         self.tick().await?;
-        Ok(self.store.load(id)?)
+        // Another front-end (or another tick of this one) may be finalizing it: the
+        // answer is the task once it has ended.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let task = self.store.load(id)?;
+            if task.state.is_terminal() || std::time::Instant::now() > deadline {
+                return Ok(task);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            self.tick().await?;
+        }
     }
 
     /// Removes a finished task: its container, workspace and record; the branch stays
@@ -490,6 +505,13 @@ impl<S: Sandbox> Engine<S> {
         if let Some(container) = &task.container_id {
             self.sandbox.remove(container).await?;
         }
+        for turn in 1..=task.turns.len().max(1) {
+            let name = match turn {
+                1 => self.container_name(id),
+                n => format!("{}-t{n}", self.container_name(id)),
+            };
+            self.sandbox.release_workspace(&name).await?;
+        }
         let repo = self.repo()?;
         if delete_branch {
             if let Ok(mut b) = repo.find_branch(&task.branch, git2::BranchType::Local) {
@@ -499,8 +521,87 @@ impl<S: Sandbox> Engine<S> {
         if let Ok(mut r) = repo.find_reference(&format!("refs/handoff/base/{id}")) {
             r.delete().map_err(GitError::from)?;
         }
-        self.store.remove(id)?;
+        let detached = self.store.detach(id)?;
+        drop(_lock);
+        // A 200 000-file leftover takes a while to delete: not under the lock.
+        if let Some(dir) = detached {
+            crate::untrusted::remove_tree(&dir).map_err(|source| store::StoreError::Io {
+                action: "remove",
+                path: dir.clone(),
+                source,
+            })?;
+        }
         Ok(())
+    }
+
+    /// Whether the task's last turn ended with its work only in its upper folder
+    /// (the import failed: disk full, an error in the repository).
+    pub fn needs_recovery(&self, task: &Task) -> bool {
+        task.state.is_terminal()
+            && task.claim.is_none()
+            && task.turns.last().is_some_and(|t| {
+                t.head_commit == task.head_commit
+                    && t.error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("could not bring the agent's work home"))
+            })
+            && self.store.upper_path(task.id).exists()
+    }
+
+    /// Brings home a task's work that an earlier import could not (once the cause is
+    /// fixed): imports its kept upper folder as the task branch.
+    pub async fn recover(&self, id: TaskId) -> Result<Task, EngineError> {
+        {
+            let _lock = self.lock().await?;
+            let mut task = self.store.load(id)?;
+            if !self.needs_recovery(&task) {
+                return Err(EngineError::Invalid(format!(
+                    "task #{id} has nothing to recover: {}",
+                    match &task.head_commit {
+                        Some(_) => format!("its work is on branch {}", task.branch),
+                        None if !task.state.is_terminal() => format!("it is {}", task.state),
+                        None => "it left no work".to_string(),
+                    }
+                )));
+            }
+            task.claim = Some(claim::Claim::mine());
+            self.store.save(&task)?;
+        }
+        let task = self.store.load(id)?;
+        let imported = self.import(&task).await;
+        let saved = self
+            .update_claimed(id, |t| {
+                match &imported {
+                    Ok((imported, files, sensitive)) => {
+                        t.head_commit = Some(imported.head.to_string());
+                        t.files_changed = files.clone();
+                        t.sensitive_files = sensitive.clone();
+                        t.not_imported = imported.skipped.clone();
+                        t.error = None;
+                        if let Some(last) = t.turns.last_mut() {
+                            last.head_commit = t.head_commit.clone();
+                            last.error = None;
+                        }
+                        t.warnings.push("recovered with `handoff recover`".into());
+                    }
+                    Err(e) => {
+                        t.error = Some(format!(
+                            "could not bring the agent's work home: {e}. Its files are kept in {}; \
+                             fix the cause and run `handoff recover {id}` again",
+                            self.store.upper_path(id).display()
+                        ));
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        if imported.is_ok() {
+            let _ = self.store.remove_scratch(id, true);
+        }
+        match imported {
+            Ok(_) => Ok(saved.unwrap_or(self.store.load(id)?)),
+            Err(e) => Err(EngineError::Git(e)),
+        }
     }
 
     async fn lock(&self) -> Result<store::StoreLock, EngineError> {

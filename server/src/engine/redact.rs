@@ -65,6 +65,43 @@ impl Redactor {
     }
 }
 
+impl Redactor {
+    /// The longest secret, in bytes; 0 when there is none.
+    fn longest(&self) -> usize {
+        self.secrets.first().map_or(0, |(_, v)| v.len())
+    }
+
+    /// Copies `input` to `output` with every secret replaced, in bounded memory (a
+    /// file without a single newline is fine). Returns whether anything was replaced.
+    pub fn copy_redacted(
+        &self,
+        mut input: impl std::io::Read,
+        mut output: impl std::io::Write,
+    ) -> std::io::Result<bool> {
+        const CHUNK: usize = 64 << 10;
+        // Bytes held back from each chunk: a secret may start in them and end in the
+        // next chunk.
+        let keep = self.longest().saturating_sub(1);
+        let mut carry: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; CHUNK];
+        let mut changed = false;
+        loop {
+            let n = input.read(&mut buf)?;
+            if n == 0 {
+                let out = self.redact(&carry);
+                output.write_all(&out)?;
+                return Ok(changed || out != carry);
+            }
+            carry.extend_from_slice(&buf[..n]);
+            let out = self.redact(&carry);
+            changed |= out != carry;
+            let flush = out.len().saturating_sub(keep);
+            output.write_all(&out[..flush])?;
+            carry = out[flush..].to_vec();
+        }
+    }
+}
+
 fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(haystack.len());
     let mut i = 0;
@@ -108,6 +145,26 @@ mod tests {
                 want
             );
         }
+    }
+
+    #[test]
+    fn streams_are_redacted_across_chunk_borders_in_bounded_memory() {
+        let r = redactor();
+        let mut input = vec![b'x'; (64 << 10) - 5];
+        input.extend_from_slice(b"sk-secret-123");
+        input.extend(vec![b'y'; 100 << 10]);
+        let mut out = Vec::new();
+        assert!(r.copy_redacted(&input[..], &mut out).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("sk-secret-123"));
+        assert!(text.contains("[redacted:API_KEY]"));
+        assert_eq!(
+            text.len(),
+            input.len() - "sk-secret-123".len() + "[redacted:API_KEY]".len()
+        );
+        let mut out = Vec::new();
+        assert!(!r.copy_redacted(&b"nothing to hide"[..], &mut out).unwrap());
+        assert_eq!(out, b"nothing to hide");
     }
 
     #[test]

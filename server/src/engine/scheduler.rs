@@ -1,130 +1,228 @@
 //! Reconciliation and scheduling: the one loop every front-end runs.
 //!
-//! [`Engine::tick`] takes the repository lock, settles every task that was active
-//! (its container may have ended while no front-end watched), then starts queued
-//! tasks while fewer than `max_parallel` are active. Because a task is only started
-//! or finalized under the lock, and the record is re-read under it, two front-ends
-//! racing never start or finalize the same task twice.
+//! [`Engine::tick`] takes the repository lock only to decide and to claim: it settles
+//! every task that was active (its container may have ended while no front-end
+//! watched) and claims queued tasks while fewer than `max_parallel` are active. The
+//! slow work — preparing a workspace, importing a result — then runs without the lock,
+//! under the task's [`Claim`], and takes the lock again only to save the outcome. Two
+//! front-ends racing never start or finalize the same task twice: a claim is taken
+//! under the lock, and a live claim is respected.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use git2::{Oid, Repository};
 
-use super::store::StoreLock;
+use super::claim::Claim;
 use super::task::{Task, TaskId, TaskState};
 use super::{ms_since, Engine, EngineError, MAX_PROMPT_ENV_BYTES};
 use crate::agents::{AgentProfile, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER};
-use crate::git::{workspace, GitError};
-use crate::sandbox::{Sandbox, SandboxError, SandboxSpec, SandboxStatus};
+use crate::git::layer::{self, Whiteouts};
+use crate::git::{base, GitError};
+use crate::sandbox::{OverlaySpec, Sandbox, SandboxError, SandboxSpec, SandboxStatus};
 
 /// The uid an agent runs as when the repository belongs to root: agents never run as
 /// root. 65534 is `nobody` on Linux distributions.
 const FALLBACK_AGENT_UID: u32 = 65534;
 
+#[derive(Clone, Copy)]
+enum Phase {
+    Settle,
+    Start,
+}
+
+/// How long a base checkout nobody starts a task on is kept.
+const BASE_KEEP: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3600);
+
+/// Work a tick claimed, to do without the lock.
+pub(super) enum Job {
+    Start(Task),
+    Finalize(Task, SandboxStatus),
+}
+
 impl<S: Sandbox> Engine<S> {
     /// Settles active tasks and starts queued ones. Cheap when nothing changed.
     pub async fn tick(&self) -> Result<(), EngineError> {
-        let lock = self.lock().await?;
-        for task in self.store.list()? {
-            if task.state.is_active() {
-                self.reconcile_one(&lock, task.id).await?;
+        let mut first_error = None;
+        // Settle what ended, then start what fits: a slot freed by a finalized task
+        // is used in the same tick.
+        for phase in [Phase::Settle, Phase::Start] {
+            let jobs = {
+                let _lock = self.lock().await?;
+                match phase {
+                    Phase::Settle => self.claim_ended().await?,
+                    Phase::Start => self.claim_queued()?,
+                }
+            };
+            for job in jobs {
+                let done = match job {
+                    Job::Start(task) => self.start_task(task).await,
+                    Job::Finalize(task, status) => self.finalize(task, status).await,
+                };
+                if let Err(e) = done {
+                    first_error.get_or_insert(e);
+                }
             }
         }
+        self.store.empty_trash();
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Reconciles every active task; returns the ones to finalize. Call with the lock.
+    async fn claim_ended(&self) -> Result<Vec<Job>, EngineError> {
+        let mut jobs = Vec::new();
+        for task in self.store.list()? {
+            if task.state.is_active() {
+                if let Some(job) = self.reconcile_one(task).await? {
+                    jobs.push(job);
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// Claims queued tasks while fewer than `max_parallel` are active. Call with the
+    /// lock.
+    fn claim_queued(&self) -> Result<Vec<Job>, EngineError> {
         let tasks = self.store.list()?;
         let active = tasks.iter().filter(|t| t.state.is_active()).count();
         let free = self.config.max_parallel.saturating_sub(active);
-        let queued: Vec<TaskId> = tasks
-            .iter()
+        let mut jobs = Vec::new();
+        for mut task in tasks
+            .into_iter()
             .filter(|t| t.state == TaskState::Queued)
-            .map(|t| t.id)
             .take(free)
-            .collect();
-        for id in queued {
-            self.start_task(&lock, id).await?;
+        {
+            task.transition(TaskState::Starting)?;
+            task.claim = Some(Claim::mine());
+            self.store.save(&task)?;
+            jobs.push(Job::Start(task));
         }
-        Ok(())
+        Ok(jobs)
     }
 
-    /// Brings one task's record in line with its container. Call with the lock held.
-    pub(super) async fn reconcile_one(
-        &self,
-        lock: &StoreLock,
-        id: TaskId,
-    ) -> Result<(), EngineError> {
-        let mut task = self.store.load(id)?;
-        if task.state == TaskState::Starting {
-            // Starts happen under the lock, so a task seen starting here lost its
-            // front-end half-way. Adopt its container if it got one, else requeue.
-            match self.sandbox.find(&self.turn_container_name(&task)).await? {
-                Some(container) => {
-                    task.container_id = Some(container);
-                    task.transition(TaskState::Running)?;
-                    self.store.save(&task)?;
-                }
-                None => {
-                    task.transition(TaskState::Queued)?;
-                    self.store.save(&task)?;
-                    return Ok(());
+    /// Brings one task's record in line with its container, and claims it for
+    /// finalizing when its agent has ended. Call with the lock held.
+    pub(super) async fn reconcile_one(&self, mut task: Task) -> Result<Option<Job>, EngineError> {
+        let claimed_elsewhere = task.claim.as_ref().is_some_and(Claim::is_alive);
+        match task.state {
+            TaskState::Starting if claimed_elsewhere => return Ok(None),
+            TaskState::Starting => {
+                // Its front-end died half-way. Adopt its container if it got one, else
+                // queue it again.
+                match self.sandbox.find(&self.turn_container_name(&task)).await? {
+                    Some(container) => {
+                        task.container_id = Some(container);
+                        task.claim = None;
+                        task.transition(TaskState::Running)?;
+                        self.store.save(&task)?;
+                    }
+                    None => {
+                        task.claim = None;
+                        task.transition(TaskState::Queued)?;
+                        self.store.save(&task)?;
+                        return Ok(None);
+                    }
                 }
             }
-        }
-        if !matches!(task.state, TaskState::Running | TaskState::Finalizing) {
-            return Ok(());
+            TaskState::Finalizing if claimed_elsewhere => return Ok(None),
+            _ => {}
         }
         let status = match &task.container_id {
             Some(c) => self.sandbox.status(c).await?,
             None => SandboxStatus::Missing,
         };
         if status == SandboxStatus::Running && task.state == TaskState::Running {
-            return Ok(());
+            return Ok(None);
         }
-        self.finalize(lock, task, status).await
+        if task.state != TaskState::Finalizing {
+            task.transition(TaskState::Finalizing)?;
+        }
+        task.claim = Some(Claim::mine());
+        self.store.save(&task)?;
+        Ok(Some(Job::Finalize(task, status)))
     }
 
-    async fn start_task(&self, _lock: &StoreLock, id: TaskId) -> Result<(), EngineError> {
+    /// Loads task `id` under the lock, lets `change` edit it and saves it, unless
+    /// another front-end has taken over the work this one claimed (then `change` is
+    /// not called and `Ok(None)` returned).
+    pub(super) async fn update_claimed(
+        &self,
+        id: TaskId,
+        change: impl FnOnce(&mut Task) -> Result<(), EngineError>,
+    ) -> Result<Option<Task>, EngineError> {
+        let _lock = self.lock().await?;
         let mut task = self.store.load(id)?;
-        if task.state != TaskState::Queued {
-            return Ok(());
+        if !task.claim.as_ref().is_some_and(Claim::is_mine) {
+            tracing::warn!(task_id = %id, "another front-end took this task over");
+            return Ok(None);
         }
+        task.claim = None;
+        change(&mut task)?;
+        self.store.save(&task)?;
+        Ok(Some(task))
+    }
+
+    /// Prepares the workspace and starts the agent of a task this front-end claimed.
+    async fn start_task(&self, task: Task) -> Result<(), EngineError> {
+        let id = task.id;
         let profile = match self.config.profile(&task.agent) {
             Ok(p) => p.clone(),
-            Err(message) => return self.fail_at_start(task, message),
+            Err(message) => return self.fail_at_start(id, message).await,
         };
         if let Err(message) = profile.check_credentials(|name| std::env::var(name).ok()) {
-            return self.fail_at_start(task, message);
+            return self.fail_at_start(id, message).await;
         }
-        task.transition(TaskState::Starting)?;
-        self.store.save(&task)?;
-        match self.launch(&mut task, &profile).await {
+        let mut prepared = task.clone();
+        match self.launch(&mut prepared, &profile).await {
             Ok(container) => {
-                task.container_id = Some(container);
-                task.transition(TaskState::Running)?;
-                self.store.save(&task)?;
-                tracing::info!(task_id = %id, "agent started");
+                let phases = prepared.phases_ms.clone();
+                let saved = self
+                    .update_claimed(id, |t| {
+                        t.container_id = Some(container.clone());
+                        t.phases_ms = phases;
+                        t.workspace_base = prepared.workspace_base.clone();
+                        t.transition(TaskState::Running)?;
+                        Ok(())
+                    })
+                    .await?;
+                match saved {
+                    Some(t) if t.cancel_requested => {
+                        // Cancelled while it was being started.
+                        self.sandbox.stop(&container).await?;
+                    }
+                    Some(_) => tracing::info!(task_id = %id, "agent started"),
+                    None => {
+                        let _ = self.sandbox.remove(&container).await;
+                    }
+                }
                 Ok(())
             }
             Err(e @ EngineError::Sandbox(SandboxError::Unreachable { .. })) => {
                 // Not the task's fault: it waits in the queue for Docker to come back.
-                task.transition(TaskState::Queued)?;
-                self.store.save(&task)?;
+                self.update_claimed(id, |t| Ok(t.transition(TaskState::Queued)?))
+                    .await?;
                 Err(e)
             }
             Err(e) => {
-                let _ = self.store.remove_workspace(id);
-                self.fail_at_start(task, e.to_string())
+                let name = self.turn_container_name(&task);
+                let _ = self.sandbox.release_workspace(&name).await;
+                let _ = self.store.remove_scratch(id, true);
+                self.fail_at_start(id, e.to_string()).await
             }
         }
     }
 
-    fn fail_at_start(&self, mut task: Task, message: String) -> Result<(), EngineError> {
-        tracing::warn!(task_id = %task.id, %message, "task failed to start");
-        if task.state == TaskState::Queued {
-            task.transition(TaskState::Starting)?;
-        }
-        task.error = Some(message);
-        task.transition(TaskState::Failed)?;
-        self.store.save(&task)?;
+    async fn fail_at_start(&self, id: TaskId, message: String) -> Result<(), EngineError> {
+        tracing::warn!(task_id = %id, %message, "task failed to start");
+        self.update_claimed(id, |t| {
+            t.error = Some(message);
+            Ok(t.transition(TaskState::Failed)?)
+        })
+        .await?;
         Ok(())
     }
 
@@ -151,43 +249,58 @@ impl<S: Sandbox> Engine<S> {
         };
 
         let (uid, gid) = agent_ids(&self.workdir)?;
-        let ws_path = self.store.workspace_path(task.id);
-        let workdir = self.workdir.clone();
-        let branch = task.branch.clone();
-        // A follow-up continues from where the branch is; the first turn from the snapshot.
-        let start = match (&task.reply, &task.head_commit) {
-            (Some(_), Some(head)) => head,
-            _ => &task.base_commit,
+        let start = Oid::from_str(task.turn_start()).map_err(GitError::from)?;
+        let base_commit = match &task.workspace_base {
+            Some(b) => Oid::from_str(b).map_err(GitError::from)?,
+            None => start,
         };
-        let base = Oid::from_str(start).map_err(GitError::from)?;
-        let home = self.store.home_path(task.id);
-        let out_dir = self.store.task_dir(task.id).join("out");
+        task.workspace_base = Some(base_commit.to_string());
         let cache_dir = match wrapped {
-            true => Some(self.cache_dir(base)?),
+            true => Some(self.cache_dir(start)?),
             false => None,
         };
-        let dirs = (home.clone(), out_dir.clone(), cache_dir.clone());
-        let ws = tokio::task::spawn_blocking(move || -> Result<_, GitError> {
-            let (home, out_dir, cache_dir) = dirs;
+        let id = task.id;
+        let store = self.store.clone();
+        let workdir = self.workdir.clone();
+        let branch = task.branch.clone();
+        let dirs = cache_dir.clone();
+        let overlay = tokio::task::spawn_blocking(move || -> Result<OverlaySpec, GitError> {
+            let user = Repository::open(&workdir)?;
+            let base = base::ensure(&user, &store.bases_path(), base_commit, (uid, gid))?;
+            // Bases nobody started a task on for a few days go (each is a checkout).
+            base::prune(&store.bases_path(), std::slice::from_ref(&base.tree), BASE_KEEP);
             // The agent owns its HOME; files it made in earlier turns stay.
-            agent_dir(&home, uid, gid, false)?;
+            agent_dir(&store.home_path(id), uid, gid, false)?;
             // Results of this turn's setup and check only.
-            agent_dir(&out_dir, uid, gid, true)?;
-            if let Some(cache) = &cache_dir {
+            agent_dir(&store.out_path(id), uid, gid, true)?;
+            if let Some(cache) = &dirs {
                 agent_dir(cache, uid, gid, false)?;
             }
-            let user = Repository::open(&workdir)?;
-            let ws = workspace::create(&user, &ws_path, &branch, base)?;
-            let owner = std::fs::metadata(&ws.path)
-                .map_err(|source| GitError::Read {
-                    path: ws.path.clone(),
-                    source,
-                })?
-                .uid();
-            if owner != uid {
-                workspace::chown_tree(&ws.path, uid, gid)?;
-            }
-            Ok(ws)
+            // Nothing of a previous attempt to start is the agent's work yet.
+            store
+                .remove_scratch(id, true)
+                .map_err(|e| GitError::Untrusted(e.to_string()))?;
+            let layer_dir = store.layer_path(id);
+            layer::build(
+                &user,
+                &base,
+                start,
+                &branch,
+                &layer_dir,
+                (uid, gid),
+                Whiteouts::for_this_process(),
+            )?;
+            agent_dir(&store.upper_path(id), uid, gid, true)?;
+            let work = store.work_path(id);
+            std::fs::create_dir_all(&work).map_err(|source| GitError::Write {
+                path: work.clone(),
+                source,
+            })?;
+            Ok(OverlaySpec {
+                lowers: vec![layer_dir, base.tree],
+                upper: store.upper_path(id),
+                work,
+            })
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
@@ -218,10 +331,6 @@ impl<S: Sandbox> Engine<S> {
                 format!("Handoff ({})", task.agent),
             ),
             ("GIT_COMMITTER_EMAIL".into(), "handoff@localhost".into()),
-            // The borrowed object folder belongs to another uid; git must not refuse it.
-            ("GIT_CONFIG_COUNT".into(), "1".into()),
-            ("GIT_CONFIG_KEY_0".into(), "safe.directory".into()),
-            ("GIT_CONFIG_VALUE_0".into(), "*".into()),
         ];
         let prompt = task.turn_prompt();
         if prompt.len() <= MAX_PROMPT_ENV_BYTES {
@@ -262,10 +371,9 @@ impl<S: Sandbox> Engine<S> {
             labels,
             uid,
             gid,
-            workspace: ws.path,
-            shared_objects: ws.shared_objects,
-            home,
-            out_dir,
+            workspace: overlay,
+            home: self.store.home_path(task.id),
+            out_dir: self.store.out_path(task.id),
             cache_dir,
             prompt_file,
             network: profile.network,
@@ -341,11 +449,11 @@ fn agent_dir(path: &std::path::Path, uid: u32, gid: u32, fresh: bool) -> Result<
         path: path.to_path_buf(),
         source,
     };
-    if fresh && path.exists() {
-        std::fs::remove_dir_all(path).map_err(write)?;
+    if fresh {
+        crate::untrusted::remove_tree(path).map_err(write)?;
     }
     std::fs::create_dir_all(path).map_err(write)?;
-    if std::fs::metadata(path).map(|m| m.uid()).ok() != Some(uid) {
+    if std::fs::symlink_metadata(path).map(|m| m.uid()).ok() != Some(uid) {
         std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(write)?;
     }
     Ok(())

@@ -7,8 +7,12 @@
 //! handoff/tasks/<id>/task.json the record, replaced atomically
 //! handoff/tasks/<id>/log       the agent's output (secrets redacted)
 //! handoff/tasks/<id>/prompt.txt
-//! handoff/tasks/<id>/workspace the agent's working copy (local sandboxes)
+//! handoff/tasks/<id>/layer     the turn's start layer (what differs from the base)
+//! handoff/tasks/<id>/upper     what the agent wrote under /workspace (overlay upper)
+//! handoff/tasks/<id>/work      overlayfs's scratch folder
 //! handoff/tasks/<id>/home      the agent's HOME, kept across turns (its sessions)
+//! handoff/tasks/<id>/out       what the runner reports (setup and check results)
+//! handoff/bases/<commit>-u<uid> shared base checkouts, the workspaces' lowest layer
 //! handoff/tasks/<id>/log.<n>   the output of ended turn n (1-based) once a
 //!                              follow-up started; `log` is the current turn's
 //! ```
@@ -119,8 +123,30 @@ impl Store {
         self.task_dir(id).join("prompt.txt")
     }
 
-    pub fn workspace_path(&self, id: TaskId) -> PathBuf {
-        self.task_dir(id).join("workspace")
+    /// The folder that holds everything the agent wrote under /workspace.
+    pub fn upper_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("upper")
+    }
+
+    pub fn work_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("work")
+    }
+
+    pub fn layer_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("layer")
+    }
+
+    pub fn out_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("out")
+    }
+
+    /// Scratch space of an import (the quarantine repository).
+    pub fn quarantine_path(&self, id: TaskId) -> PathBuf {
+        self.task_dir(id).join("quarantine")
+    }
+
+    pub fn bases_path(&self) -> PathBuf {
+        self.root.join("bases")
     }
 
     fn record_path(&self, id: TaskId) -> PathBuf {
@@ -192,37 +218,78 @@ impl Store {
     }
 
     /// All readable task records, ascending by id. A folder without a record (a task
-    /// being created right now) is skipped.
+    /// being created right now) is skipped; so is a damaged record, which never
+    /// keeps the other tasks from being listed or run (see [`Store::damaged`]).
     pub fn list(&self) -> Result<Vec<Task>, StoreError> {
+        Ok(self.scan()?.0)
+    }
+
+    /// The records that cannot be read, with why.
+    pub fn damaged(&self) -> Result<Vec<(TaskId, StoreError)>, StoreError> {
+        Ok(self.scan()?.1)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn scan(&self) -> Result<(Vec<Task>, Vec<(TaskId, StoreError)>), StoreError> {
         let mut tasks = Vec::new();
+        let mut damaged = Vec::new();
         for id in self.ids()? {
             match self.load(id) {
                 Ok(t) => tasks.push(t),
                 Err(StoreError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => damaged.push((id, e)),
             }
         }
-        Ok(tasks)
+        Ok((tasks, damaged))
     }
 
-    /// Removes the task's folder (record, log, workspace).
-    pub fn remove(&self, id: TaskId) -> Result<(), StoreError> {
+    /// Takes the task's folder out of the store at once (a rename into `trash/`),
+    /// so that the slow removal of what it holds can run without the lock. Returns
+    /// where it went; `None` if there was no folder.
+    pub fn detach(&self, id: TaskId) -> Result<Option<PathBuf>, StoreError> {
         let dir = self.task_dir(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("remove", &dir)(e)),
+        let trash = self.root.join("trash");
+        fs::create_dir_all(&trash).map_err(io_err("create", &trash))?;
+        let to = trash.join(format!(
+            "{id}-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        match fs::rename(&dir, &to) {
+            Ok(()) => Ok(Some(to)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("move away", &dir)(e)),
         }
     }
 
-    /// Removes only the scratch workspace, keeping record and log.
-    pub fn remove_workspace(&self, id: TaskId) -> Result<(), StoreError> {
-        let dir = self.workspace_path(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err("remove", &dir)(e)),
+    /// Removes whatever earlier removals left in `trash/` (a front-end may have died
+    /// half-way through one). Call without the lock.
+    pub fn empty_trash(&self) {
+        let trash = self.root.join("trash");
+        if let Ok(entries) = fs::read_dir(&trash) {
+            for entry in entries.flatten() {
+                let _ = crate::untrusted::remove_tree(&entry.path());
+            }
         }
+    }
+
+    /// Removes the turn's scratch folders (start layer, overlay folders, quarantine),
+    /// keeping the record, logs, HOME and — unless `with_upper` — the agent's writes.
+    pub fn remove_scratch(&self, id: TaskId, with_upper: bool) -> Result<(), StoreError> {
+        let mut dirs = vec![
+            self.layer_path(id),
+            self.work_path(id),
+            self.quarantine_path(id),
+            // The workspace of tasks from before overlays.
+            self.task_dir(id).join("workspace"),
+        ];
+        if with_upper {
+            dirs.push(self.upper_path(id));
+        }
+        for dir in dirs {
+            crate::untrusted::remove_tree(&dir).map_err(io_err("remove", &dir))?;
+        }
+        Ok(())
     }
 }
 
@@ -261,6 +328,11 @@ mod tests {
             session_id: None,
             check: None,
             check_repairs: 0,
+            workspace_base: None,
+            claim: None,
+            not_imported: vec![],
+            sensitive_files: vec![],
+            warnings: vec![],
         }
     }
 

@@ -9,6 +9,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use super::claim::Claim;
+pub use crate::git::import::Skipped;
+
 /// A task's number within its repository: `#12`, `handoff show 12`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -169,6 +172,23 @@ pub struct Task {
     /// Follow-up turns started to repair a failing check.
     #[serde(default)]
     pub check_repairs: u32,
+    /// The commit whose shared checkout is the lowest layer of this task's workspace.
+    #[serde(default)]
+    pub workspace_base: Option<String>,
+    /// The front-end starting or finalizing the task right now (outside the lock).
+    #[serde(default)]
+    pub claim: Option<Claim>,
+    /// Paths the agent left that were not brought home (too large, FIFOs, nested
+    /// repositories), and why.
+    #[serde(default)]
+    pub not_imported: Vec<Skipped>,
+    /// Changed files that configure tools, editors, agents or CI (`.handoff.toml`,
+    /// `.vscode/`, `.github/workflows/`…): reviewed one by one, never accepted in bulk.
+    #[serde(default)]
+    pub sensitive_files: Vec<String>,
+    /// Things the user should know about the result that are not errors.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One run of the check command after the agent.
@@ -245,6 +265,15 @@ impl Task {
             started_at: self.started_at,
             finished_at: self.finished_at,
             check: self.check.clone(),
+        }
+    }
+
+    /// The commit the current turn starts from: the branch head for a follow-up, the
+    /// snapshot for the first turn.
+    pub fn turn_start(&self) -> &str {
+        match (&self.reply, &self.head_commit) {
+            (Some(_), Some(head)) => head,
+            _ => &self.base_commit,
         }
     }
 

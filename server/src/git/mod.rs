@@ -1,11 +1,13 @@
 //! Everything Handoff does with git, through libgit2: snapshots of the user's working
-//! tree, the agent's workspace, and importing the result as a branch.
+//! tree, the layers of the agent's workspace (a shared base checkout and the task's
+//! start layer), and importing the result as a branch.
 //!
 //! Nothing here knows about containers or front-ends.
 
+pub mod base;
 pub mod import;
+pub mod layer;
 pub mod snapshot;
-pub mod workspace;
 
 use std::path::PathBuf;
 
@@ -31,6 +33,9 @@ pub enum GitError {
     },
     #[error("path {path} is not UTF-8")]
     NonUtf8Path { path: PathBuf },
+    /// Something the agent left could not be read safely.
+    #[error("{0}")]
+    Untrusted(String),
     #[error("git: {0}")]
     Git(#[from] git2::Error),
 }

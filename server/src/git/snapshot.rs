@@ -15,6 +15,8 @@ use super::GitError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
     pub commit: Oid,
+    /// The commit the snapshot is on top of (HEAD); `commit` itself when clean.
+    pub head: Oid,
     /// False when the working tree was clean and `commit` is HEAD itself.
     pub created: bool,
 }
@@ -53,6 +55,7 @@ pub fn snapshot(repo: &Repository, sig: &Signature, message: &str) -> Result<Sna
     if changed.is_empty() {
         return Ok(Snapshot {
             commit: head.id(),
+            head: head.id(),
             created: false,
         });
     }
@@ -67,6 +70,7 @@ pub fn snapshot(repo: &Repository, sig: &Signature, message: &str) -> Result<Sna
         // Only mode-less noise (e.g. an empty untracked dir): nothing to record.
         return Ok(Snapshot {
             commit: head.id(),
+            head: head.id(),
             created: false,
         });
     }
@@ -74,6 +78,7 @@ pub fn snapshot(repo: &Repository, sig: &Signature, message: &str) -> Result<Sna
     let commit = repo.commit(None, sig, sig, message, &tree, &[&head])?;
     Ok(Snapshot {
         commit,
+        head: head.id(),
         created: true,
     })
 }

@@ -128,10 +128,19 @@ impl DockerSandbox {
             read_only: Some(read_only),
             ..Default::default()
         };
-        let objects = spec.shared_objects.display().to_string();
+        let workspace = Mount {
+            typ: Some(MountType::VOLUME),
+            source: Some(spec.name.clone()),
+            target: Some("/workspace".to_string()),
+            read_only: Some(false),
+            volume_options: Some(bollard::models::MountVolumeOptions {
+                no_copy: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let mut mounts = vec![
-            bind(&spec.workspace, "/workspace", false),
-            bind(&spec.shared_objects, &objects, true),
+            workspace,
             bind(&spec.prompt_file, PROMPT_FILE_IN_SANDBOX, true),
             bind(&spec.home, HOME_IN_SANDBOX, false),
             bind(&spec.out_dir, OUT_DIR_IN_SANDBOX, false),
@@ -196,6 +205,7 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn start(&self, spec: &SandboxSpec) -> Result<String, SandboxError> {
+        self.create_workspace(spec).await?;
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
@@ -287,7 +297,20 @@ impl Sandbox for DockerSandbox {
         let mut out = Vec::new();
         let mut stream = self.follow_or_not(id, false);
         while let Some(chunk) = stream.next().await {
-            out.extend(chunk?);
+            let chunk = chunk?;
+            let room = super::MAX_LOG_BYTES.saturating_sub(out.len());
+            if chunk.len() > room {
+                out.extend_from_slice(&chunk[..room]);
+                out.extend_from_slice(
+                    format!(
+                        "\n[handoff: output cut at {} MiB]\n",
+                        super::MAX_LOG_BYTES >> 20
+                    )
+                    .as_bytes(),
+                );
+                break;
+            }
+            out.extend(chunk);
         }
         Ok(out)
     }
@@ -347,9 +370,61 @@ impl Sandbox for DockerSandbox {
             Err(e) => Err(self.engine_err(e)),
         }
     }
+
+    async fn release_workspace(&self, name: &str) -> Result<(), SandboxError> {
+        let options = bollard::query_parameters::RemoveVolumeOptionsBuilder::default()
+            .force(true)
+            .build();
+        match self.client()?.remove_volume(name, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(self.engine_err(e)),
+        }
+    }
 }
 
 impl DockerSandbox {
+    /// The workspace volume: an overlay the engine mounts when the container starts,
+    /// of folders on the host (the local engine sees the host's paths).
+    async fn create_workspace(&self, spec: &SandboxSpec) -> Result<(), SandboxError> {
+        let ws = &spec.workspace;
+        let mut paths: Vec<&std::path::Path> = ws.lowers.iter().map(|p| p.as_path()).collect();
+        paths.push(&ws.upper);
+        paths.push(&ws.work);
+        for p in &paths {
+            let text = p.to_string_lossy();
+            // overlayfs separates layers with `:` and Docker options with `,`.
+            if text.contains([':', ',']) {
+                return Err(SandboxError::Engine(format!(
+                    "the path {text} holds a `:` or `,`, which an overlay mount cannot name;                      move the repository to a path without them"
+                )));
+            }
+        }
+        let lowers: Vec<String> = ws.lowers.iter().map(|p| p.display().to_string()).collect();
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={},userxattr",
+            lowers.join(":"),
+            ws.upper.display(),
+            ws.work.display()
+        );
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(spec.name.clone()),
+            driver: Some("local".into()),
+            driver_opts: Some(HashMap::from([
+                ("type".to_string(), "overlay".to_string()),
+                ("device".to_string(), "overlay".to_string()),
+                ("o".to_string(), options),
+            ])),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.client()?
+            .create_volume(request)
+            .await
+            .map_err(|e| self.engine_err(e))?;
+        Ok(())
+    }
+
     fn follow_or_not(&self, id: &str, follow: bool) -> LogStream {
         let options = LogsOptionsBuilder::default()
             .follow(follow)

@@ -19,6 +19,9 @@ use crate::config::Network;
 
 pub use docker::DockerSandbox;
 
+/// The most of an agent's output read back per turn.
+pub const MAX_LOG_BYTES: usize = 64 << 20;
+
 /// Everything needed to start one agent.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec {
@@ -32,11 +35,8 @@ pub struct SandboxSpec {
     pub labels: BTreeMap<String, String>,
     pub uid: u32,
     pub gid: u32,
-    /// The agent's working copy on the host; appears as `/workspace`.
-    pub workspace: PathBuf,
-    /// The user's object folder, borrowed read-only by the workspace; appears at the
-    /// same absolute path.
-    pub shared_objects: PathBuf,
+    /// The agent's working copy, an overlay of host folders; appears as `/workspace`.
+    pub workspace: OverlaySpec,
     /// The agent's HOME on the host, kept between turns so that a follow-up can
     /// resume the agent's session; appears at [`docker::HOME_IN_SANDBOX`].
     pub home: PathBuf,
@@ -52,6 +52,17 @@ pub struct SandboxSpec {
     pub memory_bytes: Option<i64>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
+}
+
+/// A workspace made of layers: read-only `lowers` (topmost first: the task's start
+/// layer, then the shared base checkout), and `upper`, where everything the agent
+/// writes lands — the only folder finalizing reads.
+#[derive(Debug, Clone)]
+pub struct OverlaySpec {
+    pub lowers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    /// overlayfs's scratch folder, on the same file system as `upper`.
+    pub work: PathBuf,
 }
 
 /// Where a started agent is.
@@ -125,4 +136,11 @@ pub trait Sandbox: Send + Sync + 'static {
 
     /// Removes the container. Removing a missing one is not an error.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), SandboxError>> + Send;
+
+    /// Releases the workspace of the container named `name` (after the container is
+    /// removed). Releasing one that is gone is not an error.
+    fn release_workspace(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<(), SandboxError>> + Send;
 }

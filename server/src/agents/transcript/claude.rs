@@ -144,8 +144,8 @@ struct ResultLine {
 }
 
 fn init(transcript: &mut Transcript, system: SystemLine) {
-    if system.session_id.is_some() {
-        transcript.session_id = system.session_id;
+    if let Some(id) = system.session_id.filter(|s| super::is_session_id(s)) {
+        transcript.session_id = Some(id);
     }
     transcript.entries.push(Entry::Init {
         model: system.model,
@@ -205,8 +205,8 @@ fn user(transcript: &mut Transcript, line: MessageLine) {
 }
 
 fn finish(transcript: &mut Transcript, result: ResultLine) {
-    if result.session_id.is_some() {
-        transcript.session_id = result.session_id;
+    if let Some(id) = result.session_id.filter(|s| super::is_session_id(s)) {
+        transcript.session_id = Some(id);
     }
     transcript.turns = result.num_turns.unwrap_or(transcript.turns);
     transcript.cost_usd = result.total_cost_usd.or(transcript.cost_usd);

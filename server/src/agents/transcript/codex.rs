@@ -98,7 +98,11 @@ struct Item {
 
 fn apply(transcript: &mut Transcript, event: Event, line: &str) {
     match event {
-        Event::ThreadStarted { thread_id } => transcript.session_id = Some(thread_id),
+        Event::ThreadStarted { thread_id } => {
+            if super::is_session_id(&thread_id) {
+                transcript.session_id = Some(thread_id);
+            }
+        }
         Event::TurnStarted {} => transcript.turns += 1,
         Event::TurnCompleted { usage } => {
             // The usage is the thread's running total, not the turn's.

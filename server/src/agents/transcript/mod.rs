@@ -20,16 +20,55 @@ pub mod render;
 #[cfg(test)]
 mod fixtures;
 
+#[cfg(test)]
+mod session_id_tests {
+    #[test]
+    fn only_uuids_are_session_ids() {
+        for good in [
+            "5f0c8a1e-2b7d-4c1a-9e3f-0a1b2c3d4e5f",
+            "0199A213-81C0-7800-8AA1-BBAB2A035A53",
+        ] {
+            assert!(super::is_session_id(good), "{good}");
+        }
+        for bad in [
+            "",
+            "s",
+            "../../../etc/passwd",
+            "5f0c8a1e-2b7d-4c1a-9e3f-0a1b2c3d4e5f/../x",
+            "5f0c8a1e-2b7d-4c1a-9e3f-0a1b2c3d4e5g",
+            "5f0c8a1e-2b7d-4c1a-9e3f-0a1b2c3d4e5f\n",
+            "\u{1b}[31m5f0c8a1e-2b7d-4c1a-9e3f-0a1b2c3d4e5f",
+            "--resume=x",
+        ] {
+            assert!(!super::is_session_id(bad), "{bad:?}");
+        }
+    }
+}
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use failure::failure_hint;
 
+/// Whether `id` is a session id as both CLIs make them: a UUID (Claude Code's
+/// `session_id`, Codex's `thread_id`, a UUIDv7), lower- or upper-case hex. Session ids
+/// come from the agent's own output, so anything else is refused before it reaches a
+/// file name, a command line or a terminal.
+pub fn is_session_id(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// One agent run, in the order the agent reported it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Transcript {
-    /// Claude's `session_id` or Codex's `thread_id`: what `--resume` takes.
+    /// Claude's `session_id` or Codex's `thread_id`: what `--resume` takes; only ever
+    /// a valid one ([`is_session_id`]).
     pub session_id: Option<String>,
     pub entries: Vec<Entry>,
     /// Claude counts model round trips (`num_turns`); Codex counts prompts
