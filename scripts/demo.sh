@@ -27,6 +27,8 @@ default_agent = "shell"
 [agents.shell]
 image = "$image"
 TOML
+# The repository's own config may pick images and commands only once you trust it.
+echo; echo "\$ handoff trust"; "$handoff" trust
 
 echo; echo "\$ handoff run --wait 'sed -i ... greet.py'"
 "$handoff" run --wait 'sed -i "s/\"hello, \" + name/(\"hello, \" + name).upper() + \"!\"/; /TODO: greet loudly/d" greet.py && echo agent finished'

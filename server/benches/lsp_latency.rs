@@ -75,6 +75,8 @@ fn repo(image: &str, tasks: bool) -> tempfile::TempDir {
             "big",
         ],
     );
+    std::fs::write(p.join(".git/info/exclude"), ".no-user-config/\n").unwrap();
+    handoff(p, &["trust"]);
     if tasks {
         for i in 0..FINISHED {
             handoff(p, &["run", &format!("edit {i}")]);

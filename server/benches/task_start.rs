@@ -59,6 +59,9 @@ fn main() {
                 xdg: xdg.path(),
                 label: &label,
             };
+            // The fixture's .handoff.toml names the image: trust it.
+            let trusted = ctx.handoff(&repo, &["trust"]);
+            assert!(trusted.status.success(), "handoff trust failed");
             eprintln!("task_start: {name}: warm-up");
             ctx.handoff_run(&repo);
             ctx.raw_run(&repo);

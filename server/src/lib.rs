@@ -14,4 +14,5 @@ pub mod git;
 pub mod image;
 pub mod lsp;
 pub mod sandbox;
+pub mod trust;
 pub mod untrusted;

@@ -29,6 +29,7 @@ fn greet_repo_after(before: &str) -> Repo {
         .replace("default_agent = \"shell\"", "default_agent = \"scripted\"");
     repo.write(".handoff.toml", &config);
     repo.git(&["commit", "-qam", "scripted agent"]);
+    repo.trust();
     repo
 }
 
@@ -43,6 +44,7 @@ fn nvim_script(
         .join("../tests/nvim")
         .join(script);
     let home = tempfile::tempdir().unwrap();
+    repo.trust_as(&home.path().join("config"));
     let mut cmd = Command::new(nvim());
     cmd.args(["--headless", "--clean", "-l"])
         .arg(&script)

@@ -59,6 +59,7 @@ fn scripted_repo() -> Repo {
         .replace("default_agent = \"shell\"", "default_agent = \"scripted\"");
     repo.write(".handoff.toml", &config);
     repo.git(&["commit", "-qam", "scripted agent"]);
+    repo.trust();
     repo
 }
 
@@ -67,6 +68,7 @@ fn run_script(script: &str) -> Repo {
     let repo = scripted_repo();
     let script_path = plugin_dir().join("tests").join(script);
     let home = tempfile::tempdir().unwrap();
+    repo.trust_as(&home.path().join("config"));
     let out = Command::new(nvim())
         .args(["--headless", "--clean", "-l"])
         .arg(&script_path)

@@ -82,6 +82,25 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
                 ),
                 None,
             );
+            match &c.trust {
+                crate::trust::TrustState::Untrusted { .. } if !c.ignored.is_empty() => r.line(
+                    Level::Warn,
+                    &format!(
+                        "the repository's .handoff.toml is not trusted; ignored: {}",
+                        c.ignored.join(", ")
+                    ),
+                    Some("review .handoff.toml and .handoff/, then `handoff trust`".into()),
+                ),
+                crate::trust::TrustState::Trusted { .. } => r.line(
+                    Level::Ok,
+                    "the repository's configuration is trusted as it is now",
+                    None,
+                ),
+                _ => {}
+            }
+            for warning in c.warnings.iter().filter(|w| !w.contains("is not trusted")) {
+                r.line(Level::Warn, warning, None);
+            }
             c
         }
         Err(e) => {

@@ -100,6 +100,20 @@ enum Command {
         #[arg(long)]
         delete_branch: bool,
     },
+    /// Bring home the work of a task whose import failed (disk full, …), from the
+    /// copy Handoff kept, once the cause is fixed.
+    Recover { id: TaskId },
+    /// Trust this repository's own configuration (.handoff.toml and .handoff/) as it
+    /// is now. Until then, settings of it that would widen the sandbox (image,
+    /// command, env, network, new profiles, higher limits) are ignored.
+    Trust {
+        /// Forget the trust instead.
+        #[arg(long)]
+        revoke: bool,
+        /// Only say whether it is trusted and what is ignored.
+        #[arg(long)]
+        status: bool,
+    },
     /// Check Docker, images, the repository and the configuration.
     Doctor,
     /// Build agent images (with no registry).
@@ -188,7 +202,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         crate::lsp::serve().await;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Trust { revoke, status } = cli.command {
+        return trust(&cwd, revoke, status);
+    }
     let engine = Engine::open(&cwd, DockerSandbox::new())?;
+    for warning in &engine.config().warnings {
+        eprintln!("handoff: warning: {warning}");
+    }
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Run {
@@ -375,7 +395,98 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor | Command::Lsp | Command::Image { .. } => unreachable!("handled above"),
+        Command::Recover { id } => {
+            let task = engine.recover(id).await?;
+            writeln!(
+                out,
+                "Recovered task #{id}: its work is on {} ({} files changed).",
+                task.branch,
+                task.files_changed.len()
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor | Command::Lsp | Command::Image { .. } | Command::Trust { .. } => {
+            unreachable!("handled above")
+        }
+    }
+}
+
+/// `handoff trust`: records (or revokes, or shows) the user's trust in the
+/// repository's own configuration.
+fn trust(cwd: &std::path::Path, revoke: bool, status: bool) -> Result<ExitCode> {
+    let (workdir, _) = Engine::<DockerSandbox>::find_repo(cwd)?;
+    let mut out = std::io::stdout().lock();
+    if revoke {
+        let removed = crate::trust::revoke(&workdir)?;
+        writeln!(
+            out,
+            "{}",
+            if removed {
+                "Trust revoked: settings of .handoff.toml that widen the sandbox are ignored again."
+            } else {
+                "This repository's configuration was not trusted."
+            }
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let before = crate::config::Config::load(Some(&workdir))?;
+    if status {
+        match &before.trust {
+            crate::trust::TrustState::NoConfig => {
+                writeln!(out, "This repository has no configuration of its own.")?
+            }
+            crate::trust::TrustState::Trusted { .. } => {
+                writeln!(out, "Trusted: .handoff.toml applies in full.")?
+            }
+            crate::trust::TrustState::Untrusted { was, .. } => {
+                let why = if was.is_some() {
+                    "changed since you trusted it"
+                } else {
+                    "not trusted"
+                };
+                writeln!(
+                    out,
+                    "Not trusted ({why}); ignored: {}",
+                    list_or_none(&before.ignored)
+                )?;
+            }
+        }
+        return Ok(if before.trust.is_trusted() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let files = crate::trust::config_files(&workdir);
+    match crate::trust::trust(&workdir)? {
+        None => writeln!(
+            out,
+            "This repository has no .handoff.toml or .handoff/ to trust."
+        )?,
+        Some(hash) => {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            writeln!(
+                out,
+                "Trusted {} as they are now (sha256 {}).{}",
+                names.join(", "),
+                &hash[..16],
+                if before.ignored.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Now applied: {}.", before.ignored.join(", "))
+                }
+            )?;
+            writeln!(out, "Any change to them asks for trust again.")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing".into()
+    } else {
+        items.join(", ")
     }
 }
 

@@ -10,6 +10,7 @@ use super::{Engine, EngineError};
 use crate::agents::OutputFormat;
 use crate::git::GitError;
 use crate::sandbox::Sandbox;
+use crate::untrusted::{EntryKind, UntrustedError, UntrustedTree, Visit, WalkLimits};
 
 /// Where the workspace appears inside the sandbox; session files record it as cwd.
 const WORKSPACE_IN_SANDBOX: &str = "/workspace";
@@ -77,27 +78,40 @@ impl<S: Sandbox> Engine<S> {
             .agents
             .get(&task.agent)
             .and_then(|p| p.output_format());
-        let agent_home = self.store.home_path(id);
+        let agent_home = crate::untrusted::UntrustedTree::open(&self.store.home_path(id))
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
         let cd = format!("cd {}", shell_quote(&worktree.display().to_string()));
-        let (session, continue_command) = match (format, &task.session_id) {
-            (Some(OutputFormat::ClaudeStreamJson), Some(sid)) => {
+        // The id comes from the agent's output: only a well-formed one names files.
+        let sid = task
+            .session_id
+            .as_ref()
+            .filter(|s| crate::agents::transcript::is_session_id(s));
+        let (session, continue_command) = match (format, sid, &agent_home) {
+            (Some(OutputFormat::ClaudeStreamJson), Some(sid), Some(agent_home)) => {
                 let config_dir = std::env::var_os("CLAUDE_CONFIG_DIR")
                     .filter(|_| home_is_real(&home))
                     .map(PathBuf::from)
                     .unwrap_or_else(|| home.join(".claude"));
-                let from_dir = agent_home
-                    .join(".claude/projects")
-                    .join(claude_project_dir(WORKSPACE_IN_SANDBOX));
+                let from_dir = format!(
+                    ".claude/projects/{}",
+                    claude_project_dir(WORKSPACE_IN_SANDBOX)
+                );
                 let to_dir = config_dir
                     .join("projects")
                     .join(claude_project_dir(&worktree.display().to_string()));
                 let file = format!("{sid}.jsonl");
-                let placed = place_session(&from_dir.join(&file), &to_dir.join(&file), &worktree)?;
+                let placed = place_session(
+                    agent_home,
+                    format!("{from_dir}/{file}").as_bytes(),
+                    &to_dir.join(&file),
+                    &worktree,
+                )?;
                 // Sub-agent transcripts and large tool results live beside it.
-                let extra = from_dir.join(sid);
-                if extra.is_dir() {
-                    copy_tree(&extra, &to_dir.join(sid))?;
-                }
+                copy_tree(
+                    agent_home,
+                    format!("{from_dir}/{sid}").as_bytes(),
+                    &to_dir.join(sid),
+                )?;
                 match placed {
                     Some(p) => (
                         Some((sid.clone(), p)),
@@ -106,18 +120,21 @@ impl<S: Sandbox> Engine<S> {
                     None => (None, cd),
                 }
             }
-            (Some(OutputFormat::CodexExecJson), Some(sid)) => {
+            (Some(OutputFormat::CodexExecJson), Some(sid), Some(agent_home)) => {
                 let codex_home = std::env::var_os("CODEX_HOME")
                     .filter(|_| home_is_real(&home))
                     .map(PathBuf::from)
                     .unwrap_or_else(|| home.join(".codex"));
-                let sessions = agent_home.join(".codex/sessions");
-                let placed = match find_file(&sessions, &|name| {
-                    name.starts_with("rollout-") && name.ends_with(&format!("{sid}.jsonl"))
+                let wanted = format!("{sid}.jsonl");
+                let placed = match find_file(agent_home, b".codex/sessions", &|name| {
+                    name.starts_with(b"rollout-") && name.ends_with(wanted.as_bytes())
                 }) {
                     Some(from) => {
-                        let rel = from.strip_prefix(&sessions).unwrap_or(&from).to_path_buf();
-                        place_session(&from, &codex_home.join("sessions").join(rel), &worktree)?
+                        let rel = &from[b".codex/sessions/".len()..];
+                        match crate::untrusted::join_below(&codex_home.join("sessions"), rel) {
+                            Some(to) => place_session(agent_home, &from, &to, &worktree)?,
+                            None => None,
+                        }
                     }
                     None => None,
                 };
@@ -220,20 +237,27 @@ pub fn claude_project_dir(cwd: &str) -> String {
         .collect()
 }
 
-/// Copies a session file, pointing the `cwd` it records at the local worktree.
-/// `Ok(None)` when the agent left no such file.
-fn place_session(from: &Path, to: &Path, worktree: &Path) -> Result<Option<PathBuf>, EngineError> {
-    let text = match std::fs::read_to_string(from) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(GitError::Read {
-                path: from.to_path_buf(),
-                source,
-            }
-            .into())
+/// The largest session file handed over.
+const MAX_SESSION_BYTES: u64 = 512 << 20;
+
+/// Copies a session file out of the agent's HOME (read as hostile input), pointing
+/// the `cwd` it records at the local worktree. `Ok(None)` when the agent left no
+/// such file (or left something else there: a symlink, a FIFO).
+fn place_session(
+    home: &UntrustedTree,
+    from: &[u8],
+    to: &Path,
+    worktree: &Path,
+) -> Result<Option<PathBuf>, EngineError> {
+    let bytes = match home.read_file(from, MAX_SESSION_BYTES) {
+        Ok(b) => b,
+        Err(UntrustedError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None)
         }
+        Err(UntrustedError::NotAFile { .. }) => return Ok(None),
+        Err(e) => return Err(EngineError::Invalid(e.to_string())),
     };
+    let text = String::from_utf8_lossy(&bytes);
     let local = worktree.display().to_string();
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
@@ -282,33 +306,63 @@ fn rewrite_cwd(value: &mut serde_json::Value, local: &str) {
     }
 }
 
-fn find_file(dir: &Path, matches: &dyn Fn(&str) -> bool) -> Option<PathBuf> {
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if let Some(found) = find_file(&path, matches) {
-                return Some(found);
-            }
-        } else if entry.file_name().to_str().is_some_and(matches) {
-            return Some(path);
+/// The first regular file under `dir` of the agent's HOME whose name `matches`.
+fn find_file(home: &UntrustedTree, dir: &[u8], matches: &dyn Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let mut found = None;
+    let _ = home.walk(WalkLimits::default(), |e| {
+        if found.is_some() {
+            return Visit::Skip;
         }
-    }
-    None
+        let inside = e.path.starts_with(dir) && e.path.get(dir.len()) == Some(&b'/');
+        let on_the_way = dir.starts_with(&e.path) && dir.get(e.path.len()) == Some(&b'/');
+        match e.kind {
+            EntryKind::Dir { .. } if inside || on_the_way || e.path == dir => Visit::Descend,
+            EntryKind::File { .. } if inside => {
+                let name = e.path.rsplit(|&b| b == b'/').next().unwrap_or(&e.path);
+                if matches(name) {
+                    found = Some(e.path.clone());
+                }
+                Visit::Skip
+            }
+            _ => Visit::Skip,
+        }
+    });
+    found
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<(), EngineError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| GitError::Write { path, source }
-    };
-    std::fs::create_dir_all(to).map_err(io(to))?;
-    for entry in std::fs::read_dir(from).map_err(io(from))?.flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target).map_err(io(&target))?;
+/// Copies the regular files under `from` in the agent's HOME to `to` (the user's own
+/// folder); symlinks and other kinds are left behind.
+fn copy_tree(home: &UntrustedTree, from: &[u8], to: &Path) -> Result<(), EngineError> {
+    let mut files = Vec::new();
+    let _ = home.walk(WalkLimits::default(), |e| {
+        let inside = e.path.starts_with(from) && e.path.get(from.len()) == Some(&b'/');
+        let on_the_way = from.starts_with(&e.path) && from.get(e.path.len()) == Some(&b'/');
+        match e.kind {
+            EntryKind::Dir { .. } if inside || on_the_way || e.path == from => Visit::Descend,
+            EntryKind::File { .. } if inside => {
+                files.push(e.path.clone());
+                Visit::Skip
+            }
+            _ => Visit::Skip,
         }
+    });
+    for rel in files {
+        let Some(target) = crate::untrusted::join_below(to, &rel[from.len() + 1..]) else {
+            continue;
+        };
+        let bytes = home
+            .read_file(&rel, MAX_SESSION_BYTES)
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| GitError::Write {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        std::fs::write(&target, bytes).map_err(|source| GitError::Write {
+            path: target.clone(),
+            source,
+        })?;
     }
     Ok(())
 }

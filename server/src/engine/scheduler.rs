@@ -268,7 +268,11 @@ impl<S: Sandbox> Engine<S> {
             let user = Repository::open(&workdir)?;
             let base = base::ensure(&user, &store.bases_path(), base_commit, (uid, gid))?;
             // Bases nobody started a task on for a few days go (each is a checkout).
-            base::prune(&store.bases_path(), std::slice::from_ref(&base.tree), BASE_KEEP);
+            base::prune(
+                &store.bases_path(),
+                std::slice::from_ref(&base.tree),
+                BASE_KEEP,
+            );
             // The agent owns its HOME; files it made in earlier turns stay.
             agent_dir(&store.home_path(id), uid, gid, false)?;
             // Results of this turn's setup and check only.

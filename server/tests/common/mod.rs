@@ -67,7 +67,37 @@ impl Repo {
         );
         repo.git(&["add", "-A"]);
         repo.git(&["commit", "-q", "-m", "initial"]);
+        // The tests' user configuration folder lives in the repository; git (and so
+        // the snapshot) must not see it.
+        std::fs::write(repo.path().join(".git/info/exclude"), ".no-user-config/\n").unwrap();
+        repo.trust();
         repo
+    }
+
+    /// `handoff trust` for the tests' own user configuration: the repository's
+    /// `.handoff.toml` (the test image, scripted agents) applies in full.
+    pub fn trust(&self) {
+        self.trust_as(&self.config_home());
+    }
+
+    /// `handoff trust` recorded in the user configuration folder `config_home` (for
+    /// tests that run Handoff with their own `XDG_CONFIG_HOME`, like the editors).
+    pub fn trust_as(&self, config_home: &Path) {
+        let out = handoff_in(
+            self.path(),
+            &["trust"],
+            &[("XDG_CONFIG_HOME", config_home.to_str().unwrap())],
+        );
+        assert!(
+            out.status.success(),
+            "handoff trust failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The user configuration folder every `handoff` of these tests runs with.
+    pub fn config_home(&self) -> PathBuf {
+        self.path().join(".no-user-config")
     }
 
     pub fn path(&self) -> &Path {

@@ -56,7 +56,7 @@ function git(repo, ...args) {
 }
 
 /** greet.py with a TODO; agents that edit files the same way every time. */
-function makeRepo(dir) {
+function makeRepo(dir, state) {
   fs.mkdirSync(dir, { recursive: true });
   git(dir, 'init', '-q', '-b', 'main');
   fs.writeFileSync(path.join(dir, 'greet.py'), GREET);
@@ -81,6 +81,12 @@ memory = "256m"
   fs.writeFileSync(path.join(dir, '.handoff.toml'), toml);
   git(dir, 'add', '-A');
   git(dir, 'commit', '-q', '-m', 'initial');
+  // The repository's config names images and commands: trust it, for the CLI calls
+  // below (their own config folder) and for the server code-server starts.
+  fs.writeFileSync(path.join(dir, '.git', 'info', 'exclude'), '.no-user-config/\n');
+  for (const home of [path.join(dir, '.no-user-config'), path.join(state, 'xdg-config')]) {
+    execFileSync(HANDOFF_BIN, ['-C', dir, 'trust'], { env: { ...process.env, XDG_CONFIG_HOME: home } });
+  }
 }
 
 // --- code-server ---------------------------------------------------------------------
@@ -870,7 +876,7 @@ async function main() {
   let passed = 0;
   let failed = 0;
   try {
-    makeRepo(repo);
+    makeRepo(repo, state);
     prepareState(state);
     log('installing the extension into code-server');
     installExtension(state);
