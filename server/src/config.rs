@@ -367,6 +367,14 @@ impl Config {
                 if cmd.get_ref().is_empty() {
                     return Err(at(cmd.span(), &key("command"), "must name a program"));
                 }
+                if let Some(warning) = prompt_in_shell_script(cmd.get_ref()) {
+                    self.warnings.push(format!(
+                        "{}: line {}, key `{}`: {warning}",
+                        path.display(),
+                        line_of(text, cmd.span().start),
+                        key("command")
+                    ));
+                }
             }
             if let Some(cmd) = &over.resume_command {
                 if cmd.get_ref().is_empty() {
@@ -454,6 +462,16 @@ impl Config {
     }
 
     pub fn profile(&self, name: &str) -> Result<&AgentProfile, String> {
+        if !self.agents.contains_key(name)
+            && self
+                .ignored
+                .contains(&format!("agents.{name} (a new profile)"))
+        {
+            return Err(format!(
+                "agent profile `{name}` is defined in this repository's .handoff.toml, which \
+                 you have not trusted (as it is now): review it, then run `handoff trust`"
+            ));
+        }
         self.agents.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.agents.keys().map(String::as_str).collect();
             format!(
@@ -462,6 +480,28 @@ impl Config {
             )
         })
     }
+}
+
+/// A warning when `argv` splices `{prompt}` into a shell script (`sh -c "… {prompt}"`),
+/// where the prompt's quotes and `;` become shell syntax: the prompt is the user's
+/// words (or a stranger's TODO), not a command.
+pub fn prompt_in_shell_script(argv: &[String]) -> Option<String> {
+    let program = argv.first()?.rsplit('/').next()?;
+    if !matches!(
+        program,
+        "sh" | "bash" | "dash" | "zsh" | "ash" | "ksh" | "busybox"
+    ) {
+        return None;
+    }
+    // `-c`, or a cluster of short options with `c` in it (`-lc`, `-ec`).
+    let is_c = |a: &&String| a.starts_with('-') && !a.starts_with("--") && a.contains('c');
+    let script = argv.iter().skip(1).skip_while(|a| !is_c(a)).nth(1)?;
+    (script.contains("{prompt}") && script != "{prompt}").then(|| {
+        "`{prompt}` is spliced into a shell script, so quotes or `;` in a prompt would run \
+         as shell code; read the prompt from the environment instead: \
+         [\"sh\", \"-c\", \"… \\\"$HANDOFF_PROMPT\\\"\"]"
+            .to_string()
+    })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -657,6 +697,29 @@ command = ["sh"]
         c.apply_untrusted(Path::new("/r/.handoff.toml"), "max_parallel = 64\n")
             .unwrap();
         assert_eq!(c.max_parallel, 4);
+    }
+
+    #[test]
+    fn a_prompt_spliced_into_a_shell_script_is_warned_about() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(
+            prompt_in_shell_script(&argv(&["sh", "-c", "cargo fmt && echo {prompt}"])).is_some()
+        );
+        assert!(prompt_in_shell_script(&argv(&["/bin/bash", "-lc", "x"])).is_none());
+        assert!(prompt_in_shell_script(&argv(&["/bin/bash", "-lc", "x {prompt}"])).is_some());
+        assert!(
+            prompt_in_shell_script(&argv(&["sh", "-c", "{prompt}"])).is_none(),
+            "the built-in shell agent"
+        );
+        assert!(prompt_in_shell_script(&argv(&["sh", "-c", "echo \"$HANDOFF_PROMPT\""])).is_none());
+        assert!(prompt_in_shell_script(&argv(&["aider", "--message", "{prompt}"])).is_none());
+        let c = load("[agents.x]\nimage = \"i\"\ncommand = [\"sh\", \"-c\", \"echo {prompt}\"]\n")
+            .unwrap();
+        assert!(
+            c.warnings[0].contains("line 3") && c.warnings[0].contains("HANDOFF_PROMPT"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

@@ -67,13 +67,20 @@ impl Drop for Cleanup {
 
 #[test]
 fn a_repository_dockerfile_builds_a_custom_profile_once_per_set_of_inputs() {
-    const PROFILE_IMAGE: &str = "handoff-test/image-e2e:latest";
+    // An image other repositories use: a repository's build must never replace it.
+    const SHARED_IMAGE: &str = "handoff-test/image-e2e-shared:latest";
+    let tagged = Command::new("docker")
+        .args(["tag", image(), SHARED_IMAGE])
+        .output()
+        .unwrap();
+    assert!(tagged.status.success());
     let repo = Repo::new(
         &[],
         &format!(
-            "[agents.busy]\nimage = \"{PROFILE_IMAGE}\"\ncommand = [\"sh\", \"-c\", \"{{prompt}}\"]\n"
+            "[agents.busy]\nimage = \"{SHARED_IMAGE}\"\ncommand = [\"sh\", \"-c\", \"{{prompt}}\"]\n"
         ),
     );
+    let shared_id = image_id(SHARED_IMAGE);
     let dockerfile = |extra: &str| {
         format!(
             "FROM {}\nCOPY nonce.txt /nonce.txt\nRUN echo built > /built.txt{extra}\n",
@@ -85,14 +92,28 @@ fn a_repository_dockerfile_builds_a_custom_profile_once_per_set_of_inputs() {
     // from an earlier run.
     let nonce = format!("{:?}", std::time::SystemTime::now());
     repo.write(".handoff/nonce.txt", &nonce);
-    let mut cleanup = Cleanup(vec![PROFILE_IMAGE.to_string()]);
+    let mut cleanup = Cleanup(vec![SHARED_IMAGE.to_string()]);
 
+    // The Dockerfile changed the repository's configuration: not trusted yet.
     let args = ["image", "build", "busy"];
+    let refused = repo.handoff(&args);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("not trusted") && stderr(&refused).contains("handoff trust"),
+        "{}",
+        stderr(&refused)
+    );
+    repo.trust();
     let out = repo.handoff(&args);
     let tag = built_tag(&args, &out);
     cleanup.0.push(tag.clone());
-    assert!(tag.starts_with("handoff/busy:"), "{tag}");
-    assert_eq!(tag.len(), "handoff/busy:".len() + 16, "{tag}");
+    let own = tag.split(':').next().unwrap().to_string();
+    assert!(
+        own.starts_with("handoff-repo-") && own.ends_with("/busy"),
+        "a repository's images live in its own namespace: {tag}"
+    );
+    cleanup.0.push(format!("{own}:latest"));
+    assert_eq!(tag.len(), own.len() + 1 + 16, "{tag}");
     assert!(
         stderr(&out).contains("Step "),
         "the builder's output is shown:\n{}",
@@ -100,8 +121,25 @@ fn a_repository_dockerfile_builds_a_custom_profile_once_per_set_of_inputs() {
     );
     assert_eq!(docker_run(&tag, &["cat", "/built.txt"]), "built\n");
     assert_eq!(docker_run(&tag, &["cat", "/nonce.txt"]), nonce);
-    // The profile's image now is this build.
-    assert_eq!(image_id(PROFILE_IMAGE), image_id(&tag));
+    // The repository's own name points at this build; the shared image is untouched.
+    assert_eq!(image_id(&format!("{own}:latest")), image_id(&tag));
+    assert_eq!(image_id(SHARED_IMAGE), shared_id);
+    // And the profile's tasks run it.
+    let out = repo.handoff(&[
+        "run",
+        "--wait",
+        "--json",
+        "--agent",
+        "busy",
+        "cat /built.txt > seen.txt",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let task: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(task["image"], format!("{own}:latest"));
+    assert_eq!(
+        repo.show_bytes(task["branch"].as_str().unwrap(), "seen.txt"),
+        b"built\n"
+    );
 
     // Same inputs: nothing is rebuilt, and the command says so.
     let again = repo.handoff(&args);
@@ -110,20 +148,23 @@ fn a_repository_dockerfile_builds_a_custom_profile_once_per_set_of_inputs() {
     assert!(said.contains("cached"), "{said}");
     assert!(!said.contains("Step "), "nothing was built:\n{said}");
 
-    // A changed Dockerfile is a new image, and the profile moves to it.
+    // A changed Dockerfile is a new image (trusted again), and the profile moves to it.
     repo.write(
         ".handoff/Dockerfile",
         &dockerfile(" && echo changed > /changed.txt"),
     );
+    repo.trust();
     let changed = repo.handoff(&args);
     let new_tag = built_tag(&args, &changed);
     cleanup.0.push(new_tag.clone());
     assert_ne!(new_tag, tag);
     assert_eq!(docker_run(&new_tag, &["cat", "/changed.txt"]), "changed\n");
-    assert_eq!(image_id(PROFILE_IMAGE), image_id(&new_tag));
+    assert_eq!(image_id(&format!("{own}:latest")), image_id(&new_tag));
+    assert_eq!(image_id(SHARED_IMAGE), shared_id);
 
     // A failing step is named.
     repo.write(".handoff/Dockerfile", &dockerfile(" && false"));
+    repo.trust();
     let failed = repo.handoff(&args);
     assert!(!failed.status.success());
     let said = stderr(&failed);
@@ -134,6 +175,7 @@ fn a_repository_dockerfile_builds_a_custom_profile_once_per_set_of_inputs() {
 
     // A profile with no Dockerfile and no recipe: nothing to build, and what to do.
     std::fs::remove_dir_all(repo.path().join(".handoff")).unwrap();
+    repo.trust();
     let nothing = repo.handoff(&["image", "build", "busy"]);
     assert!(!nothing.status.success());
     let said = stderr(&nothing);

@@ -29,9 +29,9 @@ impl Report {
                 "FAIL"
             }
         };
-        println!("[{mark}] {what}");
+        println!("[{mark}] {}", super::terminal::escape(what));
         if let Some(fix) = fix {
-            println!("       fix: {fix}");
+            println!("       fix: {}", super::terminal::escape(&fix));
         }
     }
 }

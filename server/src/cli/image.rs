@@ -59,12 +59,26 @@ async fn build(
     let name = profile.unwrap_or_else(|| config.default_agent.clone());
     let profile = config.profile(&name).map_err(anyhow::Error::msg)?;
     let sandbox = DockerSandbox::connect().await?;
+    let repo = match crate::engine::Engine::open(&workdir, DockerSandbox::new()) {
+        Ok(engine) => engine.repo_scope(),
+        // Outside a repository only the built-in agents can be built.
+        Err(_) => crate::image::RepoScope {
+            key: "none".into(),
+            trusted: false,
+        },
+    };
 
     let started = Instant::now();
     let mut progress = |line: &str| eprintln!("{line}");
-    let built =
-        image::build_profile_image(sandbox.client()?, &workdir, profile, &opts, &mut progress)
-            .await?;
+    let built = image::build_profile_image(
+        sandbox.client()?,
+        &workdir,
+        profile,
+        &repo,
+        &opts,
+        &mut progress,
+    )
+    .await?;
     if built.cached {
         eprintln!(
             "handoff: {} is up to date (cached: its inputs are unchanged; nothing rebuilt); {} points at it",

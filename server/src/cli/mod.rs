@@ -3,6 +3,7 @@
 mod doctor;
 mod image;
 mod render;
+pub mod terminal;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -146,7 +147,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("handoff: {e:#}");
+            eprintln!("handoff: {}", terminal::escape(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -207,7 +208,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     let engine = Engine::open(&cwd, DockerSandbox::new())?;
     for warning in &engine.config().warnings {
-        eprintln!("handoff: warning: {warning}");
+        eprintln!("handoff: warning: {}", terminal::escape(warning));
     }
     let mut out = std::io::stdout().lock();
     match cli.command {
@@ -274,6 +275,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let pulled = engine.pull(id, dir.as_deref(), None)?;
             if json {
                 let value = serde_json::json!({
+                    "sensitive_files": engine.get(id)?.sensitive_files,
                     "worktree": pulled.worktree,
                     "created": pulled.created,
                     "branch": pulled.branch,
@@ -298,6 +300,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     writeln!(out, "Agent session {sid} placed at {}", file.display())?;
                 }
                 writeln!(out, "Continue with:\n  {}", pulled.continue_command)?;
+                let task = engine.get(id)?;
+                let callouts = render::callouts(&task, "\n");
+                if !callouts.is_empty() {
+                    writeln!(out, "{}", callouts.trim_start_matches('\n'))?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -324,9 +331,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Logs { id, follow, raw } => {
             refresh(&engine).await;
             let task = engine.get(id)?;
+            // Raw bytes only to a pipe or file; on a terminal, control characters are
+            // shown, not obeyed.
+            let tty = std::io::stdout().is_terminal();
             if !raw && (!follow || task.state.is_terminal()) {
                 if let Some(text) = engine.transcript(id).await? {
-                    write!(out, "{text}")?;
+                    write!(out, "{}", terminal::escape(&text))?;
                     return Ok(ExitCode::SUCCESS);
                 }
             }
@@ -350,23 +360,30 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 engine
                     .follow_logs(id, |chunk| {
                         let mut o = std::io::stdout().lock();
-                        let _ = o.write_all(live.push(chunk).as_bytes());
+                        let _ = o.write_all(terminal::escape(&live.push(chunk)).as_bytes());
                         let _ = o.flush();
                     })
                     .await?;
-                print!("{}", live.finish());
+                print!("{}", terminal::escape(&live.finish()));
                 return Ok(ExitCode::SUCCESS);
             }
+            let shown = |bytes: &[u8]| -> Vec<u8> {
+                if tty {
+                    terminal::escape_bytes(bytes).into_bytes()
+                } else {
+                    bytes.to_vec()
+                }
+            };
             if follow {
                 engine
                     .follow_logs(id, |chunk| {
                         let mut o = std::io::stdout().lock();
-                        let _ = o.write_all(chunk);
+                        let _ = o.write_all(&shown(chunk));
                         let _ = o.flush();
                     })
                     .await?;
             } else {
-                out.write_all(&engine.logs(id).await?)?;
+                out.write_all(&shown(&engine.logs(id).await?))?;
             }
             Ok(ExitCode::SUCCESS)
         }

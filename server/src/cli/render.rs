@@ -1,7 +1,12 @@
 //! How tasks look on a terminal.
+//!
+//! Titles, prompts, errors, file names, check output and session ids were written by
+//! the agent or a stranger's repository: every such string passes through [`esc`],
+//! so none can move the cursor, rewrite the screen or set the terminal's title.
 
 use std::fmt::Write;
 
+use super::terminal::escape as esc;
 use crate::engine::task::{CheckRun, Task, TaskState};
 
 fn elapsed(task: &Task) -> String {
@@ -25,7 +30,7 @@ pub fn progress_line(task: &Task) -> String {
         task.id,
         task.state,
         elapsed(task),
-        task.title
+        esc(&task.title)
     )
 }
 
@@ -34,8 +39,8 @@ pub fn started(task: &Task) -> String {
         "Task #{id} {state}: {title}\n  branch  {branch}\n  follow  handoff logs {id} -f\n  wait    handoff show {id}",
         id = task.id,
         state = task.state,
-        title = task.title,
-        branch = task.branch
+        title = esc(&task.title),
+        branch = esc(&task.branch)
     )
 }
 
@@ -49,7 +54,7 @@ pub fn replied(task: &Task) -> String {
         );
     }
     let resume = match &task.session_id {
-        Some(sid) => format!(", resuming session {sid}"),
+        Some(sid) => format!(", resuming session {}", esc(sid)),
         None => String::new(),
     };
     format!(
@@ -67,10 +72,10 @@ pub fn finished(task: &Task) -> String {
         task.id,
         task.state,
         elapsed(task),
-        task.title
+        esc(&task.title)
     );
     if let Some(err) = &task.error {
-        let _ = write!(s, "\n  {err}");
+        let _ = write!(s, "\n  {}", esc(err));
     }
     if let Some(check) = &task.check {
         let _ = write!(s, "\n  {}", check_line(task, check));
@@ -79,7 +84,7 @@ pub fn finished(task: &Task) -> String {
         let _ = write!(
             s,
             "\n  branch  {} ({} file{} changed)\n  review  handoff diff {}",
-            task.branch,
+            esc(&task.branch),
             task.files_changed.len(),
             if task.files_changed.len() == 1 {
                 ""
@@ -89,13 +94,45 @@ pub fn finished(task: &Task) -> String {
             task.id
         );
     }
+    s.push_str(&callouts(task, "\n  "));
+    s
+}
+
+/// What the user must hear about a result besides its state: changed tool settings,
+/// files left behind, warnings. Each line starts with `sep`.
+pub fn callouts(task: &Task, sep: &str) -> String {
+    let mut s = String::new();
+    if !task.sensitive_files.is_empty() {
+        let files: Vec<String> = task
+            .sensitive_files
+            .iter()
+            .map(|f| esc(f).into_owned())
+            .collect();
+        let _ = write!(
+            s,
+            "{sep}⚠ changes settings of tools, editors, agents or CI: {} — review these before \
+             you merge or check the branch out; they are never accepted with \"accept all\"",
+            files.join(", ")
+        );
+    }
+    for skipped in &task.not_imported {
+        let _ = write!(
+            s,
+            "{sep}not brought home: {} ({})",
+            esc(&skipped.path),
+            esc(&skipped.reason)
+        );
+    }
+    for warning in &task.warnings {
+        let _ = write!(s, "{sep}note: {}", esc(warning));
+    }
     s
 }
 
 /// `check cargo test passed`, or failed with the repair turns it got.
 fn check_line(task: &Task, check: &CheckRun) -> String {
     if check.passed {
-        return format!("check `{}` passed", check.command);
+        return format!("check `{}` passed", esc(&check.command));
     }
     let repairs = match task.check_repairs {
         0 => String::new(),
@@ -104,7 +141,9 @@ fn check_line(task: &Task, check: &CheckRun) -> String {
     };
     format!(
         "check `{}` FAILED (exit code {}){repairs}; see `handoff show {}`",
-        check.command, check.exit_code, task.id
+        esc(&check.command),
+        check.exit_code,
+        task.id
     )
 }
 
@@ -112,7 +151,11 @@ pub fn table(tasks: &[Task]) -> String {
     if tasks.is_empty() {
         return "No tasks yet. Start one with `handoff run \"what to do\"`.\n".into();
     }
-    let width = tasks.iter().map(|t| t.branch.len()).max().unwrap_or(6);
+    let width = tasks
+        .iter()
+        .map(|t| esc(&t.branch).chars().count())
+        .max()
+        .unwrap_or(6);
     let mut s = format!(
         "{:>4}  {:<10} {:<8} {:>7}  {:<width$}  {}\n",
         "ID", "STATE", "AGENT", "TIME", "BRANCH", "TITLE"
@@ -123,10 +166,14 @@ pub fn table(tasks: &[Task]) -> String {
             "{:>4}  {:<10} {:<8} {:>7}  {:<width$}  {}",
             t.id,
             t.state.as_str(),
-            t.agent,
+            esc(&t.agent),
             elapsed(t),
-            t.branch,
-            t.title
+            esc(&t.branch),
+            if t.sensitive_files.is_empty() {
+                esc(&t.title).into_owned()
+            } else {
+                format!("⚠ {}", esc(&t.title))
+            }
         );
     }
     s
@@ -135,9 +182,9 @@ pub fn table(tasks: &[Task]) -> String {
 pub fn details(task: &Task) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Task #{}  {}", task.id, task.state);
-    let _ = writeln!(s, "  title    {}", task.title);
-    let _ = writeln!(s, "  agent    {} ({})", task.agent, task.image);
-    let _ = writeln!(s, "  branch   {}", task.branch);
+    let _ = writeln!(s, "  title    {}", esc(&task.title));
+    let _ = writeln!(s, "  agent    {} ({})", esc(&task.agent), esc(&task.image));
+    let _ = writeln!(s, "  branch   {}", esc(&task.branch));
     let _ = writeln!(s, "  base     {}", task.base_commit);
     if let Some(h) = &task.head_commit {
         let _ = writeln!(s, "  head     {h}");
@@ -156,28 +203,37 @@ pub fn details(task: &Task) -> String {
         );
     }
     if let Some(err) = &task.error {
-        let _ = writeln!(s, "  error    {err}");
+        let _ = writeln!(s, "  error    {}", esc(err));
     }
     if !task.files_changed.is_empty() {
         let _ = writeln!(s, "  files");
         for f in &task.files_changed {
-            let _ = writeln!(s, "    {f}");
+            let mark = if task.sensitive_files.contains(f) {
+                "  ⚠ tool settings"
+            } else {
+                ""
+            };
+            let _ = writeln!(s, "    {}{mark}", esc(f));
         }
     }
+    let callouts = callouts(task, "\n  ");
+    if !callouts.is_empty() {
+        let _ = writeln!(s, "{}", callouts.trim_start_matches('\n'));
+    }
     if let Some(sid) = &task.session_id {
-        let _ = writeln!(s, "  session  {sid}");
+        let _ = writeln!(s, "  session  {}", esc(sid));
     }
     if let Some(check) = &task.check {
         let _ = writeln!(s, "  check    {}", check_line(task, check));
         if !check.passed {
             for line in check.output.lines() {
-                let _ = writeln!(s, "    | {line}");
+                let _ = writeln!(s, "    | {}", esc(line));
             }
         }
     }
     let _ = writeln!(s, "  prompt");
     for line in task.prompt.lines().take(20) {
-        let _ = writeln!(s, "    {line}");
+        let _ = writeln!(s, "    {}", esc(line));
     }
     let follow_ups: Vec<&str> = task
         .turns
@@ -189,13 +245,13 @@ pub fn details(task: &Task) -> String {
     for (n, reply) in follow_ups.iter().enumerate() {
         let _ = writeln!(s, "  reply {}", n + 1);
         for line in reply.lines().take(10) {
-            let _ = writeln!(s, "    {line}");
+            let _ = writeln!(s, "    {}", esc(line));
         }
     }
     for reply in &task.pending_replies {
         let _ = writeln!(s, "  queued reply");
         for line in reply.lines().take(10) {
-            let _ = writeln!(s, "    {line}");
+            let _ = writeln!(s, "    {}", esc(line));
         }
     }
     s

@@ -145,6 +145,10 @@ impl<S: Sandbox> Engine<S> {
                 "the prompt is empty; say what the agent should do".into(),
             ));
         }
+        refuse_nul("prompt", &prompt)?;
+        if let Some(title) = &new.title {
+            refuse_nul("title", title)?;
+        }
         // Refuse now, not in the container, a prompt the command line cannot carry.
         profile.argv(&prompt).map_err(EngineError::Invalid)?;
 
@@ -190,7 +194,7 @@ impl<S: Sandbox> Engine<S> {
             head_commit: None,
             files_changed: vec![],
             error: None,
-            image: profile.image.clone(),
+            image: self.image_for(&profile),
             container_id: None,
             exit_code: None,
             oom_killed: false,
@@ -238,6 +242,7 @@ impl<S: Sandbox> Engine<S> {
                 "the reply is empty; say what the agent should do next".into(),
             ));
         }
+        refuse_nul("reply", message)?;
         let lock = self.lock().await?;
         let mut task = self.store.load(id)?;
         let profile = self.profile(Some(&task.agent))?.clone();
@@ -669,6 +674,18 @@ impl<S: Sandbox> Engine<S> {
             }
             let _ = file.write_all(&redactor.finish());
         })
+    }
+}
+
+/// Text with a NUL byte cannot reach a program (argv and the environment end at
+/// NUL): say so, instead of letting the container engine fail obscurely.
+fn refuse_nul(what: &str, text: &str) -> Result<(), EngineError> {
+    match text.find('\0') {
+        Some(at) => Err(EngineError::Invalid(format!(
+            "the {what} contains a NUL byte (at byte {at}), which cannot be passed to an agent; \
+             remove it and try again"
+        ))),
+        None => Ok(()),
     }
 }
 

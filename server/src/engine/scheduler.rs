@@ -229,7 +229,8 @@ impl<S: Sandbox> Engine<S> {
     /// Workspace, container spec, container. Returns the container id.
     async fn launch(&self, task: &mut Task, profile: &AgentProfile) -> Result<String, EngineError> {
         let clock = std::time::Instant::now();
-        self.sandbox.check_image(&profile.image).await?;
+        let image = self.image_for(profile);
+        self.sandbox.check_image(&image).await?;
         let argv = match &task.reply {
             Some(reply) => profile.follow_up_argv(reply, task.session_id.as_deref()),
             None => profile.argv(&task.prompt),
@@ -369,7 +370,7 @@ impl<S: Sandbox> Engine<S> {
         ]);
         let spec = SandboxSpec {
             name: self.turn_container_name(task),
-            image: profile.image.clone(),
+            image,
             argv,
             env,
             labels,
@@ -400,13 +401,30 @@ impl<S: Sandbox> Engine<S> {
 
     /// `handoff-<repo key>-<id>`: unique per repository and task on one engine.
     pub fn container_name(&self, id: TaskId) -> String {
-        let key = Oid::hash_object(
+        format!("handoff-{}-{id}", self.repo_key())
+    }
+
+    /// A short key of this repository, for names on the engine (containers, images).
+    pub fn repo_key(&self) -> String {
+        Oid::hash_object(
             git2::ObjectType::Blob,
             self.git_dir.as_os_str().as_encoded_bytes(),
         )
         .map(|o| o.to_string()[..10].to_string())
-        .unwrap_or_else(|_| "repo".into());
-        format!("handoff-{key}-{id}")
+        .unwrap_or_else(|_| "repo".into())
+    }
+
+    /// The repository, as image builds and lookups see it.
+    pub fn repo_scope(&self) -> crate::image::RepoScope {
+        crate::image::RepoScope {
+            key: self.repo_key(),
+            trusted: self.config.trust.is_trusted(),
+        }
+    }
+
+    /// The image `profile`'s tasks run in this repository ([`crate::image::image_for`]).
+    pub fn image_for(&self, profile: &AgentProfile) -> String {
+        crate::image::image_for(&self.workdir, &self.repo_scope(), profile)
     }
 
     /// The container of the task's current turn: [`Engine::container_name`] for the

@@ -94,6 +94,11 @@ pub struct BuiltImage {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error(
+        "{} is part of this repository's configuration, which you have not trusted (as it is now): review .handoff.toml and .handoff/, then run `handoff trust`",
+        dockerfile.display()
+    )]
+    Untrusted { dockerfile: PathBuf },
+    #[error(
         "nothing to build for agent `{profile}`: Handoff builds images for the built-in agents (claude, codex) and for profiles whose repository has .handoff/Dockerfile, and `{profile}` runs `{image}`. Either set `image` in [agents.{profile}] of .handoff.toml to an image the Docker engine has, or add .handoff/Dockerfile (or .handoff/{profile}.Dockerfile) to build one"
     )]
     NothingToBuild { profile: String, image: String },
@@ -131,7 +136,7 @@ pub enum ImageError {
     )]
     BaseImageMissing { dockerfile: PathBuf, image: String },
     #[error(
-        "{} starts FROM {image}, which is agent `{profile}`'s own image: each build would stack on the last. Start FROM the image's hash tag (handoff/{profile}:<hash>) or another image",
+        "{} starts FROM {image}, which is agent `{profile}`'s own image: each build would stack on the last. Start FROM the image's hash tag (…/{profile}:<hash>) or another image",
         dockerfile.display()
     )]
     BuildsOnItself {
@@ -190,14 +195,43 @@ fn plan(workdir: &Path, profile: &AgentProfile) -> Result<Plan, ImageError> {
         })
 }
 
-/// Builds (or finds, when its inputs are unchanged) the image of `profile` and tags
-/// it as the profile's `image`. `workdir` is the repository's working tree (where
-/// `.handoff/` is looked for). Progress lines — the builder's output among them — go
-/// to `progress`.
+/// The repository an image build is for: its key (`handoff-repo-<key>/…` names its
+/// own images) and whether the user trusts its configuration.
+#[derive(Debug, Clone)]
+pub struct RepoScope {
+    pub key: String,
+    pub trusted: bool,
+}
+
+impl RepoScope {
+    /// The image name under which this repository's own Dockerfile for `profile` is
+    /// built: in the repository's own namespace, so that no repository can replace an
+    /// image other repositories (or the built-in agents) use.
+    pub fn image_name(&self, profile: &str) -> String {
+        format!("handoff-repo-{}/{}:latest", self.key, name_part(profile))
+    }
+}
+
+/// The image tasks of `profile` run in this repository: its own Dockerfile's build
+/// when it has one for the profile and the user trusts it, else the profile's `image`.
+pub fn image_for(workdir: &Path, repo: &RepoScope, profile: &AgentProfile) -> String {
+    match plan(workdir, profile) {
+        Ok(Plan::Repository { .. }) if repo.trusted => repo.image_name(&profile.name),
+        _ => profile.image.clone(),
+    }
+}
+
+/// Builds (or finds, when its inputs are unchanged) the image of `profile`. A built-in
+/// agent's image is tagged as the profile's `image`; a repository's own Dockerfile is
+/// built only when the user trusts the repository, and tagged only in the
+/// repository's own namespace ([`RepoScope::image_name`]). `workdir` is the working
+/// tree (where `.handoff/` is looked for). Progress lines — the builder's output among
+/// them — go to `progress`.
 pub async fn build_profile_image(
     docker: &Docker,
     workdir: &Path,
     profile: &AgentProfile,
+    repo: &RepoScope,
     opts: &BuildOptions,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<BuiltImage, ImageError> {
@@ -209,23 +243,41 @@ pub async fn build_profile_image(
         }
         Plan::Repository { dir, dockerfile } => {
             let path = dir.join(&dockerfile);
+            if !repo.trusted {
+                return Err(ImageError::Untrusted { dockerfile: path });
+            }
             if opts.package.is_some() {
                 return Err(ImageError::PackageWithDockerfile {
                     profile: profile.name.clone(),
                     dockerfile: path,
                 });
             }
-            let staged = stage_repository(&docker, profile, dir, dockerfile).await?;
+            let own = repo.image_name(&profile.name);
+            let staged = stage_repository(&docker, profile, &own, dir, dockerfile).await?;
             (staged, ImageSource::Repository { dockerfile: path })
         }
     };
 
     let hash = hash_context(&staged.context, staged.hash).await?;
-    let tag = format!("{}:{}", repository_for(&profile.name), hash.finish());
+    let (tag, alias) = match &source {
+        ImageSource::Repository { .. } => (
+            format!(
+                "handoff-repo-{}/{}:{}",
+                repo.key,
+                name_part(&profile.name),
+                hash.finish()
+            ),
+            repo.image_name(&profile.name),
+        ),
+        _ => (
+            format!("{}:{}", repository_for(&profile.name), hash.finish()),
+            profile.image.clone(),
+        ),
+    };
     let mut built = BuiltImage {
         profile: profile.name.clone(),
         tag: tag.clone(),
-        image: profile.image.clone(),
+        image: alias.clone(),
         id: String::new(),
         cached: false,
         source,
@@ -258,8 +310,8 @@ pub async fn build_profile_image(
                 message: "the build reported success but the engine has no such image".into(),
             })?;
     }
-    if profile.image != tag {
-        builder::tag(&docker, &tag, &profile.image).await?;
+    if alias != tag {
+        builder::tag(&docker, &tag, &alias).await?;
     }
     // The staging folder (a copy of the agent CLI) is no longer needed.
     drop(staged.scratch);
@@ -329,6 +381,7 @@ async fn stage_builtin(
 async fn stage_repository(
     docker: &Docker,
     profile: &AgentProfile,
+    own_image: &str,
     dir: PathBuf,
     dockerfile: String,
 ) -> Result<Staged, ImageError> {
@@ -337,7 +390,7 @@ async fn stage_repository(
     let mut hash = InputHash::new("handoff/repository");
     hash.field("dockerfile", dockerfile.as_bytes());
     for image in from_images(&text) {
-        if image == profile.image {
+        if image == own_image {
             return Err(ImageError::BuildsOnItself {
                 dockerfile: path,
                 image,
@@ -407,6 +460,11 @@ fn from_images(dockerfile: &str) -> Vec<String> {
 
 /// `handoff/<profile>`, with the profile name made a valid repository name.
 fn repository_for(profile: &str) -> String {
+    format!("handoff/{}", name_part(profile))
+}
+
+/// A profile's name as a part of an image name (lowercase, `[a-z0-9._-]`).
+fn name_part(profile: &str) -> String {
     let name: String = profile
         .to_ascii_lowercase()
         .chars()
@@ -416,7 +474,7 @@ fn repository_for(profile: &str) -> String {
         })
         .collect();
     let name = name.trim_matches(|c| matches!(c, '.' | '_' | '-'));
-    format!("handoff/{}", if name.is_empty() { "agent" } else { name })
+    if name.is_empty() { "agent" } else { name }.to_string()
 }
 
 #[cfg(test)]
