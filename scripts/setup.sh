@@ -75,6 +75,18 @@ else
   log "Docker engine started"
 fi
 
+# --- An ordinary user for the security tests -----------------------------------
+# The security suite runs a second time with the front-end as this user (the usual
+# desktop case, where the agent has the user's own uid), with access to Docker.
+if ! id handoff-tester >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || die "creating the test user handoff-tester needs root"
+  need_root useradd --create-home --shell /bin/sh handoff-tester || die "useradd handoff-tester failed"
+fi
+if getent group docker >/dev/null && ! id -nG handoff-tester | tr ' ' '\n' | grep -qx docker; then
+  need_root usermod -aG docker handoff-tester || die "cannot add handoff-tester to the docker group"
+fi
+command -v runuser >/dev/null || die "runuser (util-linux) is missing"
+
 # --- Neovim (a current build, for the editor tests) -----------------------------
 nvim=$("$(dirname "$0")/../tests/nvim/install-nvim.sh") || die "installing Neovim failed"
 log "Neovim: $nvim"

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --workspace
+# The security suite again, with the front-end as an ordinary user.
+HANDOFF_TEST_USER=handoff-tester cargo test --test security_e2e
 HANDOFF_BIN="$(pwd)/target/debug/handoff"
 export HANDOFF_BIN
 # The editors, in real clients: Neovim runs inside `cargo test` above; VS Code

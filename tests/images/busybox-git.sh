@@ -16,6 +16,8 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 root="$ctx/rootfs"
 mkdir -p "$root/bin" "$root/usr/bin" "$root/tmp" "$root/etc" "$root/workspace"
+# The engine mounts a tmpfs on /tmp with the image folder's mode: writable by all.
+chmod 1777 "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"
@@ -29,7 +31,7 @@ printf 'root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/
 printf 'root:x:0:\nagent:x:1000:\nnogroup:x:65534:\n' > "$root/etc/group"
 printf 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/bin:/bin\nCMD ["sh"]\n' > "$ctx/Dockerfile"
 
-hash=$(cd "$ctx" && { cat Dockerfile; find rootfs -type f | sort | xargs sha256sum; find rootfs -type l | sort; } | sha256sum | cut -c1-16)
+hash=$(cd "$ctx" && { cat Dockerfile; find rootfs -type d -printf "%m %p\n" | sort; find rootfs -type f | sort | xargs sha256sum; find rootfs -type l | sort; } | sha256sum | cut -c1-16)
 tag="handoff-test/busybox-git:$hash"
 if ! docker image inspect "$tag" >/dev/null 2>&1; then
   docker build --network none -q -t "$tag" "$ctx" >&2

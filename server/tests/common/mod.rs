@@ -44,6 +44,28 @@ pub fn nvim() -> &'static Path {
     })
 }
 
+/// The ordinary user the front-end runs as when `HANDOFF_TEST_USER` is set (the usual
+/// desktop case: the agent then has the user's own uid). Unset: as the test process
+/// (root in CI). `.ci/run` runs the security tests both ways.
+pub fn test_user() -> Option<String> {
+    std::env::var("HANDOFF_TEST_USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// uid and gid of `user`.
+pub fn ids_of(user: &str) -> (u32, u32) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, user]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "no such user {user}: create it (scripts/setup.sh does)"
+        );
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
 pub struct Repo {
     pub dir: tempfile::TempDir,
 }
@@ -55,6 +77,18 @@ impl Repo {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo { dir };
         repo.git(&["init", "-q", "-b", "main"]);
+        if let Some(user) = test_user() {
+            // The user's own repository, in a folder the user can reach.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(repo.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            let (uid, gid) = ids_of(&user);
+            let status = Command::new("chown")
+                .args(["-R", &format!("{uid}:{gid}")])
+                .arg(repo.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
         for (path, content) in files {
             repo.write(path, content);
         }
@@ -70,8 +104,23 @@ impl Repo {
         // The tests' user configuration folder lives in the repository; git (and so
         // the snapshot) must not see it.
         std::fs::write(repo.path().join(".git/info/exclude"), ".no-user-config/\n").unwrap();
+        repo.give_to_test_user();
         repo.trust();
         repo
+    }
+
+    /// Gives everything in the repository to the test user, when there is one (files
+    /// the test process wrote as root).
+    pub fn give_to_test_user(&self) {
+        if let Some(user) = test_user() {
+            let (uid, gid) = ids_of(&user);
+            let status = Command::new("chown")
+                .args(["-R", &format!("{uid}:{gid}")])
+                .arg(self.path())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
     }
 
     /// `handoff trust` for the tests' own user configuration: the repository's
@@ -112,16 +161,43 @@ impl Repo {
         let full = self.path().join(path);
         std::fs::create_dir_all(full.parent().unwrap()).unwrap();
         std::fs::write(full, content).unwrap();
+        if test_user().is_some() {
+            self.give_to_test_user();
+        }
     }
 
     pub fn read(&self, path: &str) -> String {
         std::fs::read_to_string(self.path().join(path)).unwrap()
     }
 
+    /// A repository like [`Repo::new`] whose `.handoff.toml` is `repo_config`, left
+    /// untrusted (the stranger's repository of the threat model); the test image's
+    /// `shell` profile comes from the user's own configuration instead.
+    pub fn untrusted(files: &[(&str, &str)], repo_config: &str) -> Repo {
+        let repo = Repo::new(files, "");
+        repo.write_user_config(&format!(
+            "default_agent = \"shell\"\n[agents.shell]\nimage = \"{}\"\nmemory = \"256m\"\n",
+            image()
+        ));
+        repo.write(".handoff.toml", repo_config);
+        repo.git(&["commit", "-qam", "the repository's own configuration"]);
+        repo
+    }
+
+    /// Writes the user's own `config.toml` (in the tests' user configuration folder).
+    pub fn write_user_config(&self, text: &str) {
+        let dir = self.config_home().join("handoff");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), text).unwrap();
+        self.give_to_test_user();
+    }
+
     /// Runs git in the repository; panics on failure; returns stdout.
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
             .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            // The repository may belong to the test user, not to this process.
+            .args(["-c", "safe.directory=*"])
             .args(args)
             .current_dir(self.path())
             .output()
@@ -131,6 +207,10 @@ impl Repo {
             "git {args:?} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if test_user().is_some() && args.first() != Some(&"init") {
+            // What git wrote as root goes back to the user.
+            self.give_to_test_user();
+        }
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -178,7 +258,7 @@ impl Repo {
     /// Content of `path` at `rev`, as bytes.
     pub fn show_bytes(&self, rev: &str, path: &str) -> Vec<u8> {
         let out = Command::new("git")
-            .args(["show", &format!("{rev}:{path}")])
+            .args(["-c", "safe.directory=*", "show", &format!("{rev}:{path}")])
             .current_dir(self.path())
             .output()
             .unwrap();
@@ -199,8 +279,20 @@ pub fn handoff_bin() -> &'static str {
     env!("CARGO_BIN_EXE_handoff")
 }
 
+/// The command that runs `handoff`: as the test user when there is one.
+pub fn handoff_command() -> Command {
+    match test_user() {
+        Some(user) => {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", &user, "--", handoff_bin()]);
+            cmd
+        }
+        None => Command::new(handoff_bin()),
+    }
+}
+
 pub fn handoff_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(handoff_bin());
+    let mut cmd = handoff_command();
     cmd.args(args).current_dir(dir);
     // Keep the user's own config out of tests.
     cmd.env("XDG_CONFIG_HOME", dir.join(".no-user-config"));
@@ -213,7 +305,7 @@ pub fn handoff_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 /// Runs `handoff ARGS` with `input` on standard input.
 pub fn handoff_stdin(dir: &Path, args: &[&str], input: &str) -> Output {
     use std::io::Write;
-    let mut child = Command::new(handoff_bin())
+    let mut child = handoff_command()
         .args(args)
         .current_dir(dir)
         .env("XDG_CONFIG_HOME", dir.join(".no-user-config"))
@@ -237,6 +329,43 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `handoff ARGS` in `dir`, killing it and failing the test if it has not ended
+/// within `secs` seconds (a host that opened a FIFO the agent left would hang here).
+pub fn handoff_within(secs: u64, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = handoff_command();
+    cmd.args(args)
+        .current_dir(dir)
+        .env("XDG_CONFIG_HOME", dir.join(".no-user-config"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let watchdog = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        true
+    });
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        !watchdog.join().unwrap(),
+        "handoff {args:?} did not end within {secs}s: it hangs\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// Polls `cond` every 100 ms for up to `secs` seconds.
