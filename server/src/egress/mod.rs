@@ -1,0 +1,26 @@
+//! The egress proxy: a task container's only way out.
+//!
+//! The proxy listens on the gateway address of an internal Docker network, where the
+//! container has no other route. It lets through what the task's [`Grant`] allows and
+//! nothing else:
+//!
+//! - `CONNECT host:port` and absolute-form `http://host:port/…` requests, authenticated
+//!   by `Proxy-Authorization: Basic base64(handoff:<token>)`, to destinations on the
+//!   task's allowlist ([`Rule`]); every other destination gets a 403 saying how to allow
+//!   it and is counted per task ([`Blocked`]);
+//! - gateway requests `http://<gateway>/t/<token>/<route>/<path>` to a configured
+//!   upstream, with the placeholder credential headers removed and the real ones
+//!   injected ([`Route`]), so API keys never enter the container.
+//!
+//! It runs as a detached process ([`spawn_detached`], [`serve`]) because tasks outlive
+//! the front-ends that start them; front-ends register and withdraw grants over a unix
+//! socket ([`client::Client`]).
+//!
+//! This module knows nothing of tasks, Docker or configuration files: the engine turns a
+//! profile's `allow` and credentials into a [`Grant`] and the container's environment
+//! (see [`Grant::proxy_url`] and [`Grant::route_url`]). Secret values live only in the
+//! proxy's memory: no `Debug` shows them, no log line or reply carries them.
+
+mod rule;
+
+pub use rule::{Rule, RuleError, DEFAULT_RULE_PORT};
