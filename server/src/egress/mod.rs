@@ -21,6 +21,11 @@
 //! (see [`Grant::proxy_url`] and [`Grant::route_url`]). Secret values live only in the
 //! proxy's memory: no `Debug` shows them, no log line or reply carries them.
 
+mod grant;
+mod headers;
+mod registry;
 mod rule;
 
+pub use grant::{new_token, Grant, GrantError, Route, Secret};
+pub use registry::{Blocked, OTHER_HOSTS};
 pub use rule::{Rule, RuleError, DEFAULT_RULE_PORT};
