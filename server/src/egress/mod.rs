@@ -21,11 +21,31 @@
 //! (see [`Grant::proxy_url`] and [`Grant::route_url`]). Secret values live only in the
 //! proxy's memory: no `Debug` shows them, no log line or reply carries them.
 
+mod body;
+mod dial;
 mod grant;
 mod headers;
+mod proxy;
 mod registry;
 mod rule;
+mod tunnel;
 
 pub use grant::{new_token, Grant, GrantError, Route, Secret};
 pub use registry::{Blocked, OTHER_HOSTS};
 pub use rule::{Rule, RuleError, DEFAULT_RULE_PORT};
+
+use std::net::SocketAddr;
+
+impl Grant {
+    /// The `HTTPS_PROXY` / `HTTP_PROXY` value for the container, with the token:
+    /// `http://handoff:<token>@<gateway>`.
+    pub fn proxy_url(&self, gateway: SocketAddr) -> String {
+        format!("http://{}:{}@{gateway}", proxy::PROXY_USER, self.token)
+    }
+
+    /// The base URL the container uses for a gateway route, without a trailing slash:
+    /// `http://<gateway>/t/<token>/<route>` (e.g. `ANTHROPIC_BASE_URL`).
+    pub fn route_url(&self, gateway: SocketAddr, route: &str) -> String {
+        format!("http://{gateway}/t/{}/{route}", self.token)
+    }
+}
