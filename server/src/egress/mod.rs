@@ -22,17 +22,24 @@
 //! proxy's memory: no `Debug` shows them, no log line or reply carries them.
 
 mod body;
+pub mod client;
+mod control;
 mod dial;
 mod grant;
 mod headers;
 mod proxy;
 mod registry;
 mod rule;
+mod server;
+mod spawn;
 mod tunnel;
 
+pub use control::{ControlReply, ControlRequest, ErrorCode, Pong};
 pub use grant::{new_token, Grant, GrantError, Route, Secret};
 pub use registry::{Blocked, OTHER_HOSTS};
 pub use rule::{Rule, RuleError, DEFAULT_RULE_PORT};
+pub use server::{serve, serve_until, ServeOptions};
+pub use spawn::{spawn_detached, ServeArgs};
 
 use std::net::SocketAddr;
 
