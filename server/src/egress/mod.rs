@@ -34,6 +34,9 @@ mod server;
 mod spawn;
 mod tunnel;
 
+#[cfg(test)]
+mod tests;
+
 pub use control::{ControlReply, ControlRequest, ErrorCode, Pong};
 pub use grant::{new_token, Grant, GrantError, Route, Secret};
 pub use registry::{Blocked, OTHER_HOSTS};
