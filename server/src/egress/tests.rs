@@ -538,7 +538,12 @@ async fn an_https_upstream_that_fails_its_handshake_is_a_502_not_a_crash() {
 
 #[tokio::test]
 async fn server_sent_events_stream_through_the_gateway() {
-    let proxy = Proxy::start().await;
+    // A stream outlasting the header read timeout is not cut by it.
+    let limits = Limits {
+        header_read_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let proxy = Proxy::start_with(limits, None).await;
     let (events, receiver) = tokio::sync::mpsc::channel::<&'static str>(4);
     let receiver = Arc::new(Mutex::new(Some(receiver)));
     let upstream = http_server(Arc::new(move |_req| {
@@ -584,6 +589,7 @@ async fn server_sent_events_stream_through_the_gateway() {
         .expect("first event streamed");
     let first = first.unwrap().unwrap().into_data().unwrap();
     assert_eq!(first.as_ref(), b"event: message_start\ndata: one\n\n");
+    tokio::time::sleep(Duration::from_millis(500)).await;
     events
         .send("event: message_stop\ndata: two\n\n")
         .await
