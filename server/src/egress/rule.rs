@@ -41,7 +41,7 @@ pub struct RuleError {
 
 impl Rule {
     /// Whether a connection to `dest` is allowed by this rule.
-    pub fn allows(&self, dest: &Destination) -> bool {
+    pub(crate) fn allows(&self, dest: &Destination) -> bool {
         if self.port != dest.port {
             return false;
         }
@@ -53,10 +53,6 @@ impl Rule {
             (RuleHost::Ip(ip), Host::Ip(want)) => canonical_ip(*ip) == canonical_ip(*want),
             _ => false,
         }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
     }
 }
 
