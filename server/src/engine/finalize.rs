@@ -37,7 +37,9 @@ impl<S: Sandbox> Engine<S> {
             }
         }
 
+        super::fault::point("finalize:after-log");
         let imported = self.import(&task).await;
+        super::fault::point("finalize:after-import");
         let steps = self
             .config
             .agents
@@ -159,6 +161,7 @@ impl<S: Sandbox> Engine<S> {
         let Some(task) = saved else {
             return Ok(());
         };
+        super::fault::point("finalize:after-save");
         tracing::info!(task_id = %id, state = %task.state, "task finalized");
 
         // The branch now holds the work; the scratch copies can go.

@@ -5,6 +5,7 @@
 //! same way: create tasks, call [`Engine::tick`] now and then, read records.
 
 mod claim;
+pub mod fault;
 mod finalize;
 mod pull;
 pub mod redact;

@@ -169,6 +169,7 @@ impl<S: Sandbox> Engine<S> {
     /// Prepares the workspace and starts the agent of a task this front-end claimed.
     async fn start_task(&self, task: Task) -> Result<(), EngineError> {
         let id = task.id;
+        super::fault::point("start:after-claim");
         let profile = match self.config.profile(&task.agent) {
             Ok(p) => p.clone(),
             Err(message) => return self.fail_at_start(id, message).await,
@@ -310,6 +311,7 @@ impl<S: Sandbox> Engine<S> {
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
         task.phases_ms.insert("workspace".into(), ms_since(clock));
+        super::fault::point("start:after-workspace");
         let clock = std::time::Instant::now();
 
         let prompt_file = self.store.prompt_path(task.id);
@@ -387,6 +389,9 @@ impl<S: Sandbox> Engine<S> {
             pids: profile.pids,
         };
         let started = self.sandbox.start(&spec).await;
+        if started.is_ok() {
+            super::fault::point("start:after-container");
+        }
         task.phases_ms.insert("container".into(), ms_since(clock));
         match started {
             Ok(id) => Ok(id),
