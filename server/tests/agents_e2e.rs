@@ -176,7 +176,8 @@ fn run_agent(repo: &Repo, agent: &str, prompt: &str, env: &[(&str, &str)]) -> (V
 }
 
 /// A repository whose `claude` profile runs the real CLI (image `handoff image build
-/// claude`) on network `host`, and a model server for it; `extra` goes into the profile.
+/// claude`) on its default network, and a model server for it; `extra` goes into the
+/// profile.
 struct Claude {
     image: String,
     server: ModelServer,
@@ -190,7 +191,9 @@ impl Claude {
         let server = ModelServer::start();
         let repo = Repo::new(
             files,
-            &format!("[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\n{extra}"),
+            // The default network, `egress`: the proxy carries the CLI's requests to the
+            // model server and adds the key, which never enters the container.
+            &format!("[agents.claude]\nimage = \"{image}\"\n{extra}"),
         );
         let url = server.url();
         Claude {
@@ -456,6 +459,7 @@ resume_command = ["codex", "exec", "--json", "--dangerously-bypass-approvals-and
 fn codex_edits_a_file_then_a_reply_resumes_its_thread_and_pull_hands_it_over() {
     let server = ModelServer::start();
     let repo = Repo::new(&[("README.md", "# demo\n")], &codex_config(server.port));
+    repo.write_user_config("allow_host_network = true\n");
     let env = [("MOCK_API_KEY", CODEX_KEY)];
 
     let (task, out) = run_agent(
@@ -611,6 +615,7 @@ fn claude_refused_credentials_and_rate_limits_are_told_in_words() {
 fn codex_refused_credentials_and_rate_limits_are_told_in_words() {
     let server = ModelServer::start();
     let repo = Repo::new(&[("a.txt", "a\n")], &codex_config(server.port));
+    repo.write_user_config("allow_host_network = true\n");
     for (key, words) in [
         (
             "sk-invalid",

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{MemorySize, Network, ProfileOverride, Steps};
+pub mod profile;
+
+pub use profile::{Limits, MemorySize, Network, Steps, DEFAULT_CHECK_RETRIES};
 
 /// Linux refuses a single argument or environment string over 128 KiB (MAX_ARG_STRLEN).
 pub const MAX_ARG_BYTES: usize = 128 * 1024 - 1;
@@ -139,13 +141,23 @@ pub struct AgentProfile {
     /// no repair turn unless `check_retries` asks for one.
     pub prompt_is_command: bool,
     pub network: Network,
+    /// Where the agent may connect through the egress proxy (`host:port` rules).
+    pub allow: Vec<crate::egress::Rule>,
     pub memory: Option<MemorySize>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
+    pub limits: Limits,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
+}
+
+fn rules(items: &[&str]) -> Vec<crate::egress::Rule> {
+    items
+        .iter()
+        .map(|s| s.parse().expect("built-in allow rules are valid"))
+        .collect()
 }
 
 pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
@@ -163,9 +175,11 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 steps: Steps::default(),
                 prompt_is_command: false,
                 network,
+                allow: vec![],
                 memory: Some(MemorySize(4 << 30)),
                 cpus: None,
                 pids: Some(1024),
+                limits: Limits::default(),
             },
         )
     };
@@ -187,7 +201,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 "CLAUDE_CODE_OAUTH_TOKEN",
                 "ANTHROPIC_BASE_URL",
             ],
-            Network::Bridge,
+            Network::Egress,
         ),
         profile(
             "codex",
@@ -200,7 +214,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 "{prompt}",
             ],
             &["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL"],
-            Network::Bridge,
+            Network::Egress,
         ),
         // The prompt is a shell command: codemods, formatters, scripted edits.
         profile(
@@ -227,6 +241,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             "--dangerously-skip-permissions",
         ]));
         claude.credentials = strings(&["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"]);
+        claude.allow = rules(&["api.anthropic.com:443"]);
         claude.set_env = BTreeMap::from([
             ("DISABLE_AUTOUPDATER".to_string(), "1".to_string()),
             (
@@ -246,6 +261,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             "{prompt}",
         ]));
         codex.credentials = strings(&["OPENAI_API_KEY", "CODEX_API_KEY"]);
+        codex.allow = rules(&["api.openai.com:443", "chatgpt.com:443"]);
     }
     profiles
 }
@@ -284,72 +300,6 @@ impl AgentProfile {
             "codex" => Some(OutputFormat::CodexExecJson),
             _ => None,
         }
-    }
-
-    pub fn apply(&mut self, over: ProfileOverride) {
-        if let Some(image) = over.image {
-            self.image = image;
-        }
-        if let Some(command) = over.command {
-            self.command = command.into_inner();
-        }
-        if let Some(resume) = over.resume_command {
-            self.resume_command = Some(resume.into_inner());
-        }
-        if let Some(env) = over.env {
-            self.env = env.into_iter().map(|s| s.into_inner()).collect();
-        }
-        if let Some(set_env) = over.set_env {
-            self.set_env = set_env;
-        }
-        if over.setup.is_some() {
-            self.steps.setup = over.setup;
-        }
-        if over.check.is_some() {
-            self.steps.check = over.check;
-        }
-        if let Some(n) = over.check_retries {
-            self.steps.check_retries = u32::try_from(n.into_inner()).ok();
-        }
-        if let Some(credentials) = over.credentials {
-            self.credentials = credentials.into_iter().map(|s| s.into_inner()).collect();
-        }
-        if let Some(network) = over.network {
-            self.network = network;
-        }
-        if over.memory.is_some() {
-            self.memory = over.memory;
-        }
-        if let Some(cpus) = over.cpus {
-            self.cpus = Some(cpus.into_inner());
-        }
-        if let Some(pids) = over.pids {
-            self.pids = Some(pids.into_inner());
-        }
-    }
-
-    /// A profile defined only in a file; `Err` names the missing required key.
-    pub fn from_override(name: &str, over: ProfileOverride) -> Result<AgentProfile, &'static str> {
-        let image = over.image.clone().ok_or("image")?;
-        let command = over.command.clone().ok_or("command")?.into_inner();
-        let mut profile = AgentProfile {
-            name: name.into(),
-            image,
-            command,
-            resume_command: None,
-            env: vec![],
-            set_env: BTreeMap::new(),
-            credentials: vec![],
-            steps: Steps::default(),
-            prompt_is_command: false,
-            // Custom profiles get no network unless they ask for one.
-            network: Network::None,
-            memory: Some(MemorySize(4 << 30)),
-            cpus: None,
-            pids: Some(1024),
-        };
-        profile.apply(over);
-        Ok(profile)
     }
 
     /// The argv to run for `prompt`, or a message saying why it cannot be passed.

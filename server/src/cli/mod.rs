@@ -124,6 +124,18 @@ enum Command {
     },
     /// Speak the Language Server Protocol on stdio.
     Lsp,
+    /// The egress proxy (started by Handoff itself; not for direct use).
+    #[command(hide = true)]
+    Egress {
+        #[command(subcommand)]
+        action: EgressCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EgressCommand {
+    /// Run the proxy until it is idle or told to stop.
+    Serve(crate::egress::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -201,6 +213,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     if let Command::Lsp = cli.command {
         crate::lsp::serve().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Egress {
+        action: EgressCommand::Serve(args),
+    } = cli.command
+    {
+        args.run().await?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Trust { revoke, status } = cli.command {
@@ -422,7 +441,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor | Command::Lsp | Command::Image { .. } | Command::Trust { .. } => {
+        Command::Doctor
+        | Command::Lsp
+        | Command::Image { .. }
+        | Command::Trust { .. }
+        | Command::Egress { .. } => {
             unreachable!("handled above")
         }
     }

@@ -115,6 +115,27 @@ pub fn callouts(task: &Task, sep: &str) -> String {
             files.join(", ")
         );
     }
+    for b in &task.blocked {
+        let _ = write!(
+            s,
+            "{sep}blocked: {}:{} ({} time{}) by the egress policy; to let it through, add \
+             `allow = [\"{}:{}\"]` to [agents.{}] in your config",
+            esc(&b.host),
+            b.port,
+            b.count,
+            if b.count == 1 { "" } else { "s" },
+            esc(&b.host),
+            b.port,
+            esc(&task.agent)
+        );
+    }
+    if let Some(reason) = &task.stopped_for {
+        let _ = write!(
+            s,
+            "{sep}stopped: {}",
+            crate::engine::task::stop_text(reason)
+        );
+    }
     for skipped in &task.not_imported {
         let _ = write!(
             s,

@@ -5,6 +5,7 @@
 //! same way: create tasks, call [`Engine::tick`] now and then, read records.
 
 mod claim;
+mod egress;
 pub mod fault;
 mod finalize;
 mod pull;
@@ -70,6 +71,8 @@ pub struct Engine<S: Sandbox> {
     store: Store,
     config: Config,
     sandbox: S,
+    /// When this process last measured each running task's disk use.
+    disk_checked: std::sync::Mutex<std::collections::HashMap<TaskId, std::time::Instant>>,
 }
 
 impl<S: Sandbox> Engine<S> {
@@ -84,6 +87,7 @@ impl<S: Sandbox> Engine<S> {
             store,
             config,
             sandbox,
+            disk_checked: Default::default(),
         })
     }
 
@@ -217,6 +221,8 @@ impl<S: Sandbox> Engine<S> {
             not_imported: vec![],
             sensitive_files: vec![],
             warnings: vec![],
+            blocked: vec![],
+            stopped_for: None,
         };
         self.store.save(&task)?;
         drop(lock);

@@ -14,12 +14,14 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use git2::{Oid, Repository};
 
 use super::claim::Claim;
-use super::task::{Task, TaskId, TaskState};
+use super::task::{StopReason, Task, TaskId, TaskState};
 use super::{ms_since, Engine, EngineError, MAX_PROMPT_ENV_BYTES};
-use crate::agents::{AgentProfile, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER};
+use crate::agents::{AgentProfile, Network, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER};
 use crate::git::layer::{self, Whiteouts};
 use crate::git::{base, GitError};
-use crate::sandbox::{OverlaySpec, Sandbox, SandboxError, SandboxSpec, SandboxStatus};
+use crate::sandbox::{
+    OverlaySpec, Sandbox, SandboxError, SandboxNetwork, SandboxSpec, SandboxStatus,
+};
 
 /// The uid an agent runs as when the repository belongs to root: agents never run as
 /// root. 65534 is `nobody` on Linux distributions.
@@ -30,6 +32,9 @@ enum Phase {
     Settle,
     Start,
 }
+
+/// How often a running task's disk use is measured.
+const DISK_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long a base checkout nobody starts a task on is kept.
 const BASE_KEEP: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3600);
@@ -136,6 +141,15 @@ impl<S: Sandbox> Engine<S> {
             None => SandboxStatus::Missing,
         };
         if status == SandboxStatus::Running && task.state == TaskState::Running {
+            let Some(reason) = self.limit_reached(&task) else {
+                return Ok(None);
+            };
+            tracing::warn!(task_id = %task.id, ?reason, "stopping the agent: a limit was reached");
+            task.stopped_for = Some(reason);
+            self.store.save(&task)?;
+            if let Some(c) = &task.container_id {
+                self.sandbox.stop(c).await?;
+            }
             return Ok(None);
         }
         if task.state != TaskState::Finalizing {
@@ -144,6 +158,68 @@ impl<S: Sandbox> Engine<S> {
         task.claim = Some(Claim::mine());
         self.store.save(&task)?;
         Ok(Some(Job::Finalize(task, status)))
+    }
+
+    /// The limit a running task has gone past, if any: its profile's `timeout`, or its
+    /// `disk_limit` (checked at most every few seconds per task: it walks the folders).
+    fn limit_reached(&self, task: &Task) -> Option<StopReason> {
+        if task.stopped_for.is_some() {
+            return None;
+        }
+        let limits = self
+            .config
+            .profile(&task.agent)
+            .map(|p| p.limits)
+            .unwrap_or_default();
+        if let Some(secs) = task.elapsed_secs() {
+            if secs as u64 > limits.timeout_secs {
+                return Some(StopReason::Timeout {
+                    seconds: limits.timeout_secs,
+                });
+            }
+        }
+        {
+            let mut checked = self.disk_checked.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if checked
+                .get(&task.id)
+                .is_some_and(|t| now.duration_since(*t) < DISK_CHECK_EVERY)
+            {
+                return None;
+            }
+            checked.insert(task.id, now);
+        }
+        let used = self.disk_used(task.id, limits.disk_bytes);
+        (used > limits.disk_bytes).then_some(StopReason::Disk {
+            limit_bytes: limits.disk_bytes,
+            used_bytes: used,
+        })
+    }
+
+    /// Bytes in the task's writable folders (what the agent wrote to its workspace, its
+    /// HOME, its reports), counted up to a little past `stop_after`.
+    fn disk_used(&self, id: TaskId, stop_after: u64) -> u64 {
+        use crate::untrusted::{EntryKind, UntrustedTree, Visit, WalkLimits};
+        let mut used = 0u64;
+        for dir in [
+            self.store.upper_path(id),
+            self.store.home_path(id),
+            self.store.out_path(id),
+        ] {
+            let Ok(Some(tree)) = UntrustedTree::open(&dir) else {
+                continue;
+            };
+            let _ = tree.walk(WalkLimits::default(), |e| {
+                if used > stop_after {
+                    return Visit::Skip;
+                }
+                if let EntryKind::File { size, .. } = e.kind {
+                    used += size;
+                }
+                Visit::Descend
+            });
+        }
+        used
     }
 
     /// Loads task `id` under the lock, lets `change` edit it and saves it, unless
@@ -176,6 +252,24 @@ impl<S: Sandbox> Engine<S> {
         };
         if let Err(message) = profile.check_credentials(|name| std::env::var(name).ok()) {
             return self.fail_at_start(id, message).await;
+        }
+        if profile.network == Network::Host && !self.config.allow_host_network {
+            return self
+                .fail_at_start(
+                    id,
+                    format!(
+                        "profile `{}` asks for network \"host\", which gives the agent this \
+                         machine's own services (everything listening on localhost, abstract \
+                         sockets) with your uid; Handoff refuses it unless your own config \
+                         allows it: add `allow_host_network = true` to {}, or use network \
+                         \"egress\" with an `allow` list",
+                        profile.name,
+                        crate::config::Config::user_path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| "~/.config/handoff/config.toml".into())
+                    ),
+                )
+                .await;
         }
         let mut prepared = task.clone();
         match self.launch(&mut prepared, &profile).await {
@@ -339,6 +433,7 @@ impl<S: Sandbox> Engine<S> {
             ),
             ("GIT_COMMITTER_EMAIL".into(), "handoff@localhost".into()),
         ];
+        let mut withheld: Vec<String> = Vec::new();
         let prompt = task.turn_prompt();
         if prompt.len() <= MAX_PROMPT_ENV_BYTES {
             env.push(("HANDOFF_PROMPT".into(), prompt.to_string()));
@@ -357,7 +452,22 @@ impl<S: Sandbox> Engine<S> {
                 env.push((name.to_string(), value.to_string()));
             }
         }
+        let network = match profile.network {
+            Network::None => SandboxNetwork::None,
+            Network::Bridge => SandboxNetwork::Bridge,
+            Network::Host => SandboxNetwork::Host,
+            Network::Egress => {
+                let net = self.sandbox.egress_network().await?;
+                let plan = self.open_egress(task, profile, &net).await?;
+                env.extend(plan.env);
+                withheld = plan.withheld;
+                SandboxNetwork::Egress(net)
+            }
+        };
         for name in &profile.env {
+            if withheld.contains(name) {
+                continue;
+            }
             if let Ok(value) = std::env::var(name) {
                 env.push((name.clone(), value));
             }
@@ -383,7 +493,7 @@ impl<S: Sandbox> Engine<S> {
             out_dir: self.store.out_path(task.id),
             cache_dir,
             prompt_file,
-            network: profile.network,
+            network,
             memory_bytes: profile.memory.map(|m| m.0),
             cpus: profile.cpus,
             pids: profile.pids,

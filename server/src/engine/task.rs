@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use super::claim::Claim;
+pub use crate::egress::Blocked;
 pub use crate::git::import::Skipped;
 
 /// A task's number within its repository: `#12`, `handoff show 12`.
@@ -189,6 +190,41 @@ pub struct Task {
     /// Things the user should know about the result that are not errors.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Connections the egress proxy refused the agent, by destination.
+    #[serde(default)]
+    pub blocked: Vec<Blocked>,
+    /// Why Handoff stopped the agent before it ended by itself, if it did.
+    #[serde(default)]
+    pub stopped_for: Option<StopReason>,
+}
+
+/// What a [`StopReason`] means, in words.
+pub fn stop_text(reason: &StopReason) -> String {
+    match reason {
+        StopReason::Timeout { seconds } => format!(
+            "it ran longer than its timeout of {} (raise `timeout` of the profile to give it more)",
+            crate::agents::profile::duration_text(*seconds)
+        ),
+        StopReason::Disk {
+            limit_bytes,
+            used_bytes,
+        } => format!(
+            "its workspace changes and HOME grew to {} MiB, past its disk limit of {} MiB \
+             (raise `disk_limit` of the profile to give it more)",
+            used_bytes >> 20,
+            limit_bytes >> 20
+        ),
+    }
+}
+
+/// A limit the agent reached, for which Handoff stopped it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "limit")]
+pub enum StopReason {
+    /// It ran longer than the profile's `timeout`.
+    Timeout { seconds: u64 },
+    /// Its writable folders grew past the profile's `disk_limit`.
+    Disk { limit_bytes: u64, used_bytes: u64 },
 }
 
 /// One run of the check command after the agent.

@@ -23,12 +23,7 @@ pub use server::Backend;
 
 /// Where the language server writes its log.
 pub fn log_path() -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    state.join("handoff").join("lsp.log")
+    crate::config::state_dir().join("lsp.log")
 }
 
 /// Serves LSP on stdin/stdout until the client exits.
