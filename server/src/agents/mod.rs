@@ -25,17 +25,11 @@ pub const OUT_DIR_IN_SANDBOX: &str = "/run/handoff/out";
 /// Where the shared tool caches appear inside the sandbox.
 pub const CACHE_DIR_IN_SANDBOX: &str = "/cache";
 
-/// Runs setup, the agent and the check in one container (`sh -c RUNNER runner
-/// AGENT-ARGV…`). Setup and check output goes to files, not to the agent's stream,
-/// which stays parseable. Used only when a setup or check is configured, so images
-/// without a shell still run plain agents.
+/// Runs the agent, then the check, in the agent's container (`sh -c RUNNER runner
+/// AGENT-ARGV…`). Check output goes to files, not to the agent's stream, which stays
+/// parseable. Used only when a check is configured, so images without a shell still
+/// run plain agents.
 pub const RUNNER: &str = r#"out=/run/handoff/out
-if [ -n "${HANDOFF_SETUP:-}" ]; then
-  sh -c "$HANDOFF_SETUP" >"$out/setup.log" 2>&1
-  rc=$?
-  echo "$rc" >"$out/setup.rc"
-  [ "$rc" -eq 0 ] || exit 125
-fi
 "$@"
 rc=$?
 echo "$rc" >"$out/agent.rc"
@@ -43,6 +37,15 @@ if [ "$rc" -eq 0 ] && [ -n "${HANDOFF_CHECK:-}" ]; then
   sh -c "$HANDOFF_CHECK" >"$out/check.log" 2>&1
   echo "$?" >"$out/check.rc"
 fi
+exit "$rc"
+"#;
+
+/// Runs `setup` in its own container, before the agent's (`sh -c SETUP_RUNNER`): its
+/// output and exit code go to files the host reads.
+pub const SETUP_RUNNER: &str = r#"out=/run/handoff/out
+sh -c "$HANDOFF_SETUP" >"$out/setup.log" 2>&1
+rc=$?
+echo "$rc" >"$out/setup.rc"
 exit "$rc"
 "#;
 

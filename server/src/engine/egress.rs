@@ -17,7 +17,7 @@ use crate::egress::client::{Client, ClientError};
 use crate::egress::{self, Blocked, Grant, Route, Secret};
 use crate::sandbox::{EgressNetwork, Sandbox};
 
-use super::task::Task;
+use super::task::{RunPhase, Task};
 use super::{Engine, EngineError};
 
 /// What the agent's CLI sends instead of the real key; the proxy replaces it.
@@ -39,7 +39,20 @@ fn state_dir() -> PathBuf {
 impl<S: Sandbox> Engine<S> {
     /// The grant key of the task's current turn, as the proxy knows it.
     pub(super) fn grant_key(&self, task: &Task) -> String {
-        format!("{}/{}/{}", self.repo_key(), task.id, task.turn_number())
+        self.phase_grant_key(task, task.phase.unwrap_or(RunPhase::Agent))
+    }
+
+    fn phase_grant_key(&self, task: &Task, phase: RunPhase) -> String {
+        let suffix = match phase {
+            RunPhase::Setup => "/setup",
+            RunPhase::Agent => "",
+        };
+        format!(
+            "{}/{}/{}{suffix}",
+            self.repo_key(),
+            task.id,
+            task.turn_number()
+        )
     }
 
     /// Makes sure the proxy runs for `network`, registers the turn's grant and returns
@@ -49,19 +62,23 @@ impl<S: Sandbox> Engine<S> {
         task: &Task,
         profile: &AgentProfile,
         network: &EgressNetwork,
+        phase: RunPhase,
     ) -> Result<EgressPlan, EngineError> {
         let (mut client, listen) = self.proxy_for(network).await?;
         let token = egress::new_token()
             .map_err(|e| EngineError::Internal(format!("no random token: {e}")))?;
         let mut grant = Grant {
-            task_key: self.grant_key(task),
+            task_key: self.phase_grant_key(task, phase),
             token,
             allow: profile.allow.clone(),
             routes: vec![],
         };
         let mut env = Vec::new();
         let mut withheld = Vec::new();
-        if profile.output_format() == Some(OutputFormat::ClaudeStreamJson) {
+        // The setup gets the allow list but never the model's credential.
+        if phase == RunPhase::Agent
+            && profile.output_format() == Some(OutputFormat::ClaudeStreamJson)
+        {
             if let Some((route, name)) = anthropic_route(profile) {
                 grant.routes.push(route);
                 env.push((

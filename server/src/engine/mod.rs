@@ -223,6 +223,7 @@ impl<S: Sandbox> Engine<S> {
             warnings: vec![],
             blocked: vec![],
             stopped_for: None,
+            phase: None,
         };
         self.store.save(&task)?;
         drop(lock);

@@ -14,9 +14,11 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use git2::{Oid, Repository};
 
 use super::claim::Claim;
-use super::task::{StopReason, Task, TaskId, TaskState};
+use super::task::{RunPhase, StopReason, Task, TaskId, TaskState};
 use super::{ms_since, Engine, EngineError, MAX_PROMPT_ENV_BYTES};
-use crate::agents::{AgentProfile, Network, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER};
+use crate::agents::{
+    AgentProfile, Network, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER, SETUP_RUNNER,
+};
 use crate::git::layer::{self, Whiteouts};
 use crate::git::{base, GitError};
 use crate::sandbox::{
@@ -42,6 +44,8 @@ const BASE_KEEP: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3
 /// Work a tick claimed, to do without the lock.
 pub(super) enum Job {
     Start(Task),
+    /// The turn's setup succeeded: start its agent.
+    Advance(Task),
     Finalize(Task, SandboxStatus),
 }
 
@@ -62,6 +66,7 @@ impl<S: Sandbox> Engine<S> {
             for job in jobs {
                 let done = match job {
                     Job::Start(task) => self.start_task(task).await,
+                    Job::Advance(task) => self.advance(task).await,
                     Job::Finalize(task, status) => self.finalize(task, status).await,
                 };
                 if let Err(e) = done {
@@ -118,9 +123,17 @@ impl<S: Sandbox> Engine<S> {
             TaskState::Starting => {
                 // Its front-end died half-way. Adopt its container if it got one, else
                 // queue it again.
-                match self.sandbox.find(&self.turn_container_name(&task)).await? {
-                    Some(container) => {
+                let mut found = None;
+                for phase in [RunPhase::Agent, RunPhase::Setup] {
+                    if found.is_none() {
+                        let name = self.phase_container_name(&task, phase);
+                        found = self.sandbox.find(&name).await?.map(|c| (c, phase));
+                    }
+                }
+                match found {
+                    Some((container, phase)) => {
                         task.container_id = Some(container);
+                        task.phase = Some(phase);
                         task.claim = None;
                         task.transition(TaskState::Running)?;
                         self.store.save(&task)?;
@@ -133,7 +146,7 @@ impl<S: Sandbox> Engine<S> {
                     }
                 }
             }
-            TaskState::Finalizing if claimed_elsewhere => return Ok(None),
+            TaskState::Finalizing | TaskState::Running if claimed_elsewhere => return Ok(None),
             _ => {}
         }
         let status = match &task.container_id {
@@ -152,10 +165,20 @@ impl<S: Sandbox> Engine<S> {
             }
             return Ok(None);
         }
+        let setup_ended = task.state == TaskState::Running
+            && task.phase == Some(RunPhase::Setup)
+            && matches!(status, SandboxStatus::Exited { code: 0, .. })
+            && !task.cancel_requested
+            && task.stopped_for.is_none();
+        task.claim = Some(Claim::mine());
+        if setup_ended {
+            // The agent's phase follows; a failed setup ends the turn (finalize says why).
+            self.store.save(&task)?;
+            return Ok(Some(Job::Advance(task)));
+        }
         if task.state != TaskState::Finalizing {
             task.transition(TaskState::Finalizing)?;
         }
-        task.claim = Some(Claim::mine());
         self.store.save(&task)?;
         Ok(Some(Job::Finalize(task, status)))
     }
@@ -272,7 +295,8 @@ impl<S: Sandbox> Engine<S> {
                 .await;
         }
         let mut prepared = task.clone();
-        match self.launch(&mut prepared, &profile).await {
+        let phase = self.first_phase(&profile);
+        match self.launch(&mut prepared, &profile, phase).await {
             Ok(container) => {
                 let phases = prepared.phases_ms.clone();
                 let saved = self
@@ -280,6 +304,7 @@ impl<S: Sandbox> Engine<S> {
                         t.container_id = Some(container.clone());
                         t.phases_ms = phases;
                         t.workspace_base = prepared.workspace_base.clone();
+                        t.phase = Some(phase);
                         t.transition(TaskState::Running)?;
                         Ok(())
                     })
@@ -311,6 +336,73 @@ impl<S: Sandbox> Engine<S> {
         }
     }
 
+    /// Starts the agent of a turn whose setup succeeded, in the workspace the setup
+    /// prepared.
+    async fn advance(&self, task: Task) -> Result<(), EngineError> {
+        let id = task.id;
+        let profile = match self.config.profile(&task.agent) {
+            Ok(p) => p.clone(),
+            Err(message) => return self.fail_claimed(id, message).await,
+        };
+        let blocked = match profile.network {
+            Network::Egress => self.close_egress(&task).await.unwrap_or_default(),
+            _ => vec![],
+        };
+        if let Some(setup) = &task.container_id {
+            if let Err(e) = self.sandbox.remove(setup).await {
+                tracing::warn!(task_id = %id, error = %e, "could not remove the setup container");
+            }
+        }
+        let mut prepared = task.clone();
+        match self.launch(&mut prepared, &profile, RunPhase::Agent).await {
+            Ok(container) => {
+                let saved = self
+                    .update_claimed(id, |t| {
+                        t.container_id = Some(container.clone());
+                        t.phase = Some(RunPhase::Agent);
+                        t.blocked.extend(blocked);
+                        Ok(())
+                    })
+                    .await?;
+                match saved {
+                    Some(t) if t.cancel_requested => self.sandbox.stop(&container).await?,
+                    Some(_) => tracing::info!(task_id = %id, "setup done, agent started"),
+                    None => {
+                        let _ = self.sandbox.remove(&container).await;
+                    }
+                }
+                Ok(())
+            }
+            Err(e @ EngineError::Sandbox(SandboxError::Unreachable { .. })) => {
+                // Let the next tick try again (the claim expires with this process).
+                self.update_claimed(id, |_| Ok(())).await?;
+                Err(e)
+            }
+            Err(e) => {
+                let name = self.turn_container_name(&task);
+                let _ = self.sandbox.release_workspace(&name).await;
+                self.fail_claimed(id, e.to_string()).await
+            }
+        }
+    }
+
+    /// Ends a claimed task that cannot go on, with `message` as its error (its
+    /// workspace stays, nothing of the agent's ran).
+    async fn fail_claimed(&self, id: TaskId, message: String) -> Result<(), EngineError> {
+        tracing::warn!(task_id = %id, %message, "the agent could not be started");
+        self.update_claimed(id, |t| {
+            t.error = Some(message);
+            if t.state == TaskState::Running {
+                t.transition(TaskState::Finalizing)?;
+            }
+            t.transition(TaskState::Failed)?;
+            t.turns.push(t.as_turn());
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn fail_at_start(&self, id: TaskId, message: String) -> Result<(), EngineError> {
         tracing::warn!(task_id = %id, %message, "task failed to start");
         self.update_claimed(id, |t| {
@@ -321,28 +413,45 @@ impl<S: Sandbox> Engine<S> {
         Ok(())
     }
 
-    /// Workspace, container spec, container. Returns the container id.
-    async fn launch(&self, task: &mut Task, profile: &AgentProfile) -> Result<String, EngineError> {
+    /// The container of one phase of the turn: the setup (without the agent's
+    /// credentials, the tool cache writable) or the agent (and check; the tool cache
+    /// read-only, so one task cannot poison the next). The workspace is made by the
+    /// turn's first phase and reused by the second. Returns the container id.
+    async fn launch(
+        &self,
+        task: &mut Task,
+        profile: &AgentProfile,
+        phase: RunPhase,
+    ) -> Result<String, EngineError> {
         let clock = std::time::Instant::now();
         let image = self.image_for(profile);
         self.sandbox.check_image(&image).await?;
-        let argv = match &task.reply {
-            Some(reply) => profile.follow_up_argv(reply, task.session_id.as_deref()),
-            None => profile.argv(&task.prompt),
-        }
-        .map_err(EngineError::Invalid)?;
         let steps = self.config.steps_for(profile);
-        let wrapped = steps.setup.is_some() || steps.check.is_some();
-        let argv = if wrapped {
-            let mut runner: Vec<String> = ["sh", "-c", RUNNER, "handoff-runner"]
+        let first_phase = phase == self.first_phase(profile);
+        let argv = match phase {
+            RunPhase::Setup => ["sh", "-c", SETUP_RUNNER, "handoff-setup"]
                 .iter()
                 .map(|s| s.to_string())
-                .collect();
-            runner.extend(argv);
-            runner
-        } else {
-            argv
+                .collect(),
+            RunPhase::Agent => {
+                let argv = match &task.reply {
+                    Some(reply) => profile.follow_up_argv(reply, task.session_id.as_deref()),
+                    None => profile.argv(&task.prompt),
+                }
+                .map_err(EngineError::Invalid)?;
+                if steps.check.is_some() {
+                    let mut runner: Vec<String> = ["sh", "-c", RUNNER, "handoff-runner"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                    runner.extend(argv);
+                    runner
+                } else {
+                    argv
+                }
+            }
         };
+        let wrapped = steps.setup.is_some() || steps.check.is_some();
 
         let (uid, gid) = agent_ids(&self.workdir)?;
         let start = Oid::from_str(task.turn_start()).map_err(GitError::from)?;
@@ -360,50 +469,62 @@ impl<S: Sandbox> Engine<S> {
         let workdir = self.workdir.clone();
         let branch = task.branch.clone();
         let dirs = cache_dir.clone();
-        let overlay = tokio::task::spawn_blocking(move || -> Result<OverlaySpec, GitError> {
-            let user = Repository::open(&workdir)?;
-            let base = base::ensure(&user, &store.bases_path(), base_commit, (uid, gid))?;
-            // Bases nobody started a task on for a few days go (each is a checkout).
-            base::prune(
-                &store.bases_path(),
-                std::slice::from_ref(&base.tree),
-                BASE_KEEP,
-            );
-            // The agent owns its HOME; files it made in earlier turns stay.
-            agent_dir(&store.home_path(id), uid, gid, false)?;
-            // Results of this turn's setup and check only.
-            agent_dir(&store.out_path(id), uid, gid, true)?;
-            if let Some(cache) = &dirs {
-                agent_dir(cache, uid, gid, false)?;
-            }
-            // Nothing of a previous attempt to start is the agent's work yet.
-            store
-                .remove_scratch(id, true)
-                .map_err(|e| GitError::Untrusted(e.to_string()))?;
-            let layer_dir = store.layer_path(id);
-            layer::build(
-                &user,
-                &base,
-                start,
-                &branch,
-                &layer_dir,
-                (uid, gid),
-                Whiteouts::for_this_process(),
-            )?;
-            agent_dir(&store.upper_path(id), uid, gid, true)?;
-            let work = store.work_path(id);
-            std::fs::create_dir_all(&work).map_err(|source| GitError::Write {
-                path: work.clone(),
-                source,
-            })?;
-            Ok(OverlaySpec {
-                lowers: vec![layer_dir, base.tree],
-                upper: store.upper_path(id),
-                work,
+        let overlay = if first_phase {
+            tokio::task::spawn_blocking(move || -> Result<OverlaySpec, GitError> {
+                let user = Repository::open(&workdir)?;
+                let base = base::ensure(&user, &store.bases_path(), base_commit, (uid, gid))?;
+                // Bases nobody started a task on for a few days go (each is a checkout).
+                base::prune(
+                    &store.bases_path(),
+                    std::slice::from_ref(&base.tree),
+                    BASE_KEEP,
+                );
+                // The agent owns its HOME; files it made in earlier turns stay.
+                agent_dir(&store.home_path(id), uid, gid, false)?;
+                // Results of this turn's setup and check only.
+                agent_dir(&store.out_path(id), uid, gid, true)?;
+                if let Some(cache) = &dirs {
+                    agent_dir(cache, uid, gid, false)?;
+                }
+                // Nothing of a previous attempt to start is the agent's work yet.
+                store
+                    .remove_scratch(id, true)
+                    .map_err(|e| GitError::Untrusted(e.to_string()))?;
+                let layer_dir = store.layer_path(id);
+                layer::build(
+                    &user,
+                    &base,
+                    start,
+                    &branch,
+                    &layer_dir,
+                    (uid, gid),
+                    Whiteouts::for_this_process(),
+                )?;
+                agent_dir(&store.upper_path(id), uid, gid, true)?;
+                let work = store.work_path(id);
+                std::fs::create_dir_all(&work).map_err(|source| GitError::Write {
+                    path: work.clone(),
+                    source,
+                })?;
+                Ok(OverlaySpec {
+                    lowers: vec![layer_dir, base.tree],
+                    upper: store.upper_path(id),
+                    work,
+                })
             })
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        } else {
+            // The setup made the workspace; the agent continues in it.
+            OverlaySpec {
+                lowers: vec![
+                    self.store.layer_path(id),
+                    base::base_dir(&self.store.bases_path(), base_commit, uid).join("tree"),
+                ],
+                upper: self.store.upper_path(id),
+                work: self.store.work_path(id),
+            }
+        };
         task.phases_ms.insert("workspace".into(), ms_since(clock));
         super::fault::point("start:after-workspace");
         let clock = std::time::Instant::now();
@@ -441,11 +562,17 @@ impl<S: Sandbox> Engine<S> {
         for (name, value) in &profile.set_env {
             env.push((name.clone(), value.clone()));
         }
-        if let Some(setup) = &steps.setup {
-            env.push(("HANDOFF_SETUP".into(), setup.clone()));
-        }
-        if let Some(check) = &steps.check {
-            env.push(("HANDOFF_CHECK".into(), check.clone()));
+        match phase {
+            RunPhase::Setup => {
+                if let Some(setup) = &steps.setup {
+                    env.push(("HANDOFF_SETUP".into(), setup.clone()));
+                }
+            }
+            RunPhase::Agent => {
+                if let Some(check) = &steps.check {
+                    env.push(("HANDOFF_CHECK".into(), check.clone()));
+                }
+            }
         }
         if wrapped {
             for (name, value) in CACHE_ENV {
@@ -458,7 +585,7 @@ impl<S: Sandbox> Engine<S> {
             Network::Host => SandboxNetwork::Host,
             Network::Egress => {
                 let net = self.sandbox.egress_network().await?;
-                let plan = self.open_egress(task, profile, &net).await?;
+                let plan = self.open_egress(task, profile, &net, phase).await?;
                 env.extend(plan.env);
                 withheld = plan.withheld;
                 SandboxNetwork::Egress(net)
@@ -466,6 +593,11 @@ impl<S: Sandbox> Engine<S> {
         };
         for name in &profile.env {
             if withheld.contains(name) {
+                continue;
+            }
+            // Setup runs without the agent's credentials: what it leaves behind (the
+            // tool cache, later a snapshot) never holds them.
+            if phase == RunPhase::Setup && profile.credentials.contains(name) {
                 continue;
             }
             if let Ok(value) = std::env::var(name) {
@@ -481,7 +613,7 @@ impl<S: Sandbox> Engine<S> {
             ("handoff.agent".to_string(), task.agent.clone()),
         ]);
         let spec = SandboxSpec {
-            name: self.turn_container_name(task),
+            name: self.phase_container_name(task, phase),
             image,
             argv,
             env,
@@ -492,6 +624,7 @@ impl<S: Sandbox> Engine<S> {
             home: self.store.home_path(task.id),
             out_dir: self.store.out_path(task.id),
             cache_dir,
+            cache_read_only: phase == RunPhase::Agent,
             prompt_file,
             network,
             memory_bytes: profile.memory.map(|m| m.0),
@@ -511,6 +644,23 @@ impl<S: Sandbox> Engine<S> {
                 .await?
                 .ok_or_else(|| EngineError::Internal(format!("container {name} vanished"))),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The phase a turn of `profile` starts with: its setup, if it has one.
+    pub(super) fn first_phase(&self, profile: &AgentProfile) -> RunPhase {
+        match self.config.steps_for(profile).setup {
+            Some(_) => RunPhase::Setup,
+            None => RunPhase::Agent,
+        }
+    }
+
+    /// The container of one phase of the current turn: the turn's own name for the
+    /// agent, with `-setup` after it for the setup.
+    pub fn phase_container_name(&self, task: &Task, phase: RunPhase) -> String {
+        match phase {
+            RunPhase::Agent => self.turn_container_name(task),
+            RunPhase::Setup => format!("{}-setup", self.turn_container_name(task)),
         }
     }
 

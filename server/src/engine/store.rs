@@ -335,6 +335,7 @@ mod tests {
             warnings: vec![],
             blocked: vec![],
             stopped_for: None,
+            phase: None,
         }
     }
 

@@ -196,6 +196,19 @@ pub struct Task {
     /// Why Handoff stopped the agent before it ended by itself, if it did.
     #[serde(default)]
     pub stopped_for: Option<StopReason>,
+    /// Which container of the turn runs: its setup, then its agent.
+    #[serde(default)]
+    pub phase: Option<RunPhase>,
+}
+
+/// The phases of a turn, each in its own container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPhase {
+    /// `setup`: without the agent's credentials, the tool cache writable.
+    Setup,
+    /// The agent, then the `check`; the tool cache read-only.
+    Agent,
 }
 
 /// What a [`StopReason`] means, in words.

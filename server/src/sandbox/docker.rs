@@ -151,7 +151,7 @@ impl DockerSandbox {
             bind(&spec.out_dir, OUT_DIR_IN_SANDBOX, false),
         ];
         if let Some(cache) = &spec.cache_dir {
-            mounts.push(bind(cache, CACHE_DIR_IN_SANDBOX, false));
+            mounts.push(bind(cache, CACHE_DIR_IN_SANDBOX, spec.cache_read_only));
         }
         let host = HostConfig {
             mounts: Some(mounts),

@@ -44,6 +44,8 @@ pub struct SandboxSpec {
     /// Tool caches shared by the repository's tasks with the same lockfiles; appears
     /// at [`crate::agents::CACHE_DIR_IN_SANDBOX`].
     pub cache_dir: Option<PathBuf>,
+    /// The tool cache is mounted read-only (the agent's phase): only setup fills it.
+    pub cache_read_only: bool,
     /// The prompt file on the host; appears at [`crate::agents::PROMPT_FILE_IN_SANDBOX`].
     pub prompt_file: PathBuf,
     pub network: SandboxNetwork,
