@@ -25,8 +25,10 @@ use crate::sandbox::DockerSandbox;
 )]
 pub struct Cli {
     /// Run as if started in this directory.
-    #[arg(short = 'C', global = true, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    // Its own id: subcommands have options named `dir` too (`pull --dir`), and clap
+    // would otherwise give one value to both.
+    #[arg(short = 'C', global = true, value_name = "DIR", id = "cwd")]
+    cwd: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -201,7 +203,7 @@ fn init_lsp_tracing() {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let cwd = match cli.dir {
+    let cwd = match cli.cwd {
         Some(d) => d,
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
