@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub mod credentials;
 pub mod profile;
 
 pub use profile::{Limits, MemorySize, Network, Steps, DEFAULT_CHECK_RETRIES};
@@ -243,10 +244,33 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             "--verbose",
             "--dangerously-skip-permissions",
         ]));
-        claude.credentials = strings(&["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"]);
+        claude.credentials = strings(&[
+            "ANTHROPIC_API_KEY",
+            "CLAUDE_CODE_OAUTH_TOKEN",
+            "CLAUDE_CODE_USE_BEDROCK",
+            "CLAUDE_CODE_USE_VERTEX",
+        ]);
+        // Amazon Bedrock and Google Vertex, as Claude Code documents them.
+        claude.env.extend(strings(&[
+            "CLAUDE_CODE_USE_BEDROCK",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_BEARER_TOKEN_BEDROCK",
+            "ANTHROPIC_MODEL",
+            "ANTHROPIC_SMALL_FAST_MODEL",
+            "CLAUDE_CODE_USE_VERTEX",
+            "CLOUD_ML_REGION",
+            "ANTHROPIC_VERTEX_PROJECT_ID",
+        ]));
         claude.allow = rules(&["api.anthropic.com:443"]);
         claude.set_env = BTreeMap::from([
             ("DISABLE_AUTOUPDATER".to_string(), "1".to_string()),
+            // Retries of a model API that does not answer end within about a minute
+            // (the CLI's own default, 10, with backoff, takes three).
+            ("CLAUDE_CODE_MAX_RETRIES".to_string(), "5".to_string()),
             (
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(),
                 "1".to_string(),
@@ -456,7 +480,7 @@ mod tests {
         let none = |_: &str| None;
         let err = profiles["claude"].check_credentials(none).unwrap_err();
         assert!(
-            err.contains("one of `ANTHROPIC_API_KEY` or `CLAUDE_CODE_OAUTH_TOKEN`"),
+            err.contains("one of `ANTHROPIC_API_KEY`, `CLAUDE_CODE_OAUTH_TOKEN`, `CLAUDE_CODE_USE_BEDROCK` or `CLAUDE_CODE_USE_VERTEX`"),
             "{err}"
         );
         let token = |n: &str| (n == "CLAUDE_CODE_OAUTH_TOKEN").then(|| "t".to_string());

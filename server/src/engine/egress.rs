@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::agents::{AgentProfile, OutputFormat};
+use crate::agents::credentials::{self, CredentialPlan};
+use crate::agents::AgentProfile;
 use crate::egress::client::{Client, ClientError};
 use crate::egress::{self, Blocked, Grant, Route, Secret};
 use crate::sandbox::{EgressNetwork, Sandbox};
@@ -20,15 +21,12 @@ use crate::sandbox::{EgressNetwork, Sandbox};
 use super::task::{RunPhase, Task};
 use super::{Engine, EngineError};
 
-/// What the agent's CLI sends instead of the real key; the proxy replaces it.
-pub const PLACEHOLDER_CREDENTIAL: &str = "handoff-proxy-adds-the-real-credential";
-
 /// What a turn on network `egress` gets.
 pub(super) struct EgressPlan {
     /// Variables for the container (proxy URLs, gateway base URLs, placeholders).
     pub env: Vec<(String, String)>,
-    /// Variables of the caller that must not reach the container: the proxy adds them.
-    pub withheld: Vec<String>,
+    /// Arguments for the agent's CLI, with the gateway's addresses in them.
+    pub args: Vec<String>,
 }
 
 /// The proxy's folder: its control socket and log, per user.
@@ -63,6 +61,7 @@ impl<S: Sandbox> Engine<S> {
         profile: &AgentProfile,
         network: &EgressNetwork,
         phase: RunPhase,
+        creds: &CredentialPlan,
     ) -> Result<EgressPlan, EngineError> {
         let (mut client, listen) = self.proxy_for(network).await?;
         let token = egress::new_token()
@@ -74,27 +73,41 @@ impl<S: Sandbox> Engine<S> {
             routes: vec![],
         };
         let mut env = Vec::new();
-        let mut withheld = Vec::new();
-        // The setup gets the allow list but never the model's credential.
-        if phase == RunPhase::Agent
-            && profile.output_format() == Some(OutputFormat::ClaudeStreamJson)
-        {
-            if let Some((route, name)) = anthropic_route(profile) {
-                grant.routes.push(route);
-                env.push((
-                    "ANTHROPIC_BASE_URL".to_string(),
-                    grant.route_url(listen, "anthropic"),
-                ));
-                env.push((name.to_string(), PLACEHOLDER_CREDENTIAL.to_string()));
-                withheld.extend(
-                    [
-                        "ANTHROPIC_API_KEY",
-                        "CLAUDE_CODE_OAUTH_TOKEN",
-                        "ANTHROPIC_BASE_URL",
-                    ]
-                    .map(String::from),
-                );
+        let mut args = Vec::new();
+        for extra in &creds.allow {
+            if let Ok(rule) = extra.parse() {
+                grant.allow.push(rule);
             }
+        }
+        // The setup gets the allow list but never the model's credential.
+        if phase == RunPhase::Agent {
+            for route in &creds.routes {
+                let upstream = url::Url::parse(&route.upstream).map_err(|e| {
+                    EngineError::Invalid(format!("the model endpoint `{}`: {e}", route.upstream))
+                })?;
+                grant.routes.push(Route {
+                    name: route.name.to_string(),
+                    upstream,
+                    inject: route
+                        .inject
+                        .iter()
+                        .map(|(h, v)| (h.clone(), Secret::new(v.clone())))
+                        .collect(),
+                    strip: route.strip.clone(),
+                });
+            }
+            let resolve = |text: &str| {
+                let mut text = text.to_string();
+                for route in &creds.routes {
+                    text = text.replace(
+                        &credentials::route_marker(route.name),
+                        &grant.route_url(listen, route.name),
+                    );
+                }
+                text
+            };
+            env.extend(creds.env.iter().map(|(k, v)| (k.clone(), resolve(v))));
+            args.extend(creds.args.iter().map(|a| resolve(a)));
         }
         let proxy = grant.proxy_url(listen);
         for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
@@ -104,7 +117,7 @@ impl<S: Sandbox> Engine<S> {
         env.push(("NO_PROXY".to_string(), gateway.clone()));
         env.push(("no_proxy".to_string(), gateway));
         client.register(&grant).await.map_err(proxy_error)?;
-        Ok(EgressPlan { env, withheld })
+        Ok(EgressPlan { env, args })
     }
 
     /// Withdraws the turn's grant; returns what the proxy refused it. `None` when the
@@ -186,44 +199,4 @@ async fn connect_soon(socket: &std::path::Path) -> Result<Client, EngineError> {
 
 fn proxy_error(e: ClientError) -> EngineError {
     EngineError::Invalid(format!("the egress proxy: {e}"))
-}
-
-/// The route that adds Claude Code's credential, when the caller has one: the real
-/// key or OAuth token goes to the proxy, a placeholder to the container. Returns the
-/// route and the variable the container gets the placeholder in.
-fn anthropic_route(profile: &AgentProfile) -> Option<(Route, &'static str)> {
-    let passes = |name: &str| profile.env.iter().any(|n| n == name);
-    let value = |name: &str| {
-        std::env::var(name)
-            .ok()
-            .filter(|v| !v.is_empty() && passes(name))
-    };
-    let (inject, name) = if let Some(key) = value("ANTHROPIC_API_KEY") {
-        (
-            ("x-api-key".to_string(), Secret::new(key)),
-            "ANTHROPIC_API_KEY",
-        )
-    } else if let Some(token) = value("CLAUDE_CODE_OAUTH_TOKEN") {
-        (
-            (
-                "authorization".to_string(),
-                Secret::new(format!("Bearer {token}")),
-            ),
-            "CLAUDE_CODE_OAUTH_TOKEN",
-        )
-    } else {
-        return None;
-    };
-    let upstream =
-        value("ANTHROPIC_BASE_URL").unwrap_or_else(|| "https://api.anthropic.com".into());
-    let upstream = url::Url::parse(&upstream).ok()?;
-    Some((
-        Route {
-            name: "anthropic".into(),
-            upstream,
-            inject: vec![inject],
-            strip: vec!["x-api-key".into(), "authorization".into()],
-        },
-        name,
-    ))
 }

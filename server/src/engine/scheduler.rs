@@ -16,6 +16,7 @@ use git2::{Oid, Repository};
 use super::claim::Claim;
 use super::task::{RunPhase, StopReason, Task, TaskId, TaskState};
 use super::{ms_since, Engine, EngineError, MAX_PROMPT_ENV_BYTES};
+use crate::agents::credentials::{self, CredentialPlan};
 use crate::agents::{
     AgentProfile, Network, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER, SETUP_RUNNER,
 };
@@ -433,23 +434,16 @@ impl<S: Sandbox> Engine<S> {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            RunPhase::Agent => {
-                let argv = match &task.reply {
-                    Some(reply) => profile.follow_up_argv(reply, task.session_id.as_deref()),
-                    None => profile.argv(&task.prompt),
-                }
-                .map_err(EngineError::Invalid)?;
-                if steps.check.is_some() {
-                    let mut runner: Vec<String> = ["sh", "-c", RUNNER, "handoff-runner"]
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect();
-                    runner.extend(argv);
-                    runner
-                } else {
-                    argv
-                }
+            RunPhase::Agent => match &task.reply {
+                Some(reply) => profile.follow_up_argv(reply, task.session_id.as_deref()),
+                None => profile.argv(&task.prompt),
             }
+            .map_err(EngineError::Invalid)?,
+        };
+        // How the agent's CLI gets its credentials and endpoint; the setup gets none.
+        let creds = match phase {
+            RunPhase::Agent => credentials::plan(profile, &|name| std::env::var(name).ok()),
+            RunPhase::Setup => CredentialPlan::default(),
         };
         let wrapped = steps.setup.is_some() || steps.check.is_some();
 
@@ -554,7 +548,6 @@ impl<S: Sandbox> Engine<S> {
             ),
             ("GIT_COMMITTER_EMAIL".into(), "handoff@localhost".into()),
         ];
-        let mut withheld: Vec<String> = Vec::new();
         let prompt = task.turn_prompt();
         if prompt.len() <= MAX_PROMPT_ENV_BYTES {
             env.push(("HANDOFF_PROMPT".into(), prompt.to_string()));
@@ -579,16 +572,37 @@ impl<S: Sandbox> Engine<S> {
                 env.push((name.to_string(), value.to_string()));
             }
         }
-        let network = match profile.network {
-            Network::None => SandboxNetwork::None,
-            Network::Bridge => SandboxNetwork::Bridge,
-            Network::Host => SandboxNetwork::Host,
+        let withheld = creds.withheld.clone();
+        let (network, cli_args) = match profile.network {
             Network::Egress => {
                 let net = self.sandbox.egress_network().await?;
-                let plan = self.open_egress(task, profile, &net, phase).await?;
+                let plan = self.open_egress(task, profile, &net, phase, &creds).await?;
                 env.extend(plan.env);
-                withheld = plan.withheld;
-                SandboxNetwork::Egress(net)
+                (SandboxNetwork::Egress(net), plan.args)
+            }
+            other => {
+                env.extend(creds.env.iter().cloned());
+                let network = match other {
+                    Network::Bridge => SandboxNetwork::Bridge,
+                    Network::Host => SandboxNetwork::Host,
+                    _ => SandboxNetwork::None,
+                };
+                (network, creds.args.clone())
+            }
+        };
+        let argv = match phase {
+            RunPhase::Setup => argv,
+            RunPhase::Agent => {
+                let mut argv = with_cli_args(argv, &cli_args);
+                if steps.check.is_some() {
+                    let mut runner: Vec<String> = ["sh", "-c", RUNNER, "handoff-runner"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                    runner.append(&mut argv);
+                    argv = runner;
+                }
+                argv
             }
         };
         for name in &profile.env {
@@ -728,6 +742,26 @@ impl<S: Sandbox> Engine<S> {
         };
         Ok(self.store.root().join("cache").join(name))
     }
+}
+
+/// `argv` with `args` inserted after the CLI's subcommand (`codex exec -c …`): after
+/// the first argument that is not an option, past the program.
+fn with_cli_args(mut argv: Vec<String>, args: &[String]) -> Vec<String> {
+    if args.is_empty() {
+        return argv;
+    }
+    let at = argv
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, a)| !a.starts_with('-'))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(1)
+        .min(argv.len());
+    for (n, arg) in args.iter().enumerate() {
+        argv.insert(at + n, arg.clone());
+    }
+    argv
 }
 
 /// Creates `path` for the agent (emptied first when `fresh`) and gives it to `uid`.
