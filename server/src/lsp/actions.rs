@@ -18,8 +18,9 @@ use super::server::{failure, Inner};
 use super::session::{hunk_lines, lock, Document};
 use crate::context::{self, LineRange, PromptRequest, Target};
 use crate::diff::Anchor;
+use crate::sandbox::Sandbox;
 
-pub fn code_actions(inner: &Inner, params: &CodeActionParams) -> CodeActionResponse {
+pub fn code_actions<S: Sandbox>(inner: &Inner<S>, params: &CodeActionParams) -> CodeActionResponse {
     let uri = &params.text_document.uri;
     let mut actions = Vec::new();
     hunk_actions(inner, uri, params.range, &mut actions);
@@ -86,7 +87,12 @@ pub fn code_actions(inner: &Inner, params: &CodeActionParams) -> CodeActionRespo
     actions
 }
 
-fn hunk_actions(inner: &Inner, uri: &Uri, range: Range, out: &mut Vec<CodeActionOrCommand>) {
+fn hunk_actions<S: Sandbox>(
+    inner: &Inner<S>,
+    uri: &Uri,
+    range: Range,
+    out: &mut Vec<CodeActionOrCommand>,
+) {
     let Some((placed, _)) = placed_in(inner, uri) else {
         return;
     };
@@ -160,7 +166,7 @@ pub fn command(title: &str, name: &str, arg: Value) -> Command {
 }
 
 /// Fills in the command of a delegate action, with the prompt built now.
-pub fn resolve(inner: &Inner, mut action: CodeAction) -> Result<CodeAction> {
+pub fn resolve<S: Sandbox>(inner: &Inner<S>, mut action: CodeAction) -> Result<CodeAction> {
     let data: ActionData = match action.data.clone().map(serde_json::from_value) {
         Some(Ok(d)) => d,
         _ => return Ok(action),

@@ -20,6 +20,7 @@ use crate::diff;
 use crate::engine::review::Resolution;
 use crate::engine::task::{Origin, Task, TaskId};
 use crate::engine::NewTask;
+use crate::sandbox::Sandbox;
 
 fn arg<T: DeserializeOwned>(params: &ExecuteCommandParams) -> Result<T> {
     let value = params.arguments.first().cloned().unwrap_or(Value::Null);
@@ -34,7 +35,10 @@ fn arg<T: DeserializeOwned>(params: &ExecuteCommandParams) -> Result<T> {
     })
 }
 
-pub async fn execute(inner: &Arc<Inner>, params: ExecuteCommandParams) -> Result<Option<Value>> {
+pub async fn execute<S: Sandbox>(
+    inner: &Arc<Inner<S>>,
+    params: ExecuteCommandParams,
+) -> Result<Option<Value>> {
     let result = match params.command.as_str() {
         ext::DELEGATE => delegate(inner, arg(&params)?).await,
         ext::ACCEPT => accept(inner, arg(&params)?).await,
@@ -55,11 +59,14 @@ pub async fn execute(inner: &Arc<Inner>, params: ExecuteCommandParams) -> Result
 
 type Outcome = std::result::Result<Value, String>;
 
-fn repo_of(inner: &Inner, uri: Option<&Uri>) -> std::result::Result<Arc<Repo>, String> {
+fn repo_of<S: Sandbox>(
+    inner: &Inner<S>,
+    uri: Option<&Uri>,
+) -> std::result::Result<Arc<Repo<S>>, String> {
     inner.repo_for_uri(uri)
 }
 
-async fn delegate(inner: &Arc<Inner>, args: DelegateArgs) -> Outcome {
+async fn delegate<S: Sandbox>(inner: &Arc<Inner<S>>, args: DelegateArgs) -> Outcome {
     match args {
         DelegateArgs::Todo {
             uri,
@@ -154,7 +161,7 @@ struct Selection {
     agent: Option<String>,
 }
 
-async fn delegate_selection(inner: &Arc<Inner>, sel: Selection) -> Outcome {
+async fn delegate_selection<S: Sandbox>(inner: &Arc<Inner<S>>, sel: Selection) -> Outcome {
     let (prompt, title, rel, line) = {
         let session = lock(&inner.session);
         let encoding = session.encoding();
@@ -211,7 +218,7 @@ fn in_repo(doc: &super::session::Document, uri: &Uri) -> std::result::Result<Str
     })
 }
 
-async fn ask_instruction(inner: &Inner) -> Option<String> {
+async fn ask_instruction<S: Sandbox>(inner: &Inner<S>) -> Option<String> {
     let actions = ext::SELECTION_INSTRUCTIONS
         .iter()
         .map(|(title, _)| MessageActionItem {
@@ -234,7 +241,7 @@ async fn ask_instruction(inner: &Inner) -> Option<String> {
         .map(|(_, instruction)| instruction.to_string())
 }
 
-async fn start_task(inner: &Arc<Inner>, uri: Option<&Uri>, new: NewTask) -> Outcome {
+async fn start_task<S: Sandbox>(inner: &Arc<Inner<S>>, uri: Option<&Uri>, new: NewTask) -> Outcome {
     let repo = repo_of(inner, uri)?;
     let task = repo
         .engine
@@ -247,7 +254,12 @@ async fn start_task(inner: &Arc<Inner>, uri: Option<&Uri>, new: NewTask) -> Outc
 
 /// Starts what is queued, then tells the client about `task`; when Docker cannot start
 /// it, says that `waiting` (the task, the reply) waits until it can.
-async fn start_queued(inner: &Arc<Inner>, repo: &Arc<Repo>, task: Task, waiting: &str) -> Outcome {
+async fn start_queued<S: Sandbox>(
+    inner: &Arc<Inner<S>>,
+    repo: &Arc<Repo<S>>,
+    task: Task,
+    waiting: &str,
+) -> Outcome {
     let started = repo.engine.tick().await;
     let task = repo.engine.get(task.id).unwrap_or(task);
     watcher::record(inner, repo, &task).await;
@@ -266,7 +278,7 @@ async fn start_queued(inner: &Arc<Inner>, repo: &Arc<Repo>, task: Task, waiting:
 }
 
 /// The task's record: the watcher's copy when it has one, else from disk.
-fn task_in(repo: &Repo, id: u64) -> std::result::Result<Task, String> {
+fn task_in<S: Sandbox>(repo: &Repo<S>, id: u64) -> std::result::Result<Task, String> {
     match repo.task(TaskId(id)) {
         Some(task) => Ok(task),
         None => repo.engine.get(TaskId(id)).map_err(|e| e.to_string()),
@@ -274,7 +286,10 @@ fn task_in(repo: &Repo, id: u64) -> std::result::Result<Task, String> {
 }
 
 /// The repository of an open document, without looking on disk again.
-fn repo_of_open(inner: &Inner, uri: &Uri) -> std::result::Result<Arc<Repo>, String> {
+fn repo_of_open<S: Sandbox>(
+    inner: &Inner<S>,
+    uri: &Uri,
+) -> std::result::Result<Arc<Repo<S>>, String> {
     let workdir = lock(&inner.session)
         .documents
         .get(uri)
@@ -285,7 +300,7 @@ fn repo_of_open(inner: &Inner, uri: &Uri) -> std::result::Result<Arc<Repo>, Stri
     }
 }
 
-async fn accept(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
+async fn accept<S: Sandbox>(inner: &Arc<Inner<S>>, args: HunkArgs) -> Outcome {
     let repo = repo_of_open(inner, &args.uri)?;
     let task = task_in(&repo, args.task)?;
     let (text, version, rel, encoding, document_changes) = {
@@ -402,7 +417,7 @@ async fn accept(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
     Ok(json!({ "accepted": accepted, "conflicts": result.conflicts.len() }))
 }
 
-async fn reject(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
+async fn reject<S: Sandbox>(inner: &Arc<Inner<S>>, args: HunkArgs) -> Outcome {
     let repo = repo_of_open(inner, &args.uri)?;
     let task = task_in(&repo, args.task)?;
     let rel = {
@@ -430,7 +445,7 @@ async fn reject(inner: &Arc<Inner>, args: HunkArgs) -> Outcome {
     Ok(json!({ "rejected": rejected }))
 }
 
-async fn cancel(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
+async fn cancel<S: Sandbox>(inner: &Arc<Inner<S>>, args: TaskArgs) -> Outcome {
     let repo = repo_of(inner, args.uri.as_ref())?;
     let task = repo
         .engine
@@ -441,7 +456,7 @@ async fn cancel(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
     Ok(json!(task))
 }
 
-async fn remove_task(inner: &Arc<Inner>, args: RemoveArgs) -> Outcome {
+async fn remove_task<S: Sandbox>(inner: &Arc<Inner<S>>, args: RemoveArgs) -> Outcome {
     let repo = repo_of(inner, args.uri.as_ref())?;
     let id = TaskId(args.task);
     let task = repo.engine.get(id).map_err(|e| e.to_string())?;
@@ -457,7 +472,7 @@ async fn remove_task(inner: &Arc<Inner>, args: RemoveArgs) -> Outcome {
     }))
 }
 
-async fn reply(inner: &Arc<Inner>, args: ReplyArgs) -> Outcome {
+async fn reply<S: Sandbox>(inner: &Arc<Inner<S>>, args: ReplyArgs) -> Outcome {
     let repo = repo_of(inner, args.uri.as_ref())?;
     let task = repo
         .engine
@@ -472,7 +487,13 @@ async fn reply(inner: &Arc<Inner>, args: ReplyArgs) -> Outcome {
 }
 
 /// Writes `bytes` beside the task record and asks the editor to show it.
-async fn show_file(inner: &Inner, repo: &Repo, id: TaskId, name: &str, bytes: &[u8]) -> Outcome {
+async fn show_file<S: Sandbox>(
+    inner: &Inner<S>,
+    repo: &Repo<S>,
+    id: TaskId,
+    name: &str,
+    bytes: &[u8],
+) -> Outcome {
     let path = repo.engine.store().task_dir(id).join(name);
     crate::engine::store::write_atomic_unsynced(&path, bytes).map_err(|e| e.to_string())?;
     let uri = convert::uri_from_path(&path).ok_or("cannot name the file as a URI")?;
@@ -490,14 +511,14 @@ async fn show_file(inner: &Inner, repo: &Repo, id: TaskId, name: &str, bytes: &[
     Ok(json!({ "uri": uri, "path": path }))
 }
 
-async fn show_diff(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
+async fn show_diff<S: Sandbox>(inner: &Arc<Inner<S>>, args: TaskArgs) -> Outcome {
     let repo = repo_of(inner, args.uri.as_ref())?;
     let id = TaskId(args.task);
     let diff = repo.engine.diff(id).map_err(|e| e.to_string())?;
     show_file(inner, &repo, id, &format!("task-{id}.diff"), &diff).await
 }
 
-async fn show_log(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
+async fn show_log<S: Sandbox>(inner: &Arc<Inner<S>>, args: TaskArgs) -> Outcome {
     let repo = repo_of(inner, args.uri.as_ref())?;
     let id = TaskId(args.task);
     // Claude Code and Codex output is shown as the readable transcript, every turn.
@@ -513,7 +534,7 @@ async fn show_log(inner: &Arc<Inner>, args: TaskArgs) -> Outcome {
     show_file(inner, &repo, id, &format!("task-{id}.log"), &log).await
 }
 
-fn list_tasks(inner: &Arc<Inner>, args: ListArgs) -> Outcome {
+fn list_tasks<S: Sandbox>(inner: &Arc<Inner<S>>, args: ListArgs) -> Outcome {
     let repos = match &args.uri {
         Some(uri) => vec![repo_of(inner, Some(uri))?],
         None => {

@@ -12,11 +12,12 @@ use super::server::Inner;
 use super::session::{hunk_lines, lock, Document, PlacedHunk, RepoPath};
 use crate::context::Language;
 use crate::diff::Anchor;
+use crate::sandbox::Sandbox;
 
 /// Diagnostic messages show at most this many lines of a hunk.
 const MAX_MESSAGE_LINES: usize = 30;
 
-pub fn did_open(inner: &Inner, params: DidOpenTextDocumentParams) {
+pub fn did_open<S: Sandbox>(inner: &Inner<S>, params: DidOpenTextDocumentParams) {
     let doc = params.text_document;
     let location = convert::path_from_uri(&doc.uri).and_then(|path| locate(inner, &path));
     let language = Language::detect(
@@ -39,7 +40,7 @@ pub fn did_open(inner: &Inner, params: DidOpenTextDocumentParams) {
 }
 
 /// The repository and relative path of a file, if it is inside a usable repository.
-fn locate(inner: &Inner, path: &std::path::Path) -> Option<RepoPath> {
+fn locate<S: Sandbox>(inner: &Inner<S>, path: &std::path::Path) -> Option<RepoPath> {
     let repo = inner.repo_for_path(path).ok()?;
     let workdir = repo.workdir().canonicalize().ok()?;
     let full = path
@@ -53,7 +54,7 @@ fn locate(inner: &Inner, path: &std::path::Path) -> Option<RepoPath> {
     })
 }
 
-pub fn did_change(inner: &Inner, params: DidChangeTextDocumentParams) {
+pub fn did_change<S: Sandbox>(inner: &Inner<S>, params: DidChangeTextDocumentParams) {
     let mut session = lock(&inner.session);
     let encoding = session.encoding();
     let Some(doc) = session.documents.get_mut(&params.text_document.uri) else {
@@ -76,7 +77,7 @@ pub fn did_change(inner: &Inner, params: DidChangeTextDocumentParams) {
 }
 
 /// Recomputes and sends the hunk diagnostics of the given documents.
-pub async fn publish(inner: &Inner, uris: &[Uri]) {
+pub async fn publish<S: Sandbox>(inner: &Inner<S>, uris: &[Uri]) {
     for uri in uris {
         let Some((diagnostics, version)) = diagnostics_for(inner, uri) else {
             continue;
@@ -89,7 +90,7 @@ pub async fn publish(inner: &Inner, uris: &[Uri]) {
 }
 
 /// Republishes every open document of the repository at `workdir`.
-pub async fn publish_repo(inner: &Inner, workdir: &std::path::Path) {
+pub async fn publish_repo<S: Sandbox>(inner: &Inner<S>, workdir: &std::path::Path) {
     let uris: Vec<Uri> = lock(&inner.session)
         .documents
         .iter()
@@ -100,7 +101,10 @@ pub async fn publish_repo(inner: &Inner, workdir: &std::path::Path) {
 }
 
 /// The placed hunks of an open document, and where it is.
-pub fn placed_in(inner: &Inner, uri: &Uri) -> Option<(Arc<Vec<PlacedHunk>>, RepoPath)> {
+pub fn placed_in<S: Sandbox>(
+    inner: &Inner<S>,
+    uri: &Uri,
+) -> Option<(Arc<Vec<PlacedHunk>>, RepoPath)> {
     let (location, version) = {
         let session = lock(&inner.session);
         let doc = session.documents.get(uri)?;
@@ -115,7 +119,7 @@ pub fn placed_in(inner: &Inner, uri: &Uri) -> Option<(Arc<Vec<PlacedHunk>>, Repo
     Some((repo.placed_hunks(&location.rel, version, &text), location))
 }
 
-fn diagnostics_for(inner: &Inner, uri: &Uri) -> Option<(Vec<Diagnostic>, i32)> {
+fn diagnostics_for<S: Sandbox>(inner: &Inner<S>, uri: &Uri) -> Option<(Vec<Diagnostic>, i32)> {
     let placed = placed_in(inner, uri).map(|(p, _)| p).unwrap_or_default();
     let placed = placed.as_slice();
     let session = lock(&inner.session);

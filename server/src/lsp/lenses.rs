@@ -12,6 +12,7 @@ use super::server::Inner;
 use super::session::{hunk_lines, lock};
 use crate::diff::Anchor;
 use crate::engine::task::{Task, TaskState};
+use crate::sandbox::Sandbox;
 
 fn lens(line: usize, title: String, name: &str, arg: serde_json::Value) -> CodeLens {
     let at = Position::new(line as u32, 0);
@@ -49,7 +50,7 @@ pub fn status(task: &Task) -> String {
     }
 }
 
-pub fn code_lenses(inner: &Inner, uri: &Uri) -> Vec<CodeLens> {
+pub fn code_lenses<S: Sandbox>(inner: &Inner<S>, uri: &Uri) -> Vec<CodeLens> {
     let mut lenses = Vec::new();
     let location = {
         let session = lock(&inner.session);

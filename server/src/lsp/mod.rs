@@ -38,3 +38,28 @@ pub async fn serve() {
         .serve(service)
         .await;
 }
+
+/// How long the server waits on its client, and how often it looks at the task store.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// For an answer to a request the user does not take part in (progress creation,
+    /// CodeLens refresh, showing a document).
+    pub client_timeout: std::time::Duration,
+    /// For the answer to `workspace/applyEdit` (a client may ask the user first).
+    pub apply_edit_timeout: std::time::Duration,
+    /// Between two looks at the task store.
+    pub poll: std::time::Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            client_timeout: std::time::Duration::from_secs(10),
+            apply_edit_timeout: std::time::Duration::from_secs(30),
+            poll: std::time::Duration::from_millis(500),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -23,23 +23,43 @@ use super::session::{lock, ClientFeatures, Repo, Session};
 use super::{actions, commands, documents, lenses, watcher};
 use crate::engine::Engine;
 use crate::sandbox::DockerSandbox;
+use crate::sandbox::Sandbox;
 
-pub struct Inner {
+/// Makes the sandbox each repository's engine runs on (Docker in `handoff lsp`, a fake
+/// in the unit tests).
+pub type SandboxFactory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+
+pub struct Inner<S: Sandbox> {
     pub client: Client,
+    pub sandbox: SandboxFactory<S>,
     pub session: Mutex<Session>,
-    pub repos: Mutex<HashMap<PathBuf, Arc<Repo>>>,
+    pub repos: Mutex<HashMap<PathBuf, Arc<Repo<S>>>>,
     pub roots: Mutex<Vec<PathBuf>>,
     pub watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub progress: tokio::sync::Mutex<watcher::Progresses>,
 }
 
-#[derive(Clone)]
-pub struct Backend(pub Arc<Inner>);
+pub struct Backend<S: Sandbox = DockerSandbox>(pub Arc<Inner<S>>);
 
-impl Backend {
-    pub fn new(client: Client) -> Backend {
+impl Backend<DockerSandbox> {
+    pub fn new(client: Client) -> Backend<DockerSandbox> {
+        Backend::with_sandbox(client, Arc::new(DockerSandbox::new))
+    }
+}
+
+impl<S: Sandbox> Backend<S> {
+    pub fn with_options(
+        client: Client,
+        sandbox: SandboxFactory<S>,
+        _options: super::Options,
+    ) -> Backend<S> {
+        Backend::with_sandbox(client, sandbox)
+    }
+
+    pub fn with_sandbox(client: Client, sandbox: SandboxFactory<S>) -> Backend<S> {
         Backend(Arc::new(Inner {
             client,
+            sandbox,
             session: Mutex::new(Session::default()),
             repos: Mutex::new(HashMap::new()),
             roots: Mutex::new(Vec::new()),
@@ -79,21 +99,21 @@ async fn guarded<T>(what: &str, fut: impl std::future::Future<Output = Result<T>
     }
 }
 
-impl Inner {
+impl<S: Sandbox> Inner<S> {
     /// The repository containing `path`, opened once per server.
-    pub fn repo_for_path(&self, path: &Path) -> std::result::Result<Arc<Repo>, String> {
-        let (workdir, _) = Engine::<DockerSandbox>::find_repo(path).map_err(|e| e.to_string())?;
+    pub fn repo_for_path(&self, path: &Path) -> std::result::Result<Arc<Repo<S>>, String> {
+        let (workdir, _) = Engine::<S>::find_repo(path).map_err(|e| e.to_string())?;
         if let Some(repo) = lock(&self.repos).get(&workdir) {
             return Ok(repo.clone());
         }
-        let engine = Engine::open(&workdir, DockerSandbox::new()).map_err(|e| e.to_string())?;
+        let engine = Engine::open(&workdir, (self.sandbox)()).map_err(|e| e.to_string())?;
         let repo = Arc::new(Repo::new(engine));
         lock(&self.repos).insert(workdir, repo.clone());
         Ok(repo)
     }
 
     /// The repository of `uri`, or of the first workspace folder.
-    pub fn repo_for_uri(&self, uri: Option<&Uri>) -> std::result::Result<Arc<Repo>, String> {
+    pub fn repo_for_uri(&self, uri: Option<&Uri>) -> std::result::Result<Arc<Repo<S>>, String> {
         let path = match uri {
             Some(uri) => convert::path_from_uri(uri).ok_or_else(|| {
                 format!(
@@ -109,7 +129,7 @@ impl Inner {
         self.repo_for_path(&path)
     }
 
-    pub fn all_repos(&self) -> Vec<Arc<Repo>> {
+    pub fn all_repos(&self) -> Vec<Arc<Repo<S>>> {
         lock(&self.repos).values().cloned().collect()
     }
 
@@ -166,7 +186,7 @@ fn client_features(params: &InitializeParams) -> ClientFeatures {
     }
 }
 
-impl LanguageServer for Backend {
+impl<S: Sandbox> LanguageServer for Backend<S> {
     async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
         let encoding = convert::negotiate_encoding(&params);
         {
@@ -293,6 +313,6 @@ impl LanguageServer for Backend {
 
 /// The most recently opened documents' URIs (did_open publishes for all of them: a
 /// new document may be the first of its repository, which opens its tasks).
-fn uri_of_open(inner: &Inner) -> Vec<Uri> {
+fn uri_of_open<S: Sandbox>(inner: &Inner<S>) -> Vec<Uri> {
     lock(&inner.session).documents.keys().cloned().collect()
 }

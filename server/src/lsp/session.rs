@@ -15,7 +15,7 @@ use crate::context::Language;
 use crate::diff::{reanchor_many, Anchor, Hunk, LineIndex, PositionEncoding};
 use crate::engine::task::{Task, TaskId};
 use crate::engine::Engine;
-use crate::sandbox::DockerSandbox;
+use crate::sandbox::Sandbox;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the state
 /// stays usable and the server keeps serving.
@@ -99,8 +99,8 @@ pub struct PlacedHunk {
 /// One repository: its engine, the last known task records, the pending hunks of
 /// finished tasks (computed from git once, then cached until a decision), and where
 /// they sit in each open document (cached per document version).
-pub struct Repo {
-    pub engine: Engine<DockerSandbox>,
+pub struct Repo<S: Sandbox> {
+    pub engine: Engine<S>,
     tasks: Mutex<BTreeMap<TaskId, Task>>,
     hunks: Mutex<HunkCache>,
     placed: Mutex<HashMap<String, Placed>>,
@@ -118,8 +118,8 @@ struct Placed {
     hunks: Arc<Vec<PlacedHunk>>,
 }
 
-impl Repo {
-    pub fn new(engine: Engine<DockerSandbox>) -> Repo {
+impl<S: Sandbox> Repo<S> {
+    pub fn new(engine: Engine<S>) -> Repo<S> {
         let tasks = engine
             .list()
             .unwrap_or_default()

@@ -16,6 +16,7 @@ use super::lenses::status;
 use super::server::Inner;
 use super::session::{lock, Repo};
 use crate::engine::task::{Task, TaskId};
+use crate::sandbox::Sandbox;
 
 const POLL: Duration = Duration::from_millis(500);
 /// How often lenses are refreshed while a task runs, for their elapsed time.
@@ -24,7 +25,7 @@ const LENS_REFRESH: Duration = Duration::from_secs(5);
 /// Tasks with a work-done progress open in the client.
 pub type Progresses = HashSet<(PathBuf, TaskId)>;
 
-pub async fn run(inner: Arc<Inner>) {
+pub async fn run<S: Sandbox>(inner: Arc<Inner<S>>) {
     let mut interval = tokio::time::interval(POLL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error: Option<String> = None;
@@ -43,7 +44,11 @@ pub async fn run(inner: Arc<Inner>) {
 }
 
 /// Reconciles one repository and reports changes; true if a task is still active.
-async fn poll(inner: &Arc<Inner>, repo: &Arc<Repo>, last_error: &mut Option<String>) -> bool {
+async fn poll<S: Sandbox>(
+    inner: &Arc<Inner<S>>,
+    repo: &Arc<Repo<S>>,
+    last_error: &mut Option<String>,
+) -> bool {
     let active = repo.tasks().iter().any(|t| !t.state.is_terminal());
     if active {
         match repo.engine.tick().await {
@@ -87,7 +92,7 @@ async fn poll(inner: &Arc<Inner>, repo: &Arc<Repo>, last_error: &mut Option<Stri
 }
 
 /// Takes note of a removed task: its hunks leave the editor and the client is told.
-pub async fn forget(inner: &Arc<Inner>, repo: &Arc<Repo>, id: TaskId) {
+pub async fn forget<S: Sandbox>(inner: &Arc<Inner<S>>, repo: &Arc<Repo<S>>, id: TaskId) {
     if repo.remove_task(id).is_none() {
         return;
     }
@@ -103,7 +108,7 @@ pub async fn forget(inner: &Arc<Inner>, repo: &Arc<Repo>, id: TaskId) {
 }
 
 /// Takes note of a new or changed task record and tells the client.
-pub async fn record(inner: &Arc<Inner>, repo: &Arc<Repo>, task: &Task) {
+pub async fn record<S: Sandbox>(inner: &Arc<Inner<S>>, repo: &Arc<Repo<S>>, task: &Task) {
     let previous = repo.set_task(task.clone());
     if previous.as_ref() == Some(task) {
         return;
@@ -140,7 +145,7 @@ pub async fn record(inner: &Arc<Inner>, repo: &Arc<Repo>, task: &Task) {
 }
 
 /// "Handoff #3 done: changed a.rs, b.rs (b.rs not open: Open diff on the task's lens)".
-fn summary(inner: &Inner, task: &Task) -> String {
+fn summary<S: Sandbox>(inner: &Inner<S>, task: &Task) -> String {
     let mut s = format!("{}: {}", status(task), task.title);
     if let Some(err) = &task.error {
         s.push_str(&format!(" — {err}"));
@@ -184,7 +189,7 @@ fn summary(inner: &Inner, task: &Task) -> String {
     s
 }
 
-async fn report_progress(inner: &Inner, repo: &Repo, task: &Task) {
+async fn report_progress<S: Sandbox>(inner: &Inner<S>, repo: &Repo<S>, task: &Task) {
     if !inner.features().work_done_progress {
         return;
     }
@@ -242,7 +247,11 @@ async fn report_progress(inner: &Inner, repo: &Repo, task: &Task) {
     progresses.insert(key);
 }
 
-async fn send_progress(inner: &Inner, token: ProgressToken, value: WorkDoneProgress) {
+async fn send_progress<S: Sandbox>(
+    inner: &Inner<S>,
+    token: ProgressToken,
+    value: WorkDoneProgress,
+) {
     inner
         .client
         .send_notification::<notification::Progress>(ProgressParams {
@@ -252,7 +261,7 @@ async fn send_progress(inner: &Inner, token: ProgressToken, value: WorkDoneProgr
         .await;
 }
 
-pub async fn refresh_lenses(inner: &Inner) {
+pub async fn refresh_lenses<S: Sandbox>(inner: &Inner<S>) {
     if inner.features().code_lens_refresh {
         // The client answers when it has re-requested; do not hold anything meanwhile.
         let _ = inner.client.code_lens_refresh().await;
