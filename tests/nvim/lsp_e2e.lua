@@ -90,8 +90,15 @@ wait(10000, "hunk diagnostics", function() return #hunks() > 0 end)
 local d = hunks()[1]
 check(d.severity == vim.diagnostic.severity.HINT, "severity %s", d.severity)
 check(d.lnum == todo_line, "hunk diagnostic on line %d, expected %d", d.lnum, todo_line)
-check(d.message:find("Handoff #1 proposes", 1, true) and d.message:find('+     return ("hello, " + name).upper()', 1, true),
-  "diagnostic message: %s", d.message)
+-- The first line names the task and the change (all a one-line view shows); the
+-- change follows as -/+ lines, and in full in `data`.
+local first_line = vim.split(d.message, "\n", { plain = true })[1]
+check(first_line:find("Handoff #1 (", 1, true) and first_line:find("replaces 2 lines with 1", 1, true),
+  "diagnostic's first line: %s", first_line)
+check(d.message:find('+     return ("hello, " + name).upper()', 1, true), "diagnostic message: %s", d.message)
+local data = d.user_data and d.user_data.lsp and d.user_data.lsp.data
+check(data and data.task == 1 and data.conflict == false and #data.oldLines == 2 and #data.newLines == 1,
+  "diagnostic data: %s", vim.inspect(data))
 
 local expected_after = {
   "def greet(name):",

@@ -16,6 +16,7 @@ use super::documents::placed_in;
 use super::ext::{self, ActionData, DelegateArgs, HunkArgs};
 use super::server::{failure, Inner};
 use super::session::{hunk_lines, lock, Document};
+use super::wording::titles;
 use crate::context::{self, LineRange, PromptRequest, Target};
 use crate::diff::Anchor;
 use crate::sandbox::Sandbox;
@@ -55,7 +56,7 @@ pub fn code_actions<S: Sandbox>(inner: &Inner<S>, params: &CodeActionParams) -> 
             title: None,
         };
         let mut action = CodeAction {
-            title: "Delegate TODO to background agent".into(),
+            title: titles::DELEGATE_TODO.into(),
             kind: Some(CodeActionKind::QUICKFIX),
             data: Some(json!(ActionData { delegate })),
             ..Default::default()
@@ -74,7 +75,7 @@ pub fn code_actions<S: Sandbox>(inner: &Inner<S>, params: &CodeActionParams) -> 
             agent: None,
         };
         actions.push(CodeActionOrCommand::CodeAction(CodeAction {
-            title: "Delegate selection to background agent…".into(),
+            title: titles::DELEGATE_SELECTION.into(),
             kind: Some(CodeActionKind::REFACTOR),
             command: Some(command(
                 "Delegate selection",
@@ -117,7 +118,7 @@ fn hunk_actions<S: Sandbox>(
         let conflict = matches!(p.anchor, Anchor::Conflict { .. });
         if !conflict {
             out.push(CodeActionOrCommand::CodeAction(CodeAction {
-                title: format!("Accept change (Handoff #{})", p.task),
+                title: titles::accept_change(p.task),
                 kind: Some(CodeActionKind::QUICKFIX),
                 is_preferred: Some(true),
                 command: Some(command(
@@ -129,7 +130,7 @@ fn hunk_actions<S: Sandbox>(
             }));
         }
         out.push(CodeActionOrCommand::CodeAction(CodeAction {
-            title: format!("Reject change (Handoff #{})", p.task),
+            title: titles::reject_change(p.task),
             kind: Some(CodeActionKind::QUICKFIX),
             command: Some(command(
                 "Reject change",
@@ -141,7 +142,7 @@ fn hunk_actions<S: Sandbox>(
     }
     for task in tasks {
         out.push(CodeActionOrCommand::CodeAction(CodeAction {
-            title: format!("Accept all changes from task #{task}"),
+            title: titles::accept_all(task),
             kind: Some(CodeActionKind::QUICKFIX),
             command: Some(command(
                 "Accept all",

@@ -16,6 +16,7 @@ use super::ext::{self, DelegateArgs, HunkArgs, ListArgs, RemoveArgs, ReplyArgs, 
 use super::server::{failure, Inner};
 use super::session::{lock, Repo};
 use super::watcher;
+use super::wording;
 use crate::diff;
 use crate::engine::review::Resolution;
 use crate::engine::task::{Origin, Task, TaskId};
@@ -268,9 +269,7 @@ async fn start_queued<S: Sandbox>(
             .client
             .show_message(
                 MessageType::WARNING,
-                format!(
-                    "Handoff: {waiting} but cannot start yet: {e}. It starts once this is fixed."
-                ),
+                wording::cannot_start(waiting, &e.to_string()),
             )
             .await;
     }

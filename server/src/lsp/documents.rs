@@ -1,7 +1,6 @@
 //! Open documents: keeping their text in sync, and showing the pending hunks of
 //! finished tasks in them as diagnostics of severity Hint.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -10,12 +9,10 @@ use tower_lsp_server::ls_types::*;
 use super::convert;
 use super::server::Inner;
 use super::session::{hunk_lines, lock, Document, PlacedHunk, RepoPath};
+use super::wording;
 use crate::context::Language;
 use crate::diff::Anchor;
 use crate::sandbox::Sandbox;
-
-/// Diagnostic messages show at most this many lines of a hunk.
-const MAX_MESSAGE_LINES: usize = 30;
 
 pub fn did_open<S: Sandbox>(inner: &Inner<S>, params: DidOpenTextDocumentParams) {
     let doc = params.text_document;
@@ -120,7 +117,15 @@ pub fn placed_in<S: Sandbox>(
 }
 
 fn diagnostics_for<S: Sandbox>(inner: &Inner<S>, uri: &Uri) -> Option<(Vec<Diagnostic>, i32)> {
-    let placed = placed_in(inner, uri).map(|(p, _)| p).unwrap_or_default();
+    let (placed, location) = placed_in(inner, uri).unzip();
+    let placed = placed.unwrap_or_default();
+    let repo = location.and_then(|l| lock(&inner.repos).get(&l.workdir).cloned());
+    let title = |id| {
+        repo.as_ref()
+            .and_then(|r| r.task(id))
+            .map(|t| t.title)
+            .unwrap_or_default()
+    };
     let placed = placed.as_slice();
     let session = lock(&inner.session);
     let doc = session.documents.get(uri)?;
@@ -133,7 +138,15 @@ fn diagnostics_for<S: Sandbox>(inner: &Inner<S>, uri: &Uri) -> Option<(Vec<Diagn
                 severity: Some(DiagnosticSeverity::HINT),
                 code: Some(NumberOrString::String(format!("handoff#{}", p.task))),
                 source: Some("handoff".into()),
-                message: hunk_message(p),
+                message: wording::hunk_message(
+                    p.task,
+                    &title(p.task),
+                    &p.hunk,
+                    match &p.anchor {
+                        Anchor::Conflict { reason } => Some(reason),
+                        Anchor::Applies { .. } => None,
+                    },
+                ),
                 // The whole change, for clients that draw it (the message is cut).
                 data: Some(json!({
                     "task": p.task.0,
@@ -147,29 +160,4 @@ fn diagnostics_for<S: Sandbox>(inner: &Inner<S>, uri: &Uri) -> Option<(Vec<Diagn
         })
         .collect();
     Some((diagnostics, doc.version))
-}
-
-/// "Handoff #3 proposes:" and the change as `-`/`+` lines.
-pub fn hunk_message(p: &PlacedHunk) -> String {
-    let mut s = match &p.anchor {
-        Anchor::Applies { .. } => format!("Handoff #{} proposes:", p.task),
-        Anchor::Conflict { reason } => format!(
-            "Handoff #{}: conflict, not applicable here ({reason}). Open the diff to merge by hand:",
-            p.task
-        ),
-    };
-    let lines = p
-        .hunk
-        .base_lines
-        .iter()
-        .map(|l| ('-', l))
-        .chain(p.hunk.new_lines.iter().map(|l| ('+', l)));
-    for (i, (sign, line)) in lines.enumerate() {
-        if i == MAX_MESSAGE_LINES {
-            let _ = write!(s, "\n…");
-            break;
-        }
-        let _ = write!(s, "\n{sign} {}", line.trim_end_matches(['\n', '\r']));
-    }
-    s
 }

@@ -10,8 +10,9 @@ use super::documents::placed_in;
 use super::ext::{self, HunkArgs, TaskArgs};
 use super::server::Inner;
 use super::session::{hunk_lines, lock};
+use super::wording::{self, titles};
 use crate::diff::Anchor;
-use crate::engine::task::{Task, TaskState};
+use crate::engine::task::Task;
 use crate::sandbox::Sandbox;
 
 fn lens(line: usize, title: String, name: &str, arg: serde_json::Value) -> CodeLens {
@@ -20,33 +21,6 @@ fn lens(line: usize, title: String, name: &str, arg: serde_json::Value) -> CodeL
         range: Range::new(at, at),
         command: Some(command(&title, name, arg)),
         data: None,
-    }
-}
-
-/// One line of state, as a lens or progress message shows it.
-pub fn status(task: &Task) -> String {
-    match task.state {
-        TaskState::Queued => format!("… Handoff #{} queued", task.id),
-        TaskState::Starting | TaskState::Running | TaskState::Finalizing => {
-            format!(
-                "⟳ Handoff #{} {} {}",
-                task.id,
-                task.state,
-                task.elapsed_text().unwrap_or_default()
-            )
-        }
-        TaskState::Done => format!(
-            "✓ Handoff #{} done · {} file{} changed",
-            task.id,
-            task.files_changed.len(),
-            if task.files_changed.len() == 1 {
-                ""
-            } else {
-                "s"
-            }
-        ),
-        TaskState::Failed => format!("✗ Handoff #{} failed", task.id),
-        TaskState::Cancelled => format!("⊘ Handoff #{} cancelled", task.id),
     }
 }
 
@@ -73,13 +47,23 @@ pub fn code_lenses<S: Sandbox>(inner: &Inner<S>, uri: &Uri) -> Vec<CodeLens> {
             continue;
         };
         let line = origin.line as usize;
-        lenses.push(lens(line, status(task), ext::SHOW_LOG, task_arg(task)));
+        lenses.push(lens(
+            line,
+            wording::status(task),
+            ext::SHOW_LOG,
+            task_arg(task),
+        ));
         if !task.state.is_terminal() {
-            lenses.push(lens(line, "Cancel".into(), ext::CANCEL, task_arg(task)));
+            lenses.push(lens(
+                line,
+                titles::CANCEL.into(),
+                ext::CANCEL,
+                task_arg(task),
+            ));
         } else if task.head_commit.is_some() {
             lenses.push(lens(
                 line,
-                "Open diff".into(),
+                titles::OPEN_DIFF.into(),
                 ext::SHOW_DIFF,
                 task_arg(task),
             ));
@@ -97,11 +81,11 @@ pub fn code_lenses<S: Sandbox>(inner: &Inner<S>, uri: &Uri) -> Vec<CodeLens> {
                 Anchor::Applies { .. } => {
                     lenses.push(lens(
                         start,
-                        format!("Accept (#{})", p.task),
+                        titles::accept_lens(p.task),
                         ext::ACCEPT,
                         arg.clone(),
                     ));
-                    lenses.push(lens(start, "Reject".into(), ext::REJECT, arg));
+                    lenses.push(lens(start, titles::REJECT.into(), ext::REJECT, arg));
                 }
                 Anchor::Conflict { .. } => {
                     let t = json!(TaskArgs {
@@ -110,11 +94,11 @@ pub fn code_lenses<S: Sandbox>(inner: &Inner<S>, uri: &Uri) -> Vec<CodeLens> {
                     });
                     lenses.push(lens(
                         start,
-                        format!("⚠ Conflict (#{}) · Open diff", p.task),
+                        titles::conflict_lens(p.task),
                         ext::SHOW_DIFF,
                         t,
                     ));
-                    lenses.push(lens(start, "Reject".into(), ext::REJECT, arg));
+                    lenses.push(lens(start, titles::REJECT.into(), ext::REJECT, arg));
                 }
             }
         }

@@ -14,6 +14,7 @@ mod lenses;
 mod server;
 mod session;
 mod watcher;
+mod wording;
 
 use std::path::PathBuf;
 

@@ -12,9 +12,9 @@ use tower_lsp_server::ls_types::*;
 
 use super::documents;
 use super::ext::{TaskChanged, TaskChangedParams, TaskRemoved, TaskRemovedParams};
-use super::lenses::status;
 use super::server::Inner;
 use super::session::{lock, Repo};
+use super::wording::{self, status};
 use crate::engine::task::{Task, TaskId};
 use crate::sandbox::Sandbox;
 
@@ -144,49 +144,14 @@ pub async fn record<S: Sandbox>(inner: &Arc<Inner<S>>, repo: &Arc<Repo<S>>, task
     refresh_lenses(inner).await;
 }
 
-/// "Handoff #3 done: changed a.rs, b.rs (b.rs not open: Open diff on the task's lens)".
+/// What the user is told when a task ends.
 fn summary<S: Sandbox>(inner: &Inner<S>, task: &Task) -> String {
-    let mut s = format!("{}: {}", status(task), task.title);
-    if let Some(err) = &task.error {
-        s.push_str(&format!(" — {err}"));
-    }
-    if let Some(check) = task.check.as_ref().filter(|c| !c.passed) {
-        s.push_str(&format!(
-            " — check `{}` FAILED (exit code {}); see the task's log",
-            check.command, check.exit_code
-        ));
-    }
-    if !task.files_changed.is_empty() {
-        let open: Vec<String> = lock(&inner.session)
-            .documents
-            .values()
-            .filter_map(|d| d.location.as_ref().map(|l| l.rel.clone()))
-            .collect();
-        let (shown, not_open): (Vec<&String>, Vec<&String>) =
-            task.files_changed.iter().partition(|f| open.contains(f));
-        if !shown.is_empty() {
-            s.push_str(&format!(
-                ". Review inline in {}",
-                shown
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if !not_open.is_empty() {
-            s.push_str(&format!(
-                ". Not open: {} (use \"Open diff\" on the task's lens, or `handoff diff {}`)",
-                not_open
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                task.id
-            ));
-        }
-    }
-    s
+    let open: Vec<String> = lock(&inner.session)
+        .documents
+        .values()
+        .filter_map(|d| d.location.as_ref().map(|l| l.rel.clone()))
+        .collect();
+    wording::ended(task, &open)
 }
 
 async fn report_progress<S: Sandbox>(inner: &Inner<S>, repo: &Repo<S>, task: &Task) {
@@ -237,7 +202,7 @@ async fn report_progress<S: Sandbox>(inner: &Inner<S>, repo: &Repo<S>, task: &Ta
         inner,
         token.clone(),
         WorkDoneProgress::Begin(WorkDoneProgressBegin {
-            title: format!("Handoff #{}: {}", task.id, task.title),
+            title: wording::progress_title(task),
             message: Some(status(task)),
             cancellable: Some(false),
             percentage: None,

@@ -331,7 +331,6 @@ async fn a_cursor_a_character_or_a_word_is_not_a_selection() {
 // 6. The first line of a hint says what it is.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn the_first_line_of_a_hunk_hint_names_the_task_and_the_change() {
     let (mut h, uri) = reviewing(Profile::strict()).await;
     let found = hunks(&h.diagnostics(&uri).await);
