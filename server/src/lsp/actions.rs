@@ -66,7 +66,7 @@ pub fn code_actions<S: Sandbox>(inner: &Inner<S>, params: &CodeActionParams) -> 
         }
         actions.push(CodeActionOrCommand::CodeAction(action));
     }
-    if end > start {
+    if convert::explicit_selection(&doc.text, start, end) {
         let delegate = DelegateArgs::Selection {
             uri: uri.clone(),
             range: params.range,

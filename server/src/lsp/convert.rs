@@ -76,6 +76,28 @@ pub fn line_range(
     lsp::Range::new(start_pos, end_pos)
 }
 
+/// Whether bytes `start..end` of `text` are a selection the user made, rather than
+/// what clients send for a plain cursor: an empty range, one character (Vim's ALE),
+/// or the word under the cursor (Eglot, others). At least one whole line, or several
+/// characters that are not just one word, count.
+pub fn explicit_selection(text: &str, start: usize, end: usize) -> bool {
+    let Some(selected) = text.get(start..end) else {
+        return false;
+    };
+    let at_line_start = start == 0 || text[..start].ends_with(['\n', '\r']);
+    let at_line_end = end == text.len()
+        || selected.ends_with(['\n', '\r'])
+        || text[end..].starts_with(['\n', '\r']);
+    if at_line_start && at_line_end && !selected.trim().is_empty() {
+        return true;
+    }
+    let word_char = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let is_word = selected.chars().all(word_char)
+        && !text[..start].ends_with(word_char)
+        && !text[end..].starts_with(word_char);
+    selected.chars().count() >= 2 && !is_word
+}
+
 /// A `file:` URI's path; `None` for other schemes (unsaved buffers, remote files).
 pub fn path_from_uri(uri: &Uri) -> Option<PathBuf> {
     let url = url::Url::parse(uri.as_str()).ok()?;
@@ -136,6 +158,40 @@ mod tests {
         assert_eq!((utf16.end.line, utf16.end.character), (1, 4));
         let utf8 = line_range(&index, 1, 2, PositionEncoding::Utf8);
         assert_eq!((utf8.end.line, utf8.end.character), (1, 10));
+    }
+
+    /// (text with `$0` at both ends of the range, explicit?)
+    #[test]
+    fn selections_and_cursors() {
+        let cases = [
+            ("    return $0$0\"hello\" + name\n", false),
+            ("    return $0\"$0hello\" + name\n", false),
+            ("    $0return$0 \"hello\" + name\n", false),
+            ("    return \"hello\" + $0name$0\n", false),
+            ("    return \"hello\" + na$0me$0\n", true),
+            ("    $0return \"hello\"$0 + name\n", true),
+            ("    return$0 \"$0hello\" + name\n", true),
+            ("a\n$0    return \"hello\" + name\n$0b\n", true),
+            ("a\n$0}$0\nb\n", true),
+            ("a\n$0}\n$0b\n", true),
+            ("a\nb$0\n$0\n", false),
+            ("a\n$0\n$0b\n", false),
+            ("$0def f():\n    pass$0", true),
+            ("x = $0é$0\n", false),
+            ("x = $0日本$0 + 1\n", false),
+            ("x = $0日本 $0+ 1\n", true),
+        ];
+        for (fixture, expected) in cases {
+            let start = fixture.find("$0").unwrap();
+            let text = fixture.replacen("$0", "", 1);
+            let end = text.find("$0").unwrap();
+            let text = text.replacen("$0", "", 1);
+            assert_eq!(
+                explicit_selection(&text, start, end),
+                expected,
+                "{fixture:?}"
+            );
+        }
     }
 
     #[test]

@@ -300,7 +300,6 @@ async fn delegating_a_todo_that_has_a_running_task_warns_first() {
 // 5. "Delegate selection…" only for a real selection.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn a_cursor_a_character_or_a_word_is_not_a_selection() {
     let mut h = Harness::start(Fixture::new(), Profile::neovim()).await;
     let uri = h.open("greet.py").await;
