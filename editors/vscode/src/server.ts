@@ -16,12 +16,11 @@ import {
   ServerOptions,
   State,
 } from 'vscode-languageclient/node';
+import { shownByServer } from './errors';
 import { TaskRecord } from './model';
 import { RestartPolicy } from './restartPolicy';
 import { findServer, ServerLookup } from './serverPath';
 
-/** The error code the server uses for failures it has already shown to the user. */
-const SHOWN_FAILURE = -32803;
 
 export interface TaskChangedParams {
   repository: string;
@@ -203,7 +202,7 @@ export class Server implements vscode.Disposable {
       return (await this.client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [args] })) as T;
     } catch (e) {
       this.output.appendLine(`${command} failed: ${message(e)}`);
-      if (!(e instanceof ResponseError && e.code === SHOWN_FAILURE)) {
+      if (!(e instanceof ResponseError && shownByServer(e.data))) {
         void vscode.window.showErrorMessage(`Handoff: ${command} failed: ${message(e)}`);
       }
       return undefined;

@@ -13,7 +13,6 @@ fn kind(error: &Value) -> (i64, &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn errors_say_what_kind_of_failure_they_are() {
     let mut h = Harness::start(Fixture::with_tasks().await, Profile::neovim()).await;
     let uri = h.open("greet.py").await;

@@ -1,92 +1,20 @@
-//! The server's state: open documents with their versions, the negotiated position
-//! encoding and client features, and one engine per repository the editor touched.
+//! One repository the editor touched: its engine, the last known task records, the
+//! pending hunks of finished tasks (computed from git once, then cached until a
+//! decision), and where they sit in each open document (cached per version).
 //!
-//! Locks here are `std::sync::Mutex` held for short, synchronous sections only, never
-//! across an `.await`.
+//! Locks here are held for short, synchronous sections only, never across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
-use tower_lsp_server::ls_types::Uri;
-
-use crate::context::Language;
-use crate::diff::{reanchor_many, Anchor, Hunk, LineIndex, PositionEncoding};
+use super::lock;
+use crate::diff::{reanchor_many, Anchor, Hunk};
 use crate::engine::task::{Task, TaskId};
 use crate::engine::Engine;
+use crate::lsp::error::LspError;
 use crate::sandbox::Sandbox;
-
-/// Locks a mutex, recovering the data if a panicking thread poisoned it: the state
-/// stays usable and the server keeps serving.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Where a document lives in a repository.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RepoPath {
-    pub workdir: PathBuf,
-    /// Repository-relative, with `/` separators.
-    pub rel: String,
-}
-
-pub struct Document {
-    pub version: i32,
-    pub text: String,
-    pub index: LineIndex,
-    pub language: Language,
-    /// `None` for unsaved buffers and files outside any git repository.
-    pub location: Option<RepoPath>,
-}
-
-impl Document {
-    pub fn new(text: String, version: i32, language: Language, location: Option<RepoPath>) -> Self {
-        let index = LineIndex::new(&text);
-        Document {
-            version,
-            text,
-            index,
-            language,
-            location,
-        }
-    }
-
-    pub fn set_text(&mut self, text: String, version: i32) {
-        self.index = LineIndex::new(&text);
-        self.text = text;
-        self.version = version;
-    }
-}
-
-/// What the client told us it can do, reduced to what changes our behaviour.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientFeatures {
-    pub code_action_resolve: bool,
-    pub work_done_progress: bool,
-    pub document_changes: bool,
-    pub code_lens_refresh: bool,
-    pub show_document: bool,
-    /// `initializationOptions.taskMessages` (default true): a `window/showMessage`
-    /// when a task ends. Editor extensions with their own notifications turn it off.
-    pub task_messages: bool,
-    /// `initializationOptions.errorMessages` (default true): failed commands are also
-    /// shown with `window/showMessage`, not only returned as errors.
-    pub error_messages: bool,
-}
-
-#[derive(Default)]
-pub struct Session {
-    pub encoding: Option<PositionEncoding>,
-    pub features: ClientFeatures,
-    pub documents: HashMap<Uri, Document>,
-}
-
-impl Session {
-    pub fn encoding(&self) -> PositionEncoding {
-        self.encoding.unwrap_or(PositionEncoding::Utf16)
-    }
-}
 
 /// A hunk of a finished task, placed in the current text of a document.
 #[derive(Debug, Clone)]
@@ -96,11 +24,33 @@ pub struct PlacedHunk {
     pub anchor: Anchor,
 }
 
-/// One repository: its engine, the last known task records, the pending hunks of
-/// finished tasks (computed from git once, then cached until a decision), and where
-/// they sit in each open document (cached per document version).
+impl PlacedHunk {
+    /// The line range the hunk covers now: `[start, end)`. A conflicting hunk is
+    /// shown where it was in the base.
+    pub fn lines(&self) -> (usize, usize) {
+        match &self.anchor {
+            Anchor::Applies {
+                start_line,
+                end_line,
+            } => (*start_line, *end_line),
+            Anchor::Conflict { .. } => (self.hunk.base_start, self.hunk.base_end()),
+        }
+    }
+
+    pub fn is_conflict(&self) -> bool {
+        matches!(self.anchor, Anchor::Conflict { .. })
+    }
+
+    /// Whether the hunk covers one of the lines `first..=last` (a pure insertion
+    /// covers the line where it goes).
+    pub fn touches(&self, first: usize, last: usize) -> bool {
+        let (start, end) = self.lines();
+        first <= end.max(start + 1).saturating_sub(1) && last >= start
+    }
+}
+
 pub struct Repo<S: Sandbox> {
-    pub engine: Engine<S>,
+    engine: Engine<S>,
     tasks: Mutex<BTreeMap<TaskId, Task>>,
     hunks: Mutex<HunkCache>,
     placed: Mutex<HashMap<String, Placed>>,
@@ -135,12 +85,30 @@ impl<S: Sandbox> Repo<S> {
         }
     }
 
+    pub fn engine(&self) -> &Engine<S> {
+        &self.engine
+    }
+
     pub fn workdir(&self) -> &Path {
         self.engine.workdir()
     }
 
-    pub fn task(&self, id: TaskId) -> Option<Task> {
+    /// The repository's working tree, as clients name it.
+    pub fn name(&self) -> String {
+        self.workdir().display().to_string()
+    }
+
+    /// The record of a task as the server last saw it.
+    pub fn known(&self, id: TaskId) -> Option<Task> {
         lock(&self.tasks).get(&id).cloned()
+    }
+
+    /// The last known record of a task (from disk if the server has not seen it yet).
+    pub fn task(&self, id: TaskId) -> Result<Task, LspError> {
+        match self.known(id) {
+            Some(task) => Ok(task),
+            None => Ok(self.engine.get(id)?),
+        }
     }
 
     pub fn tasks(&self) -> Vec<Task> {
@@ -211,22 +179,16 @@ impl<S: Sandbox> Repo<S> {
         self.invalidate();
     }
 
-    /// The placements for version `version` of `rel`, if still valid.
-    pub fn cached_placement(&self, rel: &str, version: i32) -> Option<Arc<Vec<PlacedHunk>>> {
-        let generation = self.generation.load(Ordering::Relaxed);
-        lock(&self.placed)
-            .get(rel)
-            .filter(|p| p.version == version && p.generation == generation)
-            .map(|p| p.hunks.clone())
-    }
-
     /// Every pending hunk for the document `rel` at `version` with text `text`,
     /// placed; the text is split into lines once for all of them.
     pub fn placed_hunks(&self, rel: &str, version: i32, text: &str) -> Arc<Vec<PlacedHunk>> {
-        if let Some(cached) = self.cached_placement(rel, version) {
-            return cached;
-        }
         let generation = self.generation.load(Ordering::Relaxed);
+        if let Some(p) = lock(&self.placed)
+            .get(rel)
+            .filter(|p| p.version == version && p.generation == generation)
+        {
+            return p.hunks.clone();
+        }
         let mut pending = Vec::new();
         for task in self.reviewable(rel) {
             for hunk in self.pending_hunks(&task, rel).iter() {
@@ -250,17 +212,5 @@ impl<S: Sandbox> Repo<S> {
             },
         );
         placed
-    }
-}
-
-/// The line range a placed hunk covers now: `[start, end)`. A conflicting hunk is
-/// shown where it was in the base.
-pub fn hunk_lines(p: &PlacedHunk) -> (usize, usize) {
-    match &p.anchor {
-        Anchor::Applies {
-            start_line,
-            end_line,
-        } => (*start_line, *end_line),
-        Anchor::Conflict { .. } => (p.hunk.base_start, p.hunk.base_end()),
     }
 }

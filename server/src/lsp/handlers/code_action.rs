@@ -1,0 +1,202 @@
+//! `textDocument/codeAction` and `codeAction/resolve`: "Delegate TODO to background
+//! agent" on a TODO comment, "Delegate selection to background agent…" on a
+//! selection, and "Accept change" / "Reject change" / "Accept all changes from task
+//! #N" on a pending hunk.
+//!
+//! Listing is cheap (a bounded TODO scan and the cached hunks); the prompt for a TODO
+//! is built only in `codeAction/resolve`, or at once for clients that cannot resolve.
+
+use std::collections::BTreeSet;
+
+use tower_lsp_server::ls_types::*;
+
+use crate::context;
+use crate::engine::task::TaskId;
+use crate::lsp::convert::{from_proto, to_proto, to_proto::Offer};
+use crate::lsp::error::LspError;
+use crate::lsp::ext::{self, ActionData, DelegateArgs, HunkArgs};
+use crate::lsp::server::Server;
+use crate::lsp::session::Document;
+use crate::lsp::wording::titles;
+use crate::sandbox::Sandbox;
+
+pub fn code_actions<S: Sandbox>(
+    server: &Server<S>,
+    params: &CodeActionParams,
+) -> Vec<CodeActionOrCommand> {
+    let uri = &params.text_document.uri;
+    let Ok(doc) = server.session.document(uri) else {
+        tracing::debug!(
+            uri = uri.as_str(),
+            "code action for a document that is not open"
+        );
+        return vec![];
+    };
+    let features = server.editor.features();
+    let encoding = server.session.encoding();
+    let mut offers = hunk_offers(server, &doc, params.range);
+
+    let start = from_proto::offset(&doc.index, params.range.start, encoding);
+    let end = from_proto::offset(&doc.index, params.range.end, encoding);
+    let line = params.range.start.line as usize;
+    tracing::debug!(
+        line,
+        version = doc.version,
+        len = doc.text.len(),
+        "code actions"
+    );
+    if let Some(todo) = context::find_todo(&doc.text, line, doc.language) {
+        let delegate = DelegateArgs::Todo {
+            uri: uri.clone(),
+            line: todo.lines.first as u32,
+            version: Some(doc.version),
+            agent: None,
+            prompt: None,
+            title: None,
+        };
+        let mut offer = Offer {
+            title: titles::DELEGATE_TODO.into(),
+            kind: CodeActionKind::QUICKFIX,
+            preferred: false,
+            command: None,
+            unresolved: Some(ActionData { delegate }),
+        };
+        if !features.code_action_resolve {
+            resolve_offer(&doc, &mut offer);
+        }
+        offers.push(offer);
+    }
+    if from_proto::explicit_selection(&doc.text, start, end) {
+        let delegate = DelegateArgs::Selection {
+            uri: uri.clone(),
+            range: params.range,
+            version: Some(doc.version),
+            instruction: None,
+            agent: None,
+        };
+        offers.push(Offer::new(
+            titles::DELEGATE_SELECTION,
+            CodeActionKind::REFACTOR,
+            to_proto::command::<ext::Delegate>("Delegate selection", &delegate),
+        ));
+    }
+    offers
+        .into_iter()
+        .map(|o| to_proto::code_action(o, features))
+        .collect()
+}
+
+/// Accept and Reject for the pending hunks on the requested lines.
+fn hunk_offers<S: Sandbox>(server: &Server<S>, doc: &Document, range: Range) -> Vec<Offer> {
+    let placed = server.session.placed_hunks(doc);
+    let (first, last) = (range.start.line as usize, range.end.line as usize);
+    let mut offers = Vec::new();
+    let mut tasks = BTreeSet::new();
+    for p in placed.iter().filter(|p| p.touches(first, last)) {
+        tasks.insert(p.task);
+        let args = HunkArgs {
+            task: p.task.0,
+            uri: doc.uri.clone(),
+            hunk: Some(p.hunk.index),
+        };
+        if !p.is_conflict() {
+            let mut accept = Offer::new(
+                titles::accept_change(p.task),
+                CodeActionKind::QUICKFIX,
+                to_proto::command::<ext::Accept>("Accept change", &args),
+            );
+            accept.preferred = true;
+            offers.push(accept);
+        }
+        offers.push(Offer::new(
+            titles::reject_change(p.task),
+            CodeActionKind::QUICKFIX,
+            to_proto::command::<ext::Reject>("Reject change", &args),
+        ));
+    }
+    for task in tasks {
+        offers.push(accept_all(doc, task));
+    }
+    offers
+}
+
+fn accept_all(doc: &Document, task: TaskId) -> Offer {
+    let args = HunkArgs {
+        task: task.0,
+        uri: doc.uri.clone(),
+        hunk: None,
+    };
+    Offer::new(
+        titles::accept_all(task),
+        CodeActionKind::QUICKFIX,
+        to_proto::command::<ext::Accept>("Accept all", &args),
+    )
+}
+
+/// Fills in the command of a delegate action, with the prompt built now.
+pub fn resolve<S: Sandbox>(
+    server: &Server<S>,
+    mut action: CodeAction,
+) -> Result<CodeAction, LspError> {
+    let Some(Ok(data)) = action
+        .data
+        .clone()
+        .map(serde_json::from_value::<ActionData>)
+    else {
+        return Ok(action);
+    };
+    let uri = match &data.delegate {
+        DelegateArgs::Todo { uri, .. } | DelegateArgs::Selection { uri, .. } => uri.clone(),
+        DelegateArgs::Prompt { .. } => return Ok(action),
+    };
+    let doc = server
+        .session
+        .document(&uri)
+        .map_err(|_| LspError::not_found(format!("{} is not open any more", uri.as_str())))?;
+    let mut offer = Offer {
+        title: action.title.clone(),
+        kind: CodeActionKind::QUICKFIX,
+        preferred: false,
+        command: None,
+        unresolved: Some(data),
+    };
+    if !resolve_offer(&doc, &mut offer) {
+        return Err(LspError::stale(format!(
+            "cannot prepare `{}`: the document changed; ask for code actions again",
+            action.title
+        )));
+    }
+    action.command = offer.command;
+    action.data = None;
+    Ok(action)
+}
+
+/// Puts the delegate command, with its prompt, into `offer`; false if the offer's
+/// data does not fit the document any more.
+fn resolve_offer(doc: &Document, offer: &mut Offer) -> bool {
+    let Some(ActionData { delegate }) = offer.unresolved.take() else {
+        return false;
+    };
+    let delegate = match delegate {
+        DelegateArgs::Todo {
+            uri,
+            line,
+            version,
+            agent,
+            ..
+        } => match doc.todo_prompt(line as usize) {
+            Ok((prompt, title)) => DelegateArgs::Todo {
+                uri,
+                line,
+                version,
+                agent,
+                prompt: Some(prompt),
+                title: Some(title),
+            },
+            Err(_) => return false,
+        },
+        other => other,
+    };
+    offer.command = Some(to_proto::command::<ext::Delegate>(&offer.title, &delegate));
+    true
+}

@@ -1,0 +1,129 @@
+//! What the editor is told when state changes, whoever changed it (a request handler,
+//! the watcher): hunk diagnostics, `handoff/taskChanged` and `handoff/taskRemoved`,
+//! work-done progress, CodeLens refreshes, and a message when a task ends.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tower_lsp_server::ls_types::{MessageType, Uri};
+
+use super::convert::to_proto;
+use super::ext::{TaskChangedParams, TaskRemovedParams};
+use super::server::Server;
+use super::session::{ProgressStep, Repo};
+use super::wording;
+use crate::engine::task::{Task, TaskId};
+use crate::sandbox::Sandbox;
+
+/// Recomputes and sends the hunk diagnostics of the given documents.
+pub async fn publish<S: Sandbox>(server: &Server<S>, uris: &[Uri]) {
+    for uri in uris {
+        let Ok(doc) = server.session.document(uri) else {
+            continue;
+        };
+        let placed = server.session.placed_hunks(&doc);
+        let repo = doc
+            .location
+            .as_ref()
+            .and_then(|l| server.session.repo_at(&l.workdir));
+        let title = |id| {
+            repo.as_ref()
+                .and_then(|r| r.known(id))
+                .map(|t| t.title)
+                .unwrap_or_default()
+        };
+        let encoding = server.session.encoding();
+        let diagnostics = placed
+            .iter()
+            .map(|p| to_proto::hunk_diagnostic(&doc.index, encoding, p, &title(p.task)))
+            .collect();
+        server
+            .editor
+            .publish_diagnostics(uri.clone(), diagnostics, Some(doc.version))
+            .await;
+    }
+}
+
+/// Republishes every open document of the repository at `workdir`.
+pub async fn publish_repo<S: Sandbox>(server: &Server<S>, workdir: &Path) {
+    let uris = server.session.documents_in(workdir);
+    publish(server, &uris).await;
+}
+
+/// Takes note of a new or changed task record and tells the client.
+pub async fn record_task<S: Sandbox>(server: &Arc<Server<S>>, repo: &Arc<Repo<S>>, task: &Task) {
+    let previous = repo.set_task(task.clone());
+    if previous.as_ref() == Some(task) {
+        return;
+    }
+    // Progress first: a client that sees the task end in `taskChanged` finds its
+    // progress already ended.
+    report_progress(server, repo, task).await;
+    server
+        .editor
+        .task_changed(TaskChangedParams {
+            repository: repo.name(),
+            task: task.clone(),
+        })
+        .await;
+    let just_ended =
+        task.state.is_terminal() && previous.as_ref().is_none_or(|p| !p.state.is_terminal());
+    let follow_up = !task.state.is_terminal() && previous.is_some_and(|p| p.state.is_terminal());
+    if follow_up || just_ended {
+        // A follow-up replaces the result: its old hunks leave the editor until it
+        // ends; an ended task's hunks are computed afresh.
+        repo.forget_hunks(task.id);
+        publish_repo(server, repo.workdir()).await;
+    }
+    if just_ended && server.editor.features().task_messages {
+        let message = wording::ended(task, &server.session.open_paths());
+        server.editor.show_message(MessageType::INFO, message).await;
+    }
+    refresh_lenses(server).await;
+}
+
+/// Takes note of a removed task: its hunks leave the editor and the client is told.
+pub async fn forget_task<S: Sandbox>(server: &Arc<Server<S>>, repo: &Arc<Repo<S>>, id: TaskId) {
+    if repo.remove_task(id).is_none() {
+        return;
+    }
+    server
+        .editor
+        .task_removed(TaskRemovedParams {
+            repository: repo.name(),
+            task: id.0,
+        })
+        .await;
+    publish_repo(server, repo.workdir()).await;
+    refresh_lenses(server).await;
+}
+
+pub async fn refresh_lenses<S: Sandbox>(server: &Server<S>) {
+    server.editor.refresh_lenses().await;
+}
+
+async fn report_progress<S: Sandbox>(server: &Server<S>, repo: &Repo<S>, task: &Task) {
+    if !server.editor.features().work_done_progress {
+        return;
+    }
+    let token = to_proto::progress_token(&repo.engine().turn_container_name(task), task.id);
+    let step = server
+        .session
+        .progress_step(repo.workdir(), task.id, task.state.is_terminal());
+    let value = match step {
+        ProgressStep::Nothing => return,
+        ProgressStep::End => to_proto::progress_end(task),
+        ProgressStep::Report => to_proto::progress_report(task),
+        ProgressStep::Begin => {
+            let created = server.editor.create_progress(token.clone()).await;
+            if !server
+                .session
+                .progress_created(repo.workdir(), task.id, created)
+            {
+                return;
+            }
+            to_proto::progress_begin(task)
+        }
+    };
+    server.editor.progress(token, value).await;
+}
