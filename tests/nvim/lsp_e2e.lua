@@ -108,8 +108,9 @@ local expected_after = {
 }
 
 if scenario == "accept" then
+  -- The command answers at once; the edit follows as workspace/applyEdit.
   run(find(actions_at(todo_line), "Accept change (Handoff #1)"))
-  check(vim.deep_equal(lines(), expected_after), "buffer after accept: %s", vim.inspect(lines()))
+  wait(5000, "the buffer to take the change", function() return vim.deep_equal(lines(), expected_after) end)
   wait(5000, "the hunk diagnostic to go", function() return #hunks() == 0 end)
 elseif scenario == "shifted" then
   -- The user typed two lines above while the agent worked.
@@ -120,7 +121,7 @@ elseif scenario == "shifted" then
   end)
   run(find(actions_at(todo_line + 2), "Accept change (Handoff #1)"))
   local want = vim.list_extend({ "import sys", "" }, expected_after)
-  check(vim.deep_equal(lines(), want), "buffer after shifted accept: %s", vim.inspect(lines()))
+  wait(5000, "the buffer to take the change", function() return vim.deep_equal(lines(), want) end)
 elseif scenario == "conflict" then
   -- The user rewrote the very line the agent changed.
   vim.api.nvim_buf_set_lines(0, 2, 3, false, { '    return "hi, " + name' })

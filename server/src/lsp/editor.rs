@@ -1,14 +1,23 @@
 //! The editor at the other end of the connection: what it said it can do
 //! ([`ClientFeatures`], fixed at `initialize`), and every message the server sends it.
 //! Whether a message suits this client is decided here, once, not at each call site.
+//!
+//! No wait on the client is unbounded: some never answer a server request (Vim's
+//! ALE), others answer after the user confirmed (Eglot asks "Proceed?"). Requests the
+//! user takes no part in are bounded by [`Options::client_timeout`] and sent from
+//! background tasks, `workspace/applyEdit` by [`Options::apply_edit_timeout`]; only
+//! [`Editor::ask`] waits as long as the user takes, and only in the background.
 
+use std::future::Future;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use tower_lsp_server::ls_types::*;
 use tower_lsp_server::Client;
 
 use super::convert;
 use super::ext::{TaskChanged, TaskChangedParams, TaskRemoved, TaskRemovedParams};
+use super::Options;
 
 /// What the client told us it can do, reduced to what changes our behaviour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,16 +33,30 @@ pub struct ClientFeatures {
     pub error_messages: bool,
 }
 
+/// How a `workspace/applyEdit` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied,
+    /// The client answered that it did not apply it, maybe saying why.
+    Refused(Option<String>),
+    /// The client answered with an error.
+    Failed(String),
+    /// No answer within the timeout.
+    NoAnswer(Duration),
+}
+
 pub struct Editor {
     client: Client,
     features: OnceLock<ClientFeatures>,
+    options: Options,
 }
 
 impl Editor {
-    pub fn new(client: Client) -> Editor {
+    pub fn new(client: Client, options: Options) -> Editor {
         Editor {
             client,
             features: OnceLock::new(),
+            options,
         }
     }
 
@@ -73,38 +96,58 @@ impl Editor {
         self.client.send_notification::<TaskRemoved>(params).await;
     }
 
-    /// Sends `workspace/applyEdit` and waits for the answer.
-    pub async fn apply_edit(
-        &self,
-        edit: WorkspaceEdit,
-    ) -> Result<ApplyWorkspaceEditResponse, String> {
-        self.client
-            .apply_edit(edit)
-            .await
-            .map_err(|e| e.message.to_string())
+    /// Sends `workspace/applyEdit` and waits for the answer, at most
+    /// [`Options::apply_edit_timeout`]. Call it from a background task: the client may
+    /// ask the user first.
+    pub async fn apply_edit(&self, edit: WorkspaceEdit) -> ApplyOutcome {
+        let wait = self.options.apply_edit_timeout;
+        match tokio::time::timeout(wait, self.client.apply_edit(edit)).await {
+            Ok(Ok(r)) if r.applied => ApplyOutcome::Applied,
+            Ok(Ok(r)) => ApplyOutcome::Refused(r.failure_reason),
+            Ok(Err(e)) => ApplyOutcome::Failed(e.message.to_string()),
+            Err(_) => ApplyOutcome::NoAnswer(wait),
+        }
     }
 
-    /// Asks the client to show a file; false if it cannot or did not.
+    /// Asks the client to show a file; false if it cannot, did not, or did not say
+    /// within [`Options::client_timeout`].
     pub async fn show_document(&self, uri: Uri) -> bool {
         if !self.features().show_document {
             return false;
         }
-        self.client
-            .show_document(convert::to_proto::show_document(uri))
+        let shown = self
+            .client
+            .show_document(convert::to_proto::show_document(uri));
+        self.bounded(shown)
             .await
+            .and_then(Result::ok)
             .unwrap_or(false)
     }
 
-    /// Asks the client to request CodeLenses again (task states changed).
-    pub async fn refresh_lenses(&self) {
+    /// Asks the client to request CodeLenses again (task states changed), without
+    /// waiting for its answer.
+    pub fn refresh_lenses(&self) {
         if self.features().code_lens_refresh {
-            let _ = self.client.code_lens_refresh().await;
+            let client = self.client.clone();
+            let wait = self.options.client_timeout;
+            // Bounded, so it ends by itself even if the client never answers.
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(wait, client.code_lens_refresh()).await;
+            });
         }
     }
 
-    /// Creates a work-done progress; false if the client refused it.
+    /// Creates a work-done progress; false if the client refused it or did not answer
+    /// within [`Options::client_timeout`].
     pub async fn create_progress(&self, token: ProgressToken) -> bool {
-        self.client.create_work_done_progress(token).await.is_ok()
+        let created = self.client.create_work_done_progress(token);
+        matches!(self.bounded(created).await, Some(Ok(())))
+    }
+
+    async fn bounded<T>(&self, answer: impl Future<Output = T>) -> Option<T> {
+        tokio::time::timeout(self.options.client_timeout, answer)
+            .await
+            .ok()
     }
 
     pub async fn progress(&self, token: ProgressToken, value: WorkDoneProgress) {

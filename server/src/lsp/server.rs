@@ -68,7 +68,7 @@ impl<S: Sandbox> Backend<S> {
     ) -> Backend<S> {
         Backend(Arc::new(Server {
             session: Session::new(sandbox),
-            editor: Editor::new(client),
+            editor: Editor::new(client, options),
             options,
         }))
     }

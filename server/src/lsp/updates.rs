@@ -99,10 +99,10 @@ pub async fn forget_task<S: Sandbox>(server: &Arc<Server<S>>, repo: &Arc<Repo<S>
 }
 
 pub async fn refresh_lenses<S: Sandbox>(server: &Server<S>) {
-    server.editor.refresh_lenses().await;
+    server.editor.refresh_lenses();
 }
 
-async fn report_progress<S: Sandbox>(server: &Server<S>, repo: &Repo<S>, task: &Task) {
+async fn report_progress<S: Sandbox>(server: &Arc<Server<S>>, repo: &Arc<Repo<S>>, task: &Task) {
     if !server.editor.features().work_done_progress {
         return;
     }
@@ -115,14 +115,20 @@ async fn report_progress<S: Sandbox>(server: &Server<S>, repo: &Repo<S>, task: &
         ProgressStep::End => to_proto::progress_end(task),
         ProgressStep::Report => to_proto::progress_report(task),
         ProgressStep::Begin => {
-            let created = server.editor.create_progress(token.clone()).await;
-            if !server
-                .session
-                .progress_created(repo.workdir(), task.id, created)
-            {
-                return;
-            }
-            to_proto::progress_begin(task)
+            // Creating waits for the client's answer: never in the caller's time.
+            let (server, repo, task) = (server.clone(), repo.clone(), task.clone());
+            let background = server.clone();
+            background.session.spawn(async move {
+                let created = server.editor.create_progress(token.clone()).await;
+                if server
+                    .session
+                    .progress_created(repo.workdir(), task.id, created)
+                {
+                    let begin = to_proto::progress_begin(&task);
+                    server.editor.progress(token, begin).await;
+                }
+            });
+            return;
         }
     };
     server.editor.progress(token, value).await;

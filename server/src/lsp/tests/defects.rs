@@ -39,7 +39,6 @@ fn accept(uri: &str, hunk: Option<usize>) -> Value {
 // 1. No handler waits unboundedly on the client.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn accepting_answers_at_once_even_when_the_editor_never_answers_apply_edit() {
     let (mut h, uri) = reviewing(Profile::never_answers()).await;
     // More accepts than the framework serves at once (4): each must be answered.
@@ -67,10 +66,18 @@ async fn accepting_answers_at_once_even_when_the_editor_never_answers_apply_edit
         "{back:#?}"
     );
     assert_eq!(h.fixture.decisions(1), Value::Null);
+    // And the user is told why.
+    let said: Vec<Value> = h.sent("window/showMessage");
+    assert!(
+        said.iter().any(|m| m["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not confirm the change from task #1")),
+        "{said:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn delegating_and_rejecting_answer_at_once_when_the_editor_never_answers() {
     let (mut h, uri) = reviewing(Profile::never_answers()).await;
     // Progress creation and CodeLens refreshes are requests too.

@@ -2,15 +2,17 @@
 
 use std::sync::Arc;
 
-use tower_lsp_server::ls_types::MessageType;
+use tower_lsp_server::ls_types::{MessageType, Uri, WorkspaceEdit};
 
 use crate::diff::{plan_accept, Choice, PlanError};
 use crate::engine::review::Resolution;
 use crate::engine::task::TaskId;
 use crate::lsp::convert::to_proto;
+use crate::lsp::editor::ApplyOutcome;
 use crate::lsp::error::{ErrorKind, LspError};
 use crate::lsp::ext::{AcceptResult, HunkArgs, RejectResult};
 use crate::lsp::server::Server;
+use crate::lsp::session::Repo;
 use crate::lsp::updates;
 use crate::sandbox::Sandbox;
 
@@ -55,48 +57,87 @@ pub async fn accept<S: Sandbox>(
         server.session.encoding(),
         server.editor.features(),
     );
-    let response = server
-        .editor
-        .apply_edit(edit)
-        .await
-        .map_err(|e| LspError::failed(format!("the editor refused the edit: {e}")))?;
-    if !response.applied {
-        return Err(LspError::failed(format!(
-            "the editor did not apply the change{}; try again",
-            response
-                .failure_reason
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        )));
-    }
-    repo.engine()
-        .resolve_hunks(task.id, &rel, &plan.accepted, Resolution::Accepted)
-        .await?;
-    repo.drop_hunks(task.id, &rel, &plan.accepted);
-    if !plan.conflicts.is_empty() {
-        server
-            .editor
-            .show_message(
-                MessageType::WARNING,
-                format!(
-                    "Handoff: {} change(s) of task #{} were not applied because you edited their lines; they stay for review",
-                    plan.conflicts.len(),
-                    task.id
-                ),
-            )
-            .await;
-    }
-    // The editor re-renders hints and lenses after the answer: the edit is already in
-    // its buffer, and the didChange it sends republishes too.
-    let (background, uri) = (server.clone(), args.uri.clone());
-    server.session.spawn(async move {
-        updates::publish(&background, &[uri]).await;
-        updates::refresh_lenses(&background).await;
-    });
+    // The edit goes out after the answer: the client may ask the user first (Eglot
+    // does, inside its synchronous executeCommand), and the server keeps serving.
+    let accepted = plan.accepted.clone();
+    let conflicts = plan.conflicts.len();
+    let applying = Applying {
+        server: server.clone(),
+        repo,
+        task: task.id,
+        rel,
+        uri: args.uri,
+        hunks: plan.accepted,
+        conflicts,
+    };
+    server.session.spawn(applying.run(edit));
     Ok(AcceptResult {
-        accepted: plan.accepted,
-        conflicts: plan.conflicts.len(),
+        accepted,
+        conflicts,
     })
+}
+
+/// An accepted edit on its way to the editor.
+struct Applying<S: Sandbox> {
+    server: Arc<Server<S>>,
+    repo: Arc<Repo<S>>,
+    task: TaskId,
+    rel: String,
+    uri: Uri,
+    hunks: Vec<usize>,
+    /// Chosen hunks left out because the user edited their lines.
+    conflicts: usize,
+}
+
+impl<S: Sandbox> Applying<S> {
+    /// Sends the edit and records the decision once the editor confirms it.
+    async fn run(self, edit: WorkspaceEdit) {
+        let outcome = self.server.editor.apply_edit(edit).await;
+        let warning = match outcome {
+            ApplyOutcome::Applied => {
+                if let Err(e) = self.record().await {
+                    self.server.show_failure(&e).await;
+                }
+                (self.conflicts > 0).then(|| {
+                    format!(
+                        "Handoff: {} change(s) of task #{} were not applied because you edited their lines; they stay for review",
+                        self.conflicts, self.task
+                    )
+                })
+            }
+            ApplyOutcome::Refused(reason) => Some(format!(
+                "Handoff: the editor did not apply the change from task #{}{}; it stays for review",
+                self.task,
+                reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            )),
+            ApplyOutcome::Failed(message) => Some(format!(
+                "Handoff: the editor refused the change from task #{} ({message}); it stays for review",
+                self.task
+            )),
+            ApplyOutcome::NoAnswer(wait) => Some(format!(
+                "Handoff: the editor did not confirm the change from task #{} within {}s; it stays for review",
+                self.task,
+                wait.as_secs()
+            )),
+        };
+        if let Some(warning) = warning {
+            self.server
+                .editor
+                .show_message(MessageType::WARNING, warning)
+                .await;
+        }
+        updates::publish(&self.server, std::slice::from_ref(&self.uri)).await;
+        updates::refresh_lenses(&self.server).await;
+    }
+
+    async fn record(&self) -> Result<(), LspError> {
+        self.repo
+            .engine()
+            .resolve_hunks(self.task, &self.rel, &self.hunks, Resolution::Accepted)
+            .await?;
+        self.repo.drop_hunks(self.task, &self.rel, &self.hunks);
+        Ok(())
+    }
 }
 
 pub async fn reject<S: Sandbox>(
