@@ -2,6 +2,7 @@
 //! the watcher): hunk diagnostics, `handoff/taskChanged` and `handoff/taskRemoved`,
 //! work-done progress, CodeLens refreshes, and a message when a task ends.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,17 +16,25 @@ use super::wording;
 use crate::engine::task::{Task, TaskId};
 use crate::sandbox::Sandbox;
 
-/// Recomputes and sends the hunk diagnostics of the given documents.
+/// Recomputes and sends the hunk diagnostics of the given documents. Hunks found
+/// applied in a buffer (the editor applied them before it answered, or the user typed
+/// them) are recorded as accepted first.
 pub async fn publish<S: Sandbox>(server: &Server<S>, uris: &[Uri]) {
     for uri in uris {
         let Ok(doc) = server.session.document(uri) else {
             continue;
         };
-        let placed = server.session.placed_hunks(&doc);
         let repo = doc
             .location
             .as_ref()
             .and_then(|l| server.session.repo_at(&l.workdir));
+        let mut placement = server.session.placement(&doc);
+        if let (Some(repo), Ok(rel)) = (&repo, doc.rel()) {
+            if !placement.applied.is_empty() {
+                record_applied(repo, rel, &placement.applied).await;
+                placement = server.session.placement(&doc);
+            }
+        }
         let title = |id| {
             repo.as_ref()
                 .and_then(|r| r.known(id))
@@ -33,7 +42,8 @@ pub async fn publish<S: Sandbox>(server: &Server<S>, uris: &[Uri]) {
                 .unwrap_or_default()
         };
         let encoding = server.session.encoding();
-        let diagnostics = placed
+        let diagnostics = placement
+            .hunks
             .iter()
             .map(|p| to_proto::hunk_diagnostic(&doc.index, encoding, p, &title(p.task)))
             .collect();
@@ -41,6 +51,20 @@ pub async fn publish<S: Sandbox>(server: &Server<S>, uris: &[Uri]) {
             .editor
             .publish_diagnostics(uri.clone(), diagnostics, Some(doc.version))
             .await;
+    }
+}
+
+/// Records hunks found applied in a buffer, task by task.
+async fn record_applied<S: Sandbox>(repo: &Repo<S>, rel: &str, applied: &[(TaskId, usize)]) {
+    let mut by_task: BTreeMap<TaskId, Vec<usize>> = BTreeMap::new();
+    for (task, hunk) in applied {
+        by_task.entry(*task).or_default().push(*hunk);
+    }
+    for (task, hunks) in by_task {
+        tracing::info!(task_id = %task, path = rel, ?hunks, "proposed lines found in the buffer: accepted");
+        if let Err(e) = repo.record_accepted(task, rel, &hunks).await {
+            tracing::warn!(task_id = %task, error = %e, "cannot record accepted hunks");
+        }
     }
 }
 

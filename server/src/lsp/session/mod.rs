@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tower_lsp_server::ls_types::{TextDocumentContentChangeEvent, Uri};
 
 pub use document::{Document, RepoPath};
-pub use repo::{PlacedHunk, Repo};
+pub use repo::{PlacedHunk, Placement, Repo};
 
 use super::convert::from_proto;
 use super::error::LspError;
@@ -164,14 +164,20 @@ impl<S: Sandbox> Session<S> {
             .collect()
     }
 
-    /// Every pending hunk of finished tasks in `doc`, placed in its current text.
+    /// The pending hunks of finished tasks in `doc` to show, placed in its current
+    /// text.
     pub fn placed_hunks(&self, doc: &Document) -> Arc<Vec<PlacedHunk>> {
+        self.placement(doc).hunks
+    }
+
+    /// Where the pending hunks of finished tasks stand in `doc`.
+    pub fn placement(&self, doc: &Document) -> Placement {
         let Some(location) = &doc.location else {
-            return Arc::default();
+            return Placement::default();
         };
         match self.repo_at(&location.workdir) {
-            Some(repo) => repo.placed_hunks(&location.rel, doc.version, &doc.text),
-            None => Arc::default(),
+            Some(repo) => repo.placement(&location.rel, doc.version, &doc.text),
+            None => Placement::default(),
         }
     }
 

@@ -1,16 +1,23 @@
 //! One repository the editor touched: its engine, the last known task records, the
 //! pending hunks of finished tasks (computed from git once, then cached until a
-//! decision), and where they sit in each open document (cached per version).
+//! decision), the hunks whose accept is on its way to the editor, and where each
+//! pending hunk stands in each open document (cached per version).
+//!
+//! A hunk whose accept is in flight is never shown: the editor is applying it, and
+//! its `didChange` may come before its answer. A hunk whose proposed lines are
+//! already in the buffer has been applied, whichever way they came: it is reported
+//! in [`Placement::applied`] for the caller to record, and never shown as a conflict.
 //!
 //! Locks here are held for short, synchronous sections only, never across an `.await`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::lock;
-use crate::diff::{reanchor_many, Anchor, Hunk};
+use crate::diff::{standings, Anchor, Hunk, Standing};
+use crate::engine::review::Resolution;
 use crate::engine::task::{Task, TaskId};
 use crate::engine::Engine;
 use crate::lsp::error::LspError;
@@ -49,10 +56,21 @@ impl PlacedHunk {
     }
 }
 
+/// Where the pending hunks of one document stand.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// The hunks to show, in the current text.
+    pub hunks: Arc<Vec<PlacedHunk>>,
+    /// Hunks whose proposed lines are in the buffer already: applied, to be recorded.
+    pub applied: Vec<(TaskId, usize)>,
+}
+
 pub struct Repo<S: Sandbox> {
     engine: Engine<S>,
     tasks: Mutex<BTreeMap<TaskId, Task>>,
     hunks: Mutex<HunkCache>,
+    /// Hunks whose accept was sent to the editor and not settled yet, by task and path.
+    accepting: Mutex<HashMap<(TaskId, String), BTreeSet<usize>>>,
     placed: Mutex<HashMap<String, Placed>>,
     /// Bumped whenever tasks or pending hunks change, so placements are recomputed.
     generation: AtomicU64,
@@ -61,11 +79,11 @@ pub struct Repo<S: Sandbox> {
 /// Pending hunks by task and repository-relative path.
 type HunkCache = HashMap<(TaskId, String), Arc<Vec<Hunk>>>;
 
-/// The hunks placed in one version of a document.
+/// The placement of one version of a document.
 struct Placed {
     version: i32,
     generation: u64,
-    hunks: Arc<Vec<PlacedHunk>>,
+    placement: Placement,
 }
 
 impl<S: Sandbox> Repo<S> {
@@ -80,6 +98,7 @@ impl<S: Sandbox> Repo<S> {
             engine,
             tasks: Mutex::new(tasks),
             hunks: Mutex::new(HashMap::new()),
+            accepting: Mutex::new(HashMap::new()),
             placed: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
         }
@@ -179,38 +198,113 @@ impl<S: Sandbox> Repo<S> {
         self.invalidate();
     }
 
-    /// Every pending hunk for the document `rel` at `version` with text `text`,
-    /// placed; the text is split into lines once for all of them.
-    pub fn placed_hunks(&self, rel: &str, version: i32, text: &str) -> Arc<Vec<PlacedHunk>> {
+    /// Marks hunks as on their way to the editor: they are not shown meanwhile.
+    pub fn begin_accept(&self, task: TaskId, rel: &str, hunks: &[usize]) {
+        lock(&self.accepting)
+            .entry((task, rel.to_string()))
+            .or_default()
+            .extend(hunks);
+        self.invalidate();
+    }
+
+    /// The editor answered (or did not in time): the hunks are settled either way.
+    pub fn end_accept(&self, task: TaskId, rel: &str, hunks: &[usize]) {
+        let mut accepting = lock(&self.accepting);
+        let key = (task, rel.to_string());
+        if let Some(set) = accepting.get_mut(&key) {
+            set.retain(|h| !hunks.contains(h));
+            if set.is_empty() {
+                accepting.remove(&key);
+            }
+        }
+        drop(accepting);
+        self.invalidate();
+    }
+
+    /// Whether hunk `index` of `task` in `rel` is on its way to the editor.
+    pub fn is_accepting(&self, task: TaskId, rel: &str, index: usize) -> bool {
+        lock(&self.accepting)
+            .get(&(task, rel.to_string()))
+            .is_some_and(|s| s.contains(&index))
+    }
+
+    /// Records hunks as accepted (the editor applied them) and takes them out of
+    /// review. Recording twice is harmless.
+    pub async fn record_accepted(
+        &self,
+        task: TaskId,
+        rel: &str,
+        hunks: &[usize],
+    ) -> Result<(), LspError> {
+        self.engine
+            .resolve_hunks(task, rel, hunks, Resolution::Accepted)
+            .await?;
+        self.drop_hunks(task, rel, hunks);
+        self.end_accept(task, rel, hunks);
+        Ok(())
+    }
+
+    /// Which of `hunks` of `task` in `rel` are still pending review.
+    pub fn still_pending(&self, task: TaskId, rel: &str, hunks: &[usize]) -> Vec<usize> {
+        let pending = lock(&self.hunks)
+            .get(&(task, rel.to_string()))
+            .cloned()
+            .unwrap_or_default();
+        hunks
+            .iter()
+            .copied()
+            .filter(|i| pending.iter().any(|h| h.index == *i))
+            .collect()
+    }
+
+    /// Where every pending hunk of the document `rel` at `version` with text `text`
+    /// stands; the text is split into lines once for all of them.
+    pub fn placement(&self, rel: &str, version: i32, text: &str) -> Placement {
         let generation = self.generation.load(Ordering::Relaxed);
         if let Some(p) = lock(&self.placed)
             .get(rel)
             .filter(|p| p.version == version && p.generation == generation)
         {
-            return p.hunks.clone();
+            return p.placement.clone();
         }
         let mut pending = Vec::new();
         for task in self.reviewable(rel) {
             for hunk in self.pending_hunks(&task, rel).iter() {
-                pending.push((task.id, hunk.clone()));
+                let accepting = self.is_accepting(task.id, rel, hunk.index);
+                pending.push((task.id, hunk.clone(), accepting));
             }
         }
-        let anchors = reanchor_many(pending.iter().map(|(_, h)| h), text);
-        let placed: Arc<Vec<PlacedHunk>> = Arc::new(
-            pending
-                .into_iter()
-                .zip(anchors)
-                .map(|((task, hunk), anchor)| PlacedHunk { task, hunk, anchor })
-                .collect(),
-        );
+        let found = standings(pending.iter().map(|(_, h, a)| (h, *a)), text);
+        let mut placement = Placement::default();
+        let mut shown = Vec::new();
+        for ((task, hunk, accepting), standing) in pending.into_iter().zip(found) {
+            let anchor = match standing {
+                Standing::Applied { .. } => {
+                    placement.applied.push((task, hunk.index));
+                    continue;
+                }
+                // On its way: neither accept it again nor call it a conflict.
+                _ if accepting => continue,
+                Standing::Pending {
+                    start_line,
+                    end_line,
+                } => Anchor::Applies {
+                    start_line,
+                    end_line,
+                },
+                Standing::Conflict(reason) => Anchor::Conflict { reason },
+            };
+            shown.push(PlacedHunk { task, hunk, anchor });
+        }
+        placement.hunks = Arc::new(shown);
         lock(&self.placed).insert(
             rel.to_string(),
             Placed {
                 version,
                 generation,
-                hunks: placed.clone(),
+                placement: placement.clone(),
             },
         );
-        placed
+        placement
     }
 }

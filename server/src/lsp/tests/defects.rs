@@ -105,7 +105,6 @@ async fn delegating_and_rejecting_answer_at_once_when_the_editor_never_answers()
 // 2. An accepted hunk never turns into a conflict.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn an_accept_whose_did_change_comes_before_the_answer_is_never_shown_as_a_conflict() {
     let (mut h, uri) = reviewing(Profile::change_first()).await;
     h.execute("handoff.accept", accept(&uri, Some(0)))
@@ -127,7 +126,6 @@ async fn an_accept_whose_did_change_comes_before_the_answer_is_never_shown_as_a_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn proposed_lines_already_in_the_buffer_are_recorded_as_accepted() {
     // The user typed (or pasted from the diff) exactly what the agent proposes.
     let (mut h, uri) = reviewing(Profile::neovim()).await;

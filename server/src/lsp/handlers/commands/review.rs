@@ -29,8 +29,21 @@ pub async fn accept<S: Sandbox>(
     repo.engine()
         .check_branch(&task)
         .map_err(|e| LspError::not_found(e.to_string()))?;
-    let pending = repo.pending_hunks(&task, &rel);
+    let all = repo.pending_hunks(&task, &rel);
     let choice = args.hunk.map_or(Choice::All, Choice::One);
+    if let Choice::One(i) = choice {
+        if repo.is_accepting(task.id, &rel, i) {
+            return Err(LspError::not_found(format!(
+                "change {i} of task #{} is being applied already",
+                task.id
+            )));
+        }
+    }
+    let pending: Vec<_> = all
+        .iter()
+        .filter(|h| !repo.is_accepting(task.id, &rel, h.index))
+        .cloned()
+        .collect();
     let plan = plan_accept(&pending, choice, &doc.text).map_err(|e| match e {
         PlanError::NotPending(i) => LspError::not_found(format!(
             "change {i} of task #{} in {rel} was already accepted or rejected",
@@ -61,6 +74,8 @@ pub async fn accept<S: Sandbox>(
     // does, inside its synchronous executeCommand), and the server keeps serving.
     let accepted = plan.accepted.clone();
     let conflicts = plan.conflicts.len();
+    // Not shown meanwhile; never a conflict when the editor's didChange comes first.
+    repo.begin_accept(task.id, &rel, &plan.accepted);
     let applying = Applying {
         server: server.clone(),
         repo,
@@ -92,31 +107,41 @@ struct Applying<S: Sandbox> {
 impl<S: Sandbox> Applying<S> {
     /// Sends the edit and records the decision once the editor confirms it.
     async fn run(self, edit: WorkspaceEdit) {
+        // The hunks leave the buffer's hints at once, whatever the client does next.
+        updates::publish(&self.server, std::slice::from_ref(&self.uri)).await;
         let outcome = self.server.editor.apply_edit(edit).await;
-        let warning = match outcome {
-            ApplyOutcome::Applied => {
-                if let Err(e) = self.record().await {
-                    self.server.show_failure(&e).await;
-                }
-                (self.conflicts > 0).then(|| {
-                    format!(
-                        "Handoff: {} change(s) of task #{} were not applied because you edited their lines; they stay for review",
-                        self.conflicts, self.task
-                    )
-                })
+        if outcome == ApplyOutcome::Applied {
+            if let Err(e) = self
+                .repo
+                .record_accepted(self.task, &self.rel, &self.hunks)
+                .await
+            {
+                self.server.show_failure(&e).await;
             }
+        }
+        self.repo.end_accept(self.task, &self.rel, &self.hunks);
+        // Unconfirmed hunks whose lines are in the buffer anyway are recorded here.
+        updates::publish(&self.server, std::slice::from_ref(&self.uri)).await;
+        updates::refresh_lenses(&self.server).await;
+        let left = self.repo.still_pending(self.task, &self.rel, &self.hunks);
+        let task = self.task;
+        let warning = match outcome {
+            _ if left.is_empty() => (self.conflicts > 0).then(|| {
+                format!(
+                    "Handoff: {} change(s) of task #{task} were not applied because you edited their lines; they stay for review",
+                    self.conflicts
+                )
+            }),
+            ApplyOutcome::Applied => None,
             ApplyOutcome::Refused(reason) => Some(format!(
-                "Handoff: the editor did not apply the change from task #{}{}; it stays for review",
-                self.task,
+                "Handoff: the editor did not apply the change from task #{task}{}; it stays for review",
                 reason.map(|r| format!(" ({r})")).unwrap_or_default()
             )),
             ApplyOutcome::Failed(message) => Some(format!(
-                "Handoff: the editor refused the change from task #{} ({message}); it stays for review",
-                self.task
+                "Handoff: the editor refused the change from task #{task} ({message}); it stays for review"
             )),
             ApplyOutcome::NoAnswer(wait) => Some(format!(
-                "Handoff: the editor did not confirm the change from task #{} within {}s; it stays for review",
-                self.task,
+                "Handoff: the editor did not confirm the change from task #{task} within {}s; it stays for review",
                 wait.as_secs()
             )),
         };
@@ -126,17 +151,6 @@ impl<S: Sandbox> Applying<S> {
                 .show_message(MessageType::WARNING, warning)
                 .await;
         }
-        updates::publish(&self.server, std::slice::from_ref(&self.uri)).await;
-        updates::refresh_lenses(&self.server).await;
-    }
-
-    async fn record(&self) -> Result<(), LspError> {
-        self.repo
-            .engine()
-            .resolve_hunks(self.task, &self.rel, &self.hunks, Resolution::Accepted)
-            .await?;
-        self.repo.drop_hunks(self.task, &self.rel, &self.hunks);
-        Ok(())
     }
 }
 
@@ -148,7 +162,12 @@ pub async fn reject<S: Sandbox>(
     let repo = server.session.repo_of(&doc)?;
     let task = repo.task(TaskId(args.task))?;
     let rel = doc.rel()?.to_string();
-    let pending = repo.pending_hunks(&task, &rel);
+    let pending: Vec<_> = repo
+        .pending_hunks(&task, &rel)
+        .iter()
+        .filter(|h| !repo.is_accepting(task.id, &rel, h.index))
+        .cloned()
+        .collect();
     let rejected: Vec<usize> = match args.hunk {
         Some(i) if pending.iter().any(|h| h.index == i) => vec![i],
         Some(i) => {
