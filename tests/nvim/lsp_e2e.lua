@@ -27,7 +27,13 @@ vim.lsp.handlers["window/showMessage"] = function(_, result) table.insert(messag
 vim.lsp.handlers["handoff/taskChanged"] = function(_, result) changed[#changed + 1] = result.task end
 
 vim.cmd.edit(repo .. "/greet.py")
-local client_id = vim.lsp.start({ name = "handoff", cmd = { bin, "lsp" }, root_dir = repo })
+local client_id = vim.lsp.start({
+  name = "handoff",
+  cmd = { bin, "lsp" },
+  root_dir = repo,
+  -- This script listens to handoff/taskChanged, sent only to clients that ask.
+  init_options = { handoffNotifications = true },
+})
 check(client_id, "vim.lsp.start failed")
 local client = vim.lsp.get_client_by_id(client_id)
 wait(10000, "the client to attach", function() return vim.lsp.buf_is_attached(0, client_id) end)

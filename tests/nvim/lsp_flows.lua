@@ -35,7 +35,13 @@ vim.lsp.handlers["textDocument/publishDiagnostics"] = function(...)
 end
 
 vim.cmd.edit(repo .. "/greet.py")
-local client_id = vim.lsp.start({ name = "handoff", cmd = { bin, "lsp" }, root_dir = repo })
+local client_id = vim.lsp.start({
+  name = "handoff",
+  cmd = { bin, "lsp" },
+  root_dir = repo,
+  -- This script listens to handoff/taskChanged, sent only to clients that ask.
+  init_options = { handoffNotifications = true },
+})
 local client = vim.lsp.get_client_by_id(client_id)
 wait(15000, "the server to open the document", function() return published end)
 

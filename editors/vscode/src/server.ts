@@ -120,8 +120,10 @@ export class Server implements vscode.Disposable {
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       // The extension tells the user a task ended itself, with buttons; the server's
-      // own "task ended" messages would say it twice (docs/protocol.md).
-      initializationOptions: { taskMessages: false },
+      // own "task ended" messages would say it twice. It handles handoff/taskChanged
+      // and handoff/taskRemoved, which the server sends only on request
+      // (docs/protocol.md, "Initialization options").
+      initializationOptions: { taskMessages: false, handoffNotifications: true },
       middleware: this.hooks.middleware,
       errorHandler: {
         error: (_error, _message, count) => ({

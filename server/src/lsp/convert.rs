@@ -41,11 +41,14 @@ pub mod from_proto {
         let text = caps.text_document.as_ref();
         let workspace = caps.workspace.as_ref();
         let window = caps.window.as_ref();
+        let code_action = text.and_then(|t| t.code_action.as_ref());
         ClientFeatures {
-            code_action_resolve: text
-                .and_then(|t| t.code_action.as_ref())
+            code_action_literals: code_action
+                .is_some_and(|c| c.code_action_literal_support.is_some()),
+            code_action_resolve: code_action
                 .and_then(|c| c.resolve_support.as_ref())
                 .is_some_and(|r| r.properties.iter().any(|p| p == "command" || p == "edit")),
+            apply_edit: workspace.and_then(|w| w.apply_edit).unwrap_or(false),
             work_done_progress: window.and_then(|w| w.work_done_progress).unwrap_or(false),
             document_changes: workspace
                 .and_then(|w| w.workspace_edit.as_ref())
@@ -60,6 +63,7 @@ pub mod from_proto {
                 .is_some_and(|s| s.support),
             task_messages: options.task_messages,
             error_messages: options.error_messages,
+            handoff_notifications: options.handoff_notifications,
         }
     }
 
@@ -338,6 +342,8 @@ pub mod to_proto {
         pub preferred: bool,
         /// What running the action does.
         pub command: Option<lsp::Command>,
+        /// The edit the client applies itself (for clients without `applyEdit`).
+        pub edit: Option<lsp::WorkspaceEdit>,
         /// Filled in by `codeAction/resolve` (the prompt of a delegated TODO).
         pub unresolved: Option<ActionData>,
     }
@@ -353,20 +359,32 @@ pub mod to_proto {
                 kind,
                 preferred: false,
                 command: Some(command),
+                edit: None,
                 unresolved: None,
             }
         }
     }
 
-    pub fn code_action(offer: Offer, _features: ClientFeatures) -> lsp::CodeActionOrCommand {
-        lsp::CodeActionOrCommand::CodeAction(lsp::CodeAction {
+    /// A code action literal for clients that support them; a plain `Command` for the
+    /// others, titled like the action (some clients show only the command's title),
+    /// or nothing if the offer needs a literal (an edit, a resolve).
+    pub fn code_action(offer: Offer, features: ClientFeatures) -> Option<lsp::CodeActionOrCommand> {
+        if features.code_action_literals {
+            return Some(lsp::CodeActionOrCommand::CodeAction(lsp::CodeAction {
+                title: offer.title,
+                kind: Some(offer.kind),
+                is_preferred: offer.preferred.then_some(true),
+                command: offer.command,
+                edit: offer.edit,
+                data: offer.unresolved.map(|d| json!(d)),
+                ..Default::default()
+            }));
+        }
+        let command = offer.command?;
+        Some(lsp::CodeActionOrCommand::Command(lsp::Command {
             title: offer.title,
-            kind: Some(offer.kind),
-            is_preferred: offer.preferred.then_some(true),
-            command: offer.command,
-            data: offer.unresolved.map(|d| json!(d)),
-            ..Default::default()
-        })
+            ..command
+        }))
     }
 
     pub fn code_lens(line: usize, command: lsp::Command) -> lsp::CodeLens {

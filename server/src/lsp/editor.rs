@@ -22,7 +22,11 @@ use super::Options;
 /// What the client told us it can do, reduced to what changes our behaviour.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClientFeatures {
+    /// `codeActionLiteralSupport`: code actions as `CodeAction`s, else as `Command`s.
+    pub code_action_literals: bool,
     pub code_action_resolve: bool,
+    /// `workspace.applyEdit`: the server may send `workspace/applyEdit`.
+    pub apply_edit: bool,
     pub work_done_progress: bool,
     pub document_changes: bool,
     pub code_lens_refresh: bool,
@@ -31,6 +35,8 @@ pub struct ClientFeatures {
     pub task_messages: bool,
     /// `initializationOptions.errorMessages`.
     pub error_messages: bool,
+    /// `initializationOptions.handoffNotifications`: send `handoff/*` notifications.
+    pub handoff_notifications: bool,
 }
 
 /// How a `workspace/applyEdit` ended.
@@ -88,18 +94,27 @@ impl Editor {
             .await;
     }
 
+    /// `handoff/taskChanged`, to clients that asked for it.
     pub async fn task_changed(&self, params: TaskChangedParams) {
-        self.client.send_notification::<TaskChanged>(params).await;
+        if self.features().handoff_notifications {
+            self.client.send_notification::<TaskChanged>(params).await;
+        }
     }
 
+    /// `handoff/taskRemoved`, to clients that asked for it.
     pub async fn task_removed(&self, params: TaskRemovedParams) {
-        self.client.send_notification::<TaskRemoved>(params).await;
+        if self.features().handoff_notifications {
+            self.client.send_notification::<TaskRemoved>(params).await;
+        }
     }
 
     /// Sends `workspace/applyEdit` and waits for the answer, at most
     /// [`Options::apply_edit_timeout`]. Call it from a background task: the client may
     /// ask the user first.
     pub async fn apply_edit(&self, edit: WorkspaceEdit) -> ApplyOutcome {
+        if !self.features().apply_edit {
+            return ApplyOutcome::Failed("the editor does not support workspace/applyEdit".into());
+        }
         let wait = self.options.apply_edit_timeout;
         match tokio::time::timeout(wait, self.client.apply_edit(edit)).await {
             Ok(Ok(r)) if r.applied => ApplyOutcome::Applied,

@@ -87,6 +87,9 @@ pub struct InitOptions {
     /// Failed commands are also shown with `window/showMessage`, not only returned as
     /// errors (default true).
     pub error_messages: bool,
+    /// The client handles `handoff/taskChanged` and `handoff/taskRemoved` (default
+    /// false: clients that do not know them may warn about each one).
+    pub handoff_notifications: bool,
 }
 
 impl Default for InitOptions {
@@ -94,6 +97,7 @@ impl Default for InitOptions {
         InitOptions {
             task_messages: true,
             error_messages: true,
+            handoff_notifications: false,
         }
     }
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use tower_lsp_server::ls_types::{MessageType, Uri};
 
 use super::convert::to_proto;
-use super::ext::{TaskChangedParams, TaskRemovedParams};
+use super::error::LspError;
+use super::ext::{ShownFile, TaskChangedParams, TaskRemovedParams};
 use super::server::Server;
 use super::session::{ProgressStep, Repo};
 use super::wording;
@@ -156,4 +157,26 @@ async fn report_progress<S: Sandbox>(server: &Arc<Server<S>>, repo: &Arc<Repo<S>
         }
     };
     server.editor.progress(token, value).await;
+}
+
+/// Writes `bytes` beside the task record (`tasks/<id>/<name>`) and asks the editor to
+/// show it; the file, and whether the editor showed it.
+pub async fn show_task_file<S: Sandbox>(
+    server: &Server<S>,
+    repo: &Repo<S>,
+    id: TaskId,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(ShownFile, bool), LspError> {
+    let path = repo.engine().store().task_dir(id).join(name);
+    crate::engine::store::write_atomic_unsynced(&path, bytes)
+        .map_err(|e| LspError::failed(e.to_string()))?;
+    let uri = to_proto::uri_from_path(&path)
+        .ok_or_else(|| LspError::failed(format!("cannot name {} as a URI", path.display())))?;
+    let shown = server.editor.show_document(uri.clone()).await;
+    let file = ShownFile {
+        uri,
+        path: path.display().to_string(),
+    };
+    Ok((file, shown))
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use tower_lsp_server::ls_types::*;
 
 use crate::context;
+use crate::diff::{plan_accept, Choice};
 use crate::engine::task::TaskId;
 use crate::lsp::convert::{from_proto, to_proto, to_proto::Offer};
 use crate::lsp::error::LspError;
@@ -59,9 +60,11 @@ pub fn code_actions<S: Sandbox>(
             kind: CodeActionKind::QUICKFIX,
             preferred: false,
             command: None,
+            edit: None,
             unresolved: Some(ActionData { delegate }),
         };
-        if !features.code_action_resolve {
+        // A plain Command cannot be resolved later.
+        if !features.code_action_resolve || !features.code_action_literals {
             resolve_offer(&doc, &mut offer);
         }
         offers.push(offer);
@@ -82,7 +85,7 @@ pub fn code_actions<S: Sandbox>(
     }
     offers
         .into_iter()
-        .map(|o| to_proto::code_action(o, features))
+        .filter_map(|o| to_proto::code_action(o, features))
         .collect()
 }
 
@@ -106,7 +109,13 @@ fn hunk_offers<S: Sandbox>(server: &Server<S>, doc: &Document, range: Range) -> 
                 to_proto::command::<ext::Accept>("Accept change", &args),
             );
             accept.preferred = true;
-            offers.push(accept);
+            offers.push(with_edit(
+                server,
+                doc,
+                accept,
+                p.task,
+                Choice::One(p.hunk.index),
+            ));
         }
         offers.push(Offer::new(
             titles::reject_change(p.task),
@@ -115,22 +124,59 @@ fn hunk_offers<S: Sandbox>(server: &Server<S>, doc: &Document, range: Range) -> 
         ));
     }
     for task in tasks {
-        offers.push(accept_all(doc, task));
+        let args = HunkArgs {
+            task: task.0,
+            uri: doc.uri.clone(),
+            hunk: None,
+        };
+        let accept_all = Offer::new(
+            titles::accept_all(task),
+            CodeActionKind::QUICKFIX,
+            to_proto::command::<ext::Accept>("Accept all", &args),
+        );
+        offers.push(with_edit(server, doc, accept_all, task, Choice::All));
     }
     offers
 }
 
-fn accept_all(doc: &Document, task: TaskId) -> Offer {
-    let args = HunkArgs {
-        task: task.0,
-        uri: doc.uri.clone(),
-        hunk: None,
+/// For a client that takes code action literals but no `workspace/applyEdit`, the
+/// accept action carries its edit instead of the command: the client applies it,
+/// and the server records the decision when the proposed lines show up in the buffer.
+fn with_edit<S: Sandbox>(
+    server: &Server<S>,
+    doc: &Document,
+    mut offer: Offer,
+    task: TaskId,
+    choice: Choice,
+) -> Offer {
+    let features = server.editor.features();
+    if features.apply_edit || !features.code_action_literals {
+        return offer;
+    }
+    let (Ok(repo), Ok(rel)) = (server.session.repo_of(doc), doc.rel()) else {
+        return offer;
     };
-    Offer::new(
-        titles::accept_all(task),
-        CodeActionKind::QUICKFIX,
-        to_proto::command::<ext::Accept>("Accept all", &args),
-    )
+    let Ok(record) = repo.task(task) else {
+        return offer;
+    };
+    let pending: Vec<_> = repo
+        .pending_hunks(&record, rel)
+        .iter()
+        .filter(|h| !repo.is_accepting(task, rel, h.index))
+        .cloned()
+        .collect();
+    if let Ok(plan) = plan_accept(&pending, choice, &doc.text) {
+        offer.edit = Some(to_proto::workspace_edit(
+            &doc.uri,
+            doc.version,
+            &plan.edits,
+            &doc.index,
+            server.session.encoding(),
+            features,
+        ));
+        offer.command = None;
+    }
+    offer
 }
 
 /// Fills in the command of a delegate action, with the prompt built now.
@@ -158,6 +204,7 @@ pub fn resolve<S: Sandbox>(
         kind: CodeActionKind::QUICKFIX,
         preferred: false,
         command: None,
+        edit: None,
         unresolved: Some(data),
     };
     if !resolve_offer(&doc, &mut offer) {

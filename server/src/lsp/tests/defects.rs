@@ -146,7 +146,6 @@ async fn proposed_lines_already_in_the_buffer_are_recorded_as_accepted() {
 // 3. Capabilities are honoured.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn a_client_without_code_action_literals_gets_commands() {
     let (mut h, uri) = reviewing(Profile::strict()).await;
     for range in [[1, 0, 1, 0], [6, 0, 6, 0], [0, 0, 3, 0]] {
@@ -160,7 +159,6 @@ async fn a_client_without_code_action_literals_gets_commands() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn a_client_without_apply_edit_is_never_sent_one_and_is_told_how_to_apply() {
     let (mut h, uri) = reviewing(Profile::strict()).await;
     let err = h
@@ -185,10 +183,17 @@ async fn a_client_without_apply_edit_is_never_sent_one_and_is_told_how_to_apply(
         .unwrap_or_else(|| panic!("{actions:#?}"));
     assert!(accept["edit"].is_object(), "{accept:#}");
     assert!(accept.get("command").is_none(), "{accept:#}");
+    // The client applies it; the server sees the proposed lines and records them.
+    ale.apply_edit(&accept["edit"]).await;
+    ale.wait_for("the accepted hunk to go", Duration::from_secs(5), |m| {
+        m["method"] == "textDocument/publishDiagnostics"
+            && hunks(m["params"]["diagnostics"].as_array().unwrap()).len() == 1
+    })
+    .await;
+    assert_eq!(ale.fixture.decisions(1), json!({ "0": "accepted" }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn handoff_notifications_go_only_to_clients_that_opt_in() {
     for (profile, expected) in [(Profile::strict(), false), (Profile::vscode(), true)] {
         let name = profile.name;

@@ -567,6 +567,16 @@ impl Harness {
         }
     }
 
+    /// Applies a `WorkspaceEdit` as the client would (a code action's edit) and sends
+    /// the `didChange`.
+    pub async fn apply_edit(&mut self, edit: &Value) {
+        assert!(
+            self.apply(edit),
+            "the edit does not fit the client's document"
+        );
+        self.send_changes().await;
+    }
+
     /// Applies a `WorkspaceEdit` to the client's documents; the `didChange`s go out
     /// with [`Self::send_changes`].
     fn apply(&mut self, edit: &Value) -> bool {

@@ -6,7 +6,7 @@ use tower_lsp_server::ls_types::{MessageType, Uri, WorkspaceEdit};
 
 use crate::diff::{plan_accept, Choice, PlanError};
 use crate::engine::review::Resolution;
-use crate::engine::task::TaskId;
+use crate::engine::task::{Task, TaskId};
 use crate::lsp::convert::to_proto;
 use crate::lsp::editor::ApplyOutcome;
 use crate::lsp::error::{ErrorKind, LspError};
@@ -62,6 +62,9 @@ pub async fn accept<S: Sandbox>(
             ),
         ),
     })?;
+    if !server.editor.features().apply_edit {
+        return Err(cannot_apply(server, &repo, &task, &rel).await);
+    }
     let edit = to_proto::workspace_edit(
         &args.uri,
         doc.version,
@@ -90,6 +93,40 @@ pub async fn accept<S: Sandbox>(
         accepted,
         conflicts,
     })
+}
+
+/// The answer to a client that cannot apply edits from the server: where the change
+/// is, so the user can apply it another way (the diff file is shown if possible).
+async fn cannot_apply<S: Sandbox>(
+    server: &Server<S>,
+    repo: &Repo<S>,
+    task: &Task,
+    rel: &str,
+) -> LspError {
+    let name = format!("task-{}.diff", task.id);
+    let written = match repo.engine().diff(task.id) {
+        Ok(bytes) => updates::show_task_file(server, repo, task.id, &name, &bytes)
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    let diff = match written {
+        Some((file, _)) => format!(
+            "the whole change is in {} (`git apply` applies it)",
+            file.path
+        ),
+        None => format!("see the change with `handoff diff {}`", task.id),
+    };
+    LspError::new(
+        ErrorKind::Unsupported,
+        format!(
+            "this editor cannot apply edits from a language server (it does not declare \
+             workspace.applyEdit), so task #{}'s change to {rel} cannot be applied from here: \
+             {diff}, and on branch {}. Editors that support code action literals get the \
+             edit in the \"Accept change\" action instead",
+            task.id, task.branch
+        ),
+    )
 }
 
 /// An accepted edit on its way to the editor.

@@ -4,13 +4,11 @@ use std::sync::Arc;
 
 use super::start_queued;
 use crate::engine::task::{Task, TaskId};
-use crate::lsp::convert::to_proto;
 use crate::lsp::error::LspError;
 use crate::lsp::ext::{
     ListArgs, ListedTask, RemoveArgs, RemoveResult, ReplyArgs, ShownFile, TaskArgs,
 };
 use crate::lsp::server::Server;
-use crate::lsp::session::Repo;
 use crate::lsp::updates;
 use crate::sandbox::Sandbox;
 
@@ -57,7 +55,9 @@ pub async fn show_diff<S: Sandbox>(
     let repo = server.session.repo_for_uri(args.uri.as_ref())?;
     let id = TaskId(args.task);
     let diff = repo.engine().diff(id)?;
-    show_file(server, &repo, id, &format!("task-{id}.diff"), &diff).await
+    let (file, _) =
+        updates::show_task_file(server, &repo, id, &format!("task-{id}.diff"), &diff).await?;
+    Ok(file)
 }
 
 pub async fn show_log<S: Sandbox>(
@@ -71,27 +71,9 @@ pub async fn show_log<S: Sandbox>(
         Some(text) => text.into_bytes(),
         None => repo.engine().logs(id).await?,
     };
-    show_file(server, &repo, id, &format!("task-{id}.log"), &log).await
-}
-
-/// Writes `bytes` beside the task record and asks the editor to show it.
-async fn show_file<S: Sandbox>(
-    server: &Server<S>,
-    repo: &Repo<S>,
-    id: TaskId,
-    name: &str,
-    bytes: &[u8],
-) -> Result<ShownFile, LspError> {
-    let path = repo.engine().store().task_dir(id).join(name);
-    crate::engine::store::write_atomic_unsynced(&path, bytes)
-        .map_err(|e| LspError::failed(e.to_string()))?;
-    let uri = to_proto::uri_from_path(&path)
-        .ok_or_else(|| LspError::failed(format!("cannot name {} as a URI", path.display())))?;
-    server.editor.show_document(uri.clone()).await;
-    Ok(ShownFile {
-        uri,
-        path: path.display().to_string(),
-    })
+    let (file, _) =
+        updates::show_task_file(server, &repo, id, &format!("task-{id}.log"), &log).await?;
+    Ok(file)
 }
 
 pub async fn list<S: Sandbox>(
