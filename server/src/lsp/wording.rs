@@ -176,6 +176,28 @@ pub fn ended(task: &Task, open_paths: &[String]) -> String {
     s
 }
 
+/// Said when a task starts to clients that show no progress: what runs, and how to
+/// follow it.
+pub fn started(task: &Task) -> String {
+    let what = match task.state {
+        TaskState::Queued => "queued",
+        _ => "started",
+    };
+    format!(
+        "Handoff: {} {what}: {} (agent {}, branch {}). The code actions on the line it was \
+         delegated from cancel it or show its log; you are told when it ends.",
+        name(task.id),
+        task.title,
+        task.agent,
+        task.branch
+    )
+}
+
+/// Said to clients that cannot open a file themselves: where it is.
+pub fn file_written(what: &str, task: TaskId, path: &str) -> String {
+    format!("Handoff: the {what} of task #{task} is in {path}")
+}
+
 /// The warning when Docker cannot start what was just queued.
 pub fn cannot_start(waiting: &str, error: &str) -> String {
     format!("Handoff: {waiting} but cannot start yet: {error}. It starts once this is fixed.")
@@ -184,7 +206,7 @@ pub fn cannot_start(waiting: &str, error: &str) -> String {
 /// Titles of code actions and lenses.
 pub mod titles {
     use super::name;
-    use crate::engine::task::TaskId;
+    use crate::engine::task::{TaskId, TaskState};
 
     pub const DELEGATE_TODO: &str = "Delegate TODO to background agent";
     pub const DELEGATE_SELECTION: &str = "Delegate selection to background agent…";
@@ -202,6 +224,27 @@ pub mod titles {
 
     pub fn accept_all(task: TaskId) -> String {
         format!("Accept all changes from task #{task}")
+    }
+
+    /// The TODO action when a task is already working on that TODO.
+    pub fn delegate_todo_again(running: TaskId) -> String {
+        format!(
+            "{DELEGATE_TODO} again ({} is still running on it)",
+            name(running)
+        )
+    }
+
+    /// The code action that cancels a task: `Handoff #3 running — Cancel`.
+    pub fn cancel_task(task: TaskId, state: TaskState) -> String {
+        format!("{} {state} — Cancel", name(task))
+    }
+
+    pub fn show_log(task: TaskId) -> String {
+        format!("{} — Show log", name(task))
+    }
+
+    pub fn open_diff(task: TaskId) -> String {
+        format!("{} — Open diff", name(task))
     }
 
     /// The lens above an applicable hunk: `Accept (#3)`.

@@ -1,7 +1,8 @@
 //! `textDocument/codeAction` and `codeAction/resolve`: "Delegate TODO to background
-//! agent" on a TODO comment, "Delegate selection to background agent…" on a
-//! selection, and "Accept change" / "Reject change" / "Accept all changes from task
-//! #N" on a pending hunk.
+//! agent" on a TODO comment (saying so when a task already works on it), "Delegate
+//! selection to background agent…" on a selection, "Accept change" / "Reject change" /
+//! "Accept all changes from task #N" on a pending hunk, and "Handoff #N running —
+//! Cancel" / "Show log" / "Open diff" on the line a task was delegated from.
 //!
 //! Listing is cheap (a bounded TODO scan and the cached hunks); the prompt for a TODO
 //! is built only in `codeAction/resolve`, or at once for clients that cannot resolve.
@@ -15,7 +16,7 @@ use crate::diff::{plan_accept, Choice};
 use crate::engine::task::TaskId;
 use crate::lsp::convert::{from_proto, to_proto, to_proto::Offer};
 use crate::lsp::error::LspError;
-use crate::lsp::ext::{self, ActionData, DelegateArgs, HunkArgs};
+use crate::lsp::ext::{self, ActionData, DelegateArgs, HunkArgs, TaskArgs};
 use crate::lsp::server::Server;
 use crate::lsp::session::Document;
 use crate::lsp::wording::titles;
@@ -46,7 +47,10 @@ pub fn code_actions<S: Sandbox>(
         len = doc.text.len(),
         "code actions"
     );
+    offers.extend(task_offers(server, &doc, params.range));
     if let Some(todo) = context::find_todo(&doc.text, line, doc.language) {
+        // Delegating the same TODO again is allowed, but not silently.
+        let running = active_task_at(server, &doc, todo.lines.first);
         let delegate = DelegateArgs::Todo {
             uri: uri.clone(),
             line: todo.lines.first as u32,
@@ -56,7 +60,7 @@ pub fn code_actions<S: Sandbox>(
             title: None,
         };
         let mut offer = Offer {
-            title: titles::DELEGATE_TODO.into(),
+            title: running.map_or(titles::DELEGATE_TODO.into(), titles::delegate_todo_again),
             kind: CodeActionKind::QUICKFIX,
             preferred: false,
             command: None,
@@ -87,6 +91,61 @@ pub fn code_actions<S: Sandbox>(
         .into_iter()
         .filter_map(|o| to_proto::code_action(o, features))
         .collect()
+}
+
+/// The tasks delegated from the requested lines: cancel them while they run, show
+/// their log, open their diff. What a lens shows, for clients that draw no lenses.
+fn task_offers<S: Sandbox>(server: &Server<S>, doc: &Document, range: Range) -> Vec<Offer> {
+    let (first, last) = (range.start.line, range.end.line);
+    let Some(location) = &doc.location else {
+        return vec![];
+    };
+    let Some(repo) = server.session.repo_at(&location.workdir) else {
+        return vec![];
+    };
+    let mut offers = Vec::new();
+    for task in repo.tasks() {
+        let Some(origin) = &task.origin else { continue };
+        if origin.path != location.rel || origin.line < first || origin.line > last {
+            continue;
+        }
+        let args = TaskArgs {
+            task: task.id.0,
+            uri: Some(doc.uri.clone()),
+        };
+        let offer = |title: String, command| Offer::new(title, CodeActionKind::QUICKFIX, command);
+        if !task.state.is_terminal() {
+            offers.push(offer(
+                titles::cancel_task(task.id, task.state),
+                to_proto::command::<ext::Cancel>(titles::CANCEL, &args),
+            ));
+        } else if task.head_commit.is_some() {
+            offers.push(offer(
+                titles::open_diff(task.id),
+                to_proto::command::<ext::ShowDiff>(titles::OPEN_DIFF, &args),
+            ));
+        }
+        offers.push(offer(
+            titles::show_log(task.id),
+            to_proto::command::<ext::ShowLog>("Show log", &args),
+        ));
+    }
+    offers
+}
+
+/// A task still working on the TODO at `line`, if any.
+fn active_task_at<S: Sandbox>(server: &Server<S>, doc: &Document, line: usize) -> Option<TaskId> {
+    let location = doc.location.as_ref()?;
+    let repo = server.session.repo_at(&location.workdir)?;
+    repo.tasks()
+        .into_iter()
+        .filter(|t| !t.state.is_terminal())
+        .find(|t| {
+            t.origin
+                .as_ref()
+                .is_some_and(|o| o.path == location.rel && o.line as usize == line)
+        })
+        .map(|t| t.id)
 }
 
 /// Accept and Reject for the pending hunks on the requested lines.

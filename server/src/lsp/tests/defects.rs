@@ -53,28 +53,28 @@ async fn accepting_answers_at_once_even_when_the_editor_never_answers_apply_edit
     }
     // And the server still answers everything else.
     h.code_actions(&uri, [0, 0, 0, 0]).await;
-    // The edit was never confirmed: once the wait for it is over, the changes are back
-    // for review, not lost and not shown as conflicts.
-    h.wait_for("the hunks to come back", Duration::from_secs(5), |m| {
-        m["method"] == "textDocument/publishDiagnostics"
-            && hunks(m["params"]["diagnostics"].as_array().unwrap()).len() == 2
+    // The edits were never confirmed: once the wait for them is over (the user is
+    // told, for each), the changes are back for review, not lost, not conflicts.
+    h.eventually("both waits to end", Duration::from_secs(5), |h| {
+        let said = h.sent("window/showMessage");
+        said.iter()
+            .filter(|m| {
+                m["params"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("did not confirm the change from task #1")
+            })
+            .count()
+            == 2
     })
     .await;
     let back = hunks(&h.last_diagnostics(&uri).unwrap());
+    assert_eq!(back.len(), 2, "{back:#?}");
     assert!(
         back.iter().all(|d| d["data"]["conflict"] == false),
         "{back:#?}"
     );
     assert_eq!(h.fixture.decisions(1), Value::Null);
-    // And the user is told why.
-    let said: Vec<Value> = h.sent("window/showMessage");
-    assert!(
-        said.iter().any(|m| m["params"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("did not confirm the change from task #1")),
-        "{said:#?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +218,6 @@ async fn handoff_notifications_go_only_to_clients_that_opt_in() {
 // 4. Plain clients get feedback and control.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn the_origin_line_offers_cancel_show_log_and_open_diff() {
     let (mut h, uri) = reviewing(Profile::strict()).await;
     let running = titles(&h.code_actions(&uri, [6, 0, 6, 0]).await);
@@ -244,22 +243,13 @@ async fn the_origin_line_offers_cancel_show_log_and_open_diff() {
     h.execute("handoff.showLog", json!({ "task": 2, "uri": uri }))
         .await
         .expect("showLog");
-    let said = h
-        .wait_for("where the log is", Duration::from_secs(2), |m| {
-            m["method"] == "window/showMessage"
-        })
-        .await;
-    assert!(
-        said["params"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("task-2.log"),
-        "{said:#}"
-    );
+    h.eventually("where the log is", Duration::from_secs(2), |h| {
+        h.said("the log of task #2 is in")
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn a_client_without_progress_is_told_that_a_task_started() {
     let mut h = Harness::start(Fixture::new(), Profile::strict()).await;
     let uri = h.open("greet.py").await;
@@ -276,24 +266,24 @@ async fn a_client_without_progress_is_told_that_a_task_started() {
     h.request("workspace/executeCommand", command)
         .await
         .expect("delegate");
-    let said = h
-        .wait_for(
-            "a message that the task started",
-            Duration::from_secs(2),
-            |m| {
-                m["method"] == "window/showMessage"
-                    && m["params"]["message"]
-                        .as_str()
-                        .unwrap()
-                        .contains("Handoff #1 started")
-            },
-        )
-        .await;
-    assert_eq!(said["params"]["type"], 3, "{said:#}");
+    h.eventually(
+        "a message that the task started",
+        Duration::from_secs(2),
+        |h| h.said("Handoff #1 started"),
+    )
+    .await;
+    let said = h.sent("window/showMessage");
+    assert!(
+        said.iter().any(|m| m["params"]["type"] == 3
+            && m["params"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Handoff #1 started")),
+        "{said:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 10: fixed in a later commit"]
 async fn delegating_a_todo_that_has_a_running_task_warns_first() {
     let (mut h, uri) = reviewing(Profile::neovim()).await;
     let actions = titles(&h.code_actions(&uri, [6, 0, 6, 0]).await);

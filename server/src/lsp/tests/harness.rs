@@ -479,6 +479,36 @@ impl Harness {
         }
     }
 
+    /// Handles messages until `holds` is true of everything received so far; panics
+    /// after `within`.
+    pub async fn eventually(
+        &mut self,
+        what: &str,
+        within: Duration,
+        holds: impl Fn(&Harness) -> bool,
+    ) {
+        let deadline = Instant::now() + within;
+        while !holds(self) {
+            let Some(message) = self.next_message(deadline).await else {
+                panic!(
+                    "[{}] timed out after {within:?} waiting for {what}; got:\n{:#}",
+                    self.profile.name,
+                    json!(self.log)
+                );
+            };
+            self.handle(message).await;
+        }
+    }
+
+    /// Whether the server said something containing `text` with `window/showMessage`.
+    pub fn said(&self, text: &str) -> bool {
+        self.sent("window/showMessage").iter().any(|m| {
+            m["params"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(text))
+        })
+    }
+
     /// The diagnostics last published for `uri`, waiting up to 5 s for the first.
     pub async fn diagnostics(&mut self, uri: &str) -> Vec<Value> {
         if self.last_diagnostics(uri).is_none() {

@@ -65,14 +65,24 @@ async fn start_queued<S: Sandbox>(
     let started = repo.engine().tick().await;
     let task = repo.engine().get(task.id).unwrap_or(task);
     updates::record_task(server, repo, &task).await;
-    if let Err(e) = started {
-        server
-            .editor
-            .show_message(
-                MessageType::WARNING,
-                wording::cannot_start(waiting, &e.to_string()),
-            )
-            .await;
+    match started {
+        Err(e) => {
+            server
+                .editor
+                .show_message(
+                    MessageType::WARNING,
+                    wording::cannot_start(waiting, &e.to_string()),
+                )
+                .await;
+        }
+        // A client without progress would not know the task exists.
+        Ok(()) if !server.editor.features().work_done_progress => {
+            server
+                .editor
+                .show_message(MessageType::INFO, wording::started(&task))
+                .await;
+        }
+        Ok(()) => {}
     }
     Ok(task)
 }

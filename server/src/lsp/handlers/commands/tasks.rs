@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tower_lsp_server::ls_types::MessageType;
+
 use super::start_queued;
 use crate::engine::task::{Task, TaskId};
 use crate::lsp::error::LspError;
@@ -9,7 +11,8 @@ use crate::lsp::ext::{
     ListArgs, ListedTask, RemoveArgs, RemoveResult, ReplyArgs, ShownFile, TaskArgs,
 };
 use crate::lsp::server::Server;
-use crate::lsp::updates;
+use crate::lsp::session::Repo;
+use crate::lsp::{updates, wording};
 use crate::sandbox::Sandbox;
 
 pub async fn cancel<S: Sandbox>(server: &Arc<Server<S>>, args: TaskArgs) -> Result<Task, LspError> {
@@ -55,9 +58,7 @@ pub async fn show_diff<S: Sandbox>(
     let repo = server.session.repo_for_uri(args.uri.as_ref())?;
     let id = TaskId(args.task);
     let diff = repo.engine().diff(id)?;
-    let (file, _) =
-        updates::show_task_file(server, &repo, id, &format!("task-{id}.diff"), &diff).await?;
-    Ok(file)
+    show(server, &repo, id, "diff", &format!("task-{id}.diff"), &diff).await
 }
 
 pub async fn show_log<S: Sandbox>(
@@ -71,8 +72,24 @@ pub async fn show_log<S: Sandbox>(
         Some(text) => text.into_bytes(),
         None => repo.engine().logs(id).await?,
     };
-    let (file, _) =
-        updates::show_task_file(server, &repo, id, &format!("task-{id}.log"), &log).await?;
+    show(server, &repo, id, "log", &format!("task-{id}.log"), &log).await
+}
+
+/// Writes a task's file and shows it, or says where it is to a client that cannot
+/// open it.
+async fn show<S: Sandbox>(
+    server: &Server<S>,
+    repo: &Repo<S>,
+    id: TaskId,
+    what: &str,
+    name: &str,
+    bytes: &[u8],
+) -> Result<ShownFile, LspError> {
+    let (file, shown) = updates::show_task_file(server, repo, id, name, bytes).await?;
+    if !shown {
+        let message = wording::file_written(what, id, &file.path);
+        server.editor.show_message(MessageType::INFO, message).await;
+    }
     Ok(file)
 }
 
