@@ -184,8 +184,8 @@ pub fn started(task: &Task) -> String {
         _ => "started",
     };
     format!(
-        "Handoff: {} {what}: {} (agent {}, branch {}). The code actions on the line it was \
-         delegated from cancel it or show its log; you are told when it ends.",
+        "{} {what}: {} (agent {}, branch {}). The code actions on the line it was delegated \
+         from cancel it or show its log; you are told when it ends.",
         name(task.id),
         task.title,
         task.agent,

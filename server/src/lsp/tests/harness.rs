@@ -265,6 +265,8 @@ pub struct Harness {
     pub profile: Profile,
     /// Every message from the server, in the order it came.
     pub log: Vec<Value>,
+    /// The server's answer to `initialize`.
+    pub initialized: Value,
     writer: WriteHalf<tokio::io::DuplexStream>,
     incoming: mpsc::UnboundedReceiver<Value>,
     next_id: i64,
@@ -311,6 +313,7 @@ impl Harness {
             fixture,
             profile,
             log: Vec::new(),
+            initialized: Value::Null,
             writer,
             incoming,
             next_id: 0,
@@ -337,6 +340,7 @@ impl Harness {
         if init["capabilities"]["positionEncoding"] == "utf-8" {
             h.encoding = PositionEncoding::Utf8;
         }
+        h.initialized = init;
         h.notify("initialized", json!({})).await;
         h
     }
@@ -451,6 +455,19 @@ impl Harness {
         let deadline = Instant::now() + duration;
         while let Some(message) = self.next_message(deadline).await {
             self.handle(message).await;
+        }
+    }
+
+    /// Handles messages until none came for `quiet` (at most 5 s): what the server
+    /// sends in the background after an answer has arrived.
+    pub async fn settle(&mut self, quiet: Duration) {
+        let end = Instant::now() + ANSWER_WITHIN;
+        loop {
+            let deadline = (Instant::now() + quiet).min(end);
+            match self.next_message(deadline).await {
+                Some(message) => self.handle(message).await,
+                None => return,
+            }
         }
     }
 

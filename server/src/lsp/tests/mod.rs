@@ -4,3 +4,4 @@ mod defects;
 mod errors;
 mod fake_sandbox;
 mod harness;
+mod profiles;

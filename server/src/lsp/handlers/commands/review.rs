@@ -178,8 +178,7 @@ impl<S: Sandbox> Applying<S> {
                 "Handoff: the editor refused the change from task #{task} ({message}); it stays for review"
             )),
             ApplyOutcome::NoAnswer(wait) => Some(format!(
-                "Handoff: the editor did not confirm the change from task #{task} within {}s; it stays for review",
-                wait.as_secs()
+                "Handoff: the editor did not confirm the change from task #{task} within {wait:?}; it stays for review"
             )),
         };
         if let Some(warning) = warning {
