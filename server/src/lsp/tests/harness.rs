@@ -1,13 +1,12 @@
 //! An in-process LSP client for the server's unit tests: the real server (tower-lsp's
 //! `Server` loop, with its request concurrency) on an in-memory duplex pipe, a real
-//! git repository in a temp dir, the real engine on a [`FakeSandbox`], and a client
-//! that behaves like one of the editors Handoff meets ([`Profile`]).
+//! git repository in a temp dir ([`Fixture`]), the real engine on the fake sandbox,
+//! and a client that behaves like one of the editors Handoff meets ([`Profile`]).
 //!
 //! Every message the server sends is kept in [`Harness::log`], in order, for
 //! assertions and snapshots.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,248 +16,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tower_lsp_server::{LspService, Server};
 
-use super::fake_sandbox::{AgentRun, FakeSandbox};
+pub use super::clients::{Answers, Profile};
+pub use super::fixture::{Fixture, GREET_DONE};
 use crate::diff::{LineIndex, Position, PositionEncoding};
-use crate::engine::task::{Origin, Task, TaskId, TaskState};
-use crate::engine::{Engine, NewTask};
 use crate::lsp::{Backend, Options};
 
 /// How long the server may take to answer any request: a server that waits on the
 /// client (or on anything unbounded) fails the test instead of hanging it.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
-
-/// How the client answers the server's requests (`workspace/applyEdit`,
-/// `window/workDoneProgress/create`, …).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answers {
-    /// At once. Edits are applied, then answered, then the `didChange` is sent.
-    Promptly,
-    /// Edits are applied and sent as `didChange` first; the answer follows after a
-    /// delay (what most clients do, with the user's confirmation in between).
-    ChangeFirst(Duration),
-    /// Never answers any request. With `applies_edits`, still applies
-    /// `workspace/applyEdit` and sends the `didChange` (Vim's ALE).
-    Never { applies_edits: bool },
-}
-
-#[derive(Debug, Clone)]
-pub struct Profile {
-    pub name: &'static str,
-    pub capabilities: Value,
-    pub initialization_options: Option<Value>,
-    pub answers: Answers,
-}
-
-impl Profile {
-    /// VS Code with the Handoff extension: every feature, UTF-16 only.
-    pub fn vscode() -> Profile {
-        Profile {
-            name: "vscode",
-            capabilities: json!({
-                "general": { "positionEncodings": ["utf-16"] },
-                "textDocument": {
-                    "synchronization": { "dynamicRegistration": true },
-                    "codeAction": {
-                        "codeActionLiteralSupport": { "codeActionKind": { "valueSet": ["", "quickfix", "refactor"] } },
-                        "isPreferredSupport": true,
-                        "dataSupport": true,
-                        "resolveSupport": { "properties": ["edit"] }
-                    },
-                    "codeLens": {},
-                    "publishDiagnostics": { "versionSupport": true, "dataSupport": true }
-                },
-                "workspace": {
-                    "applyEdit": true,
-                    "workspaceEdit": { "documentChanges": true },
-                    "codeLens": { "refreshSupport": true }
-                },
-                "window": { "workDoneProgress": true, "showDocument": { "support": true }, "showMessage": {} }
-            }),
-            initialization_options: Some(
-                json!({ "taskMessages": false, "handoffNotifications": true }),
-            ),
-            answers: Answers::Promptly,
-        }
-    }
-
-    /// Neovim ≥ 0.10 with the Handoff plugin: UTF-8 offered, everything else too.
-    pub fn neovim() -> Profile {
-        Profile {
-            name: "neovim",
-            capabilities: json!({
-                "general": { "positionEncodings": ["utf-8", "utf-16", "utf-32"] },
-                "textDocument": {
-                    "codeAction": {
-                        "codeActionLiteralSupport": { "codeActionKind": { "valueSet": ["", "quickfix", "refactor"] } },
-                        "isPreferredSupport": true,
-                        "dataSupport": true,
-                        "resolveSupport": { "properties": ["edit", "command"] }
-                    },
-                    "codeLens": {},
-                    "publishDiagnostics": { "dataSupport": true }
-                },
-                "workspace": {
-                    "applyEdit": true,
-                    "workspaceEdit": { "documentChanges": true },
-                    "codeLens": { "refreshSupport": true }
-                },
-                "window": { "workDoneProgress": true, "showDocument": { "support": true } }
-            }),
-            initialization_options: Some(json!({ "handoffNotifications": true })),
-            answers: Answers::Promptly,
-        }
-    }
-
-    /// The least a client may declare: no code action literals, no applyEdit, no
-    /// progress, no CodeLens, positions in UTF-16, no initialization options.
-    pub fn strict() -> Profile {
-        Profile {
-            name: "strict",
-            capabilities: json!({}),
-            initialization_options: None,
-            answers: Answers::Promptly,
-        }
-    }
-
-    /// Declares everything (applyEdit, progress, lens refresh) and never answers a
-    /// server request: the user never confirms the edit.
-    pub fn never_answers() -> Profile {
-        Profile {
-            name: "never_answers",
-            answers: Answers::Never {
-                applies_edits: false,
-            },
-            ..Profile::neovim()
-        }
-    }
-
-    /// Like Vim's ALE: code action literals, no `workspace.applyEdit` declared, and
-    /// never an answer to a server request (it applies edits all the same).
-    pub fn ale() -> Profile {
-        Profile {
-            name: "ale",
-            capabilities: json!({
-                "textDocument": {
-                    "codeAction": {
-                        "codeActionLiteralSupport": { "codeActionKind": { "valueSet": ["", "quickfix", "refactor"] } }
-                    }
-                },
-                "workspace": { "applyEdit": false }
-            }),
-            initialization_options: None,
-            answers: Answers::Never {
-                applies_edits: true,
-            },
-        }
-    }
-
-    /// Sends the `didChange` of an applied edit, then answers `applyEdit` later.
-    pub fn change_first() -> Profile {
-        Profile {
-            name: "change_first",
-            answers: Answers::ChangeFirst(Duration::from_millis(400)),
-            ..Profile::neovim()
-        }
-    }
-}
-
-/// `greet.py` as the user has it: two TODOs.
-pub const GREET: &str = "def greet(name):\n    # TODO: greet loudly\n    return \"hello, \" + name\n\n\ndef farewell(name):\n    # TODO: say goodbye properly\n    return \"bye, \" + name\n";
-
-/// The agent's result for "greet loudly": two hunks in greet.py.
-pub const GREET_DONE: &str = "def greet(name):\n    return (\"hello, \" + name).upper()\n\n\ndef farewell(name):\n    # TODO: say goodbye properly\n    return \"goodbye, \" + name\n";
-
-/// The fake agent of the tests: "greet loudly" edits greet.py and ends; "sleep" runs
-/// until the test ends it; anything else ends without a change.
-fn agent(workspace: &Path, prompt: &str) -> AgentRun {
-    if prompt.contains("greet loudly") {
-        std::fs::write(workspace.join("greet.py"), GREET_DONE).unwrap();
-        AgentRun::Exit(0)
-    } else if prompt.contains("say goodbye properly") || prompt.contains("sleep") {
-        AgentRun::KeepRunning
-    } else {
-        AgentRun::Exit(0)
-    }
-}
-
-/// A repository with greet.py (and a configuration whose default agent is the fake).
-pub struct Fixture {
-    pub dir: tempfile::TempDir,
-    pub fake: FakeSandbox,
-}
-
-impl Fixture {
-    pub fn new() -> Fixture {
-        crate::git::init();
-        let dir = tempfile::tempdir().unwrap();
-        let repo = git2::Repository::init(dir.path()).unwrap();
-        std::fs::write(dir.path().join("greet.py"), GREET).unwrap();
-        std::fs::write(
-            dir.path().join(".handoff.toml"),
-            "default_agent = \"fake\"\n[agents.fake]\nimage = \"fake:latest\"\ncommand = [\"true\"]\n",
-        )
-        .unwrap();
-        let mut index = repo.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("t", "t@example.com").unwrap();
-        repo.commit(Some("HEAD"), &sig, &sig, "initial", &tree, &[])
-            .unwrap();
-        Fixture {
-            dir,
-            fake: FakeSandbox::new(agent),
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn engine(&self) -> Engine<FakeSandbox> {
-        Engine::open(self.path(), self.fake.clone()).unwrap()
-    }
-
-    /// Starts a task delegated from `line` of greet.py through the engine and drives
-    /// it until its fake agent has ended (or runs, for agents that keep running).
-    pub async fn task(&self, prompt: &str, line: u32) -> Task {
-        let engine = self.engine();
-        let task = engine
-            .create_task(NewTask {
-                prompt: prompt.into(),
-                title: Some(prompt.into()),
-                agent: None,
-                origin: Some(Origin {
-                    path: "greet.py".into(),
-                    line,
-                }),
-            })
-            .await
-            .unwrap();
-        engine.tick().await.unwrap();
-        engine.tick().await.unwrap();
-        engine.get(task.id).unwrap()
-    }
-
-    /// Task #1 done with two hunks in greet.py (from line 1), task #2 running (from
-    /// line 6).
-    pub async fn with_tasks() -> Fixture {
-        let fixture = Fixture::new();
-        let done = fixture.task("greet loudly", 1).await;
-        assert_eq!(done.state, TaskState::Done, "{done:#?}");
-        let running = fixture.task("say goodbye properly", 6).await;
-        assert_eq!(running.state, TaskState::Running, "{running:#?}");
-        fixture
-    }
-
-    /// The decisions recorded for task `id` in greet.py, as `hunk → "accepted"|"rejected"`.
-    pub fn decisions(&self, id: u64) -> Value {
-        let review = self.engine().review(TaskId(id)).unwrap();
-        json!(review.resolved.get("greet.py"))
-    }
-}
 
 pub struct Harness {
     pub fixture: Fixture,
