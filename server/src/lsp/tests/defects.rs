@@ -46,7 +46,7 @@ async fn accepting_answers_at_once_even_when_the_editor_never_answers_apply_edit
         let started = std::time::Instant::now();
         let _ = h.execute("handoff.accept", accept(&uri, hunk)).await;
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(3),
             "{:?}",
             started.elapsed()
         );

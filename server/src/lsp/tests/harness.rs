@@ -55,7 +55,7 @@ impl Drop for Harness {
 pub fn test_options() -> Options {
     Options {
         client_timeout: Duration::from_millis(500),
-        apply_edit_timeout: Duration::from_millis(800),
+        apply_edit_timeout: Duration::from_millis(1500),
         poll: Duration::from_millis(100),
     }
 }

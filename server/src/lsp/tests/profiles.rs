@@ -52,8 +52,8 @@ async fn scenario(profile: Profile) -> Value {
             json!({ "task": 1, "uri": uri, "hunk": 0 }),
         )
         .await;
-    // Past the wait for the edit's answer (800 ms in the tests), then until quiet.
-    h.pump(Duration::from_millis(1000)).await;
+    // Past the wait for the edit's answer (1.5 s in the tests), then until quiet.
+    h.pump(Duration::from_millis(1700)).await;
     h.settle(Duration::from_millis(900)).await;
     let accept = json!({
         "answer": result(answer),
