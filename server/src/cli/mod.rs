@@ -256,7 +256,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             if !wait {
-                let task = engine.get(task.id)?;
+                let task = engine.get_started(task.id).await?;
                 if json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
                 } else {

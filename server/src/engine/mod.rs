@@ -235,6 +235,23 @@ impl<S: Sandbox> Engine<S> {
         Ok(self.store.load(id)?)
     }
 
+    /// The task once it is past starting: when another tick (of this front-end or
+    /// another) claimed its start, waits (up to half a minute) for that to end, so that
+    /// what a front-end reports after `tick` is where the task stands, not the
+    /// moment in between.
+    pub async fn get_started(&self, id: TaskId) -> Result<Task, EngineError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let task = self.store.load(id)?;
+            let starting = task.state == TaskState::Starting
+                && task.claim.as_ref().is_some_and(claim::Claim::is_alive);
+            if !starting || std::time::Instant::now() > deadline {
+                return Ok(task);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn list(&self) -> Result<Vec<Task>, EngineError> {
         Ok(self.store.list()?)
     }

@@ -1,7 +1,8 @@
 //! A test-only [`Sandbox`] with no containers, so the real engine runs every LSP test
-//! in milliseconds: "starting" a container runs an agent written in Rust on the
-//! workspace folder at once, and the container then reports that it exited or keeps
-//! "running" until [`FakeSandbox::finish_all`].
+//! in milliseconds: "starting" a container runs an agent written in Rust at once —
+//! what it writes goes to the workspace's upper folder, exactly where a real agent's
+//! writes land through the overlay — and the container then reports that it exited
+//! or keeps "running" until [`FakeSandbox::finish_all`].
 //!
 //! Deliberately small and in one file: the `Sandbox` trait is being reshaped, and this
 //! is the one place in `lsp/` that implements it.
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::sandbox::{LogStream, Sandbox, SandboxError, SandboxSpec, SandboxStatus};
+use crate::sandbox::{EgressNetwork, LogStream, Sandbox, SandboxError, SandboxSpec, SandboxStatus};
 
 /// What a fake agent does once it has edited the workspace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +22,8 @@ pub enum AgentRun {
     KeepRunning,
 }
 
-/// The agent: given the workspace folder and the turn's prompt, it edits files.
+/// The agent: given the folder its writes go to (the overlay's upper folder) and the
+/// turn's prompt, it writes files.
 pub type Agent = Arc<dyn Fn(&Path, &str) -> AgentRun + Send + Sync>;
 
 #[derive(Clone)]
@@ -87,7 +89,7 @@ impl Sandbox for FakeSandbox {
             .find(|(k, _)| k == "HANDOFF_PROMPT")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let run = (self.agent)(&spec.workspace, &prompt);
+        let run = (self.agent)(&spec.workspace.upper, &prompt);
         let mut state = self.up()?;
         if state.containers.values().any(|c| c.name == spec.name) {
             return Err(SandboxError::NameConflict {
@@ -176,5 +178,15 @@ impl Sandbox for FakeSandbox {
     async fn remove(&self, id: &str) -> Result<(), SandboxError> {
         self.up()?.containers.remove(id);
         Ok(())
+    }
+
+    async fn egress_network(&self) -> Result<EgressNetwork, SandboxError> {
+        Err(SandboxError::Engine(
+            "the fake sandbox has no network".into(),
+        ))
+    }
+
+    async fn release_workspace(&self, _name: &str) -> Result<(), SandboxError> {
+        self.up().map(drop)
     }
 }

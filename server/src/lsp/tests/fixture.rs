@@ -55,6 +55,8 @@ impl Fixture {
         let sig = git2::Signature::now("t", "t@example.com").unwrap();
         repo.commit(Some("HEAD"), &sig, &sig, "initial", &tree, &[])
             .unwrap();
+        // The configuration names the fake agent: trusted, as the user would.
+        crate::trust::trust_for_tests(dir.path());
         Fixture {
             dir,
             fake: FakeSandbox::new(agent),

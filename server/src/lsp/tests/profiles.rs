@@ -149,7 +149,9 @@ fn redact(value: Value, repo: &str, key: &str) -> Value {
                         "created_at" | "started_at" | "finished_at" if !v.is_null() => {
                             json!("$TIME")
                         }
-                        "base_commit" | "head_commit" if !v.is_null() => json!("$SHA"),
+                        "base_commit" | "head_commit" | "workspace_base" if !v.is_null() => {
+                            json!("$SHA")
+                        }
                         "phases_ms" => json!("$MS"),
                         "version" if v.is_string() => json!("$VERSION"),
                         _ => redact(v, repo, key),

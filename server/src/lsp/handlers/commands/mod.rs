@@ -63,7 +63,7 @@ async fn start_queued<S: Sandbox>(
     waiting: &str,
 ) -> Result<Task, LspError> {
     let started = repo.engine().tick().await;
-    let task = repo.engine().get(task.id).unwrap_or(task);
+    let task = repo.engine().get_started(task.id).await.unwrap_or(task);
     updates::record_task(server, repo, &task).await;
     match started {
         Err(e) => {
