@@ -285,6 +285,7 @@ pub mod to_proto {
                 conflict: conflict.is_some(),
                 old_lines: placed.hunk.base_lines.clone(),
                 new_lines: placed.hunk.new_lines.clone(),
+                sensitive: placed.sensitive,
             })),
             ..Default::default()
         }

@@ -56,6 +56,29 @@ commands! {
     ListTasks = "handoff.listTasks", ListArgs => Vec<ListedTask>;
     /// Removes an ended task (and its branch, if asked).
     RemoveTask = "handoff.removeTask", RemoveArgs => RemoveResult;
+    /// Trusts the repository's own configuration (`.handoff.toml`, `.handoff/`) as it
+    /// is now, as `handoff trust` does.
+    Trust = "handoff.trust", TrustArgs => TrustResult;
+}
+
+/// Arguments of `handoff.trust`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustArgs {
+    /// A file of the repository; the first workspace folder's when absent.
+    pub uri: Option<Uri>,
+}
+
+/// The result of `handoff.trust`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustResult {
+    /// The repository's working tree.
+    pub repository: String,
+    /// False when the repository has no configuration of its own to trust.
+    pub trusted: bool,
+    /// The settings that were ignored until now and apply from now on.
+    pub applied: Vec<String>,
 }
 
 /// Instructions a plain client can pick for a selection (`window/showMessageRequest`)
@@ -275,6 +298,10 @@ pub struct HunkData {
     pub old_lines: Vec<String>,
     /// The lines the agent proposes instead, each with its line end.
     pub new_lines: Vec<String>,
+    /// The file configures tools, editors, agents or CI (`.vscode/`, `.handoff.toml`,
+    /// CI files…): accept its hunks one by one, never with "accept all".
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 /// The `data` of an error response.

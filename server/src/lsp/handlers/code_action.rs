@@ -155,7 +155,10 @@ fn hunk_offers<S: Sandbox>(server: &Server<S>, doc: &Document, range: Range) -> 
     let mut offers = Vec::new();
     let mut tasks = BTreeSet::new();
     for p in placed.iter().filter(|p| p.touches(first, last)) {
-        tasks.insert(p.task);
+        // A file of tool settings is accepted hunk by hunk, never all at once.
+        if !p.sensitive {
+            tasks.insert(p.task);
+        }
         let args = HunkArgs {
             task: p.task.0,
             uri: doc.uri.clone(),

@@ -66,6 +66,8 @@ pub struct Session<S: Sandbox> {
     repos: Mutex<HashMap<PathBuf, Arc<Repo<S>>>>,
     progress: Mutex<HashMap<(PathBuf, TaskId), Progress>>,
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Repositories whose user was asked about trusting their configuration.
+    trust_asked: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 impl<S: Sandbox> Session<S> {
@@ -78,6 +80,7 @@ impl<S: Sandbox> Session<S> {
             repos: Mutex::default(),
             progress: Mutex::default(),
             background: Mutex::default(),
+            trust_asked: Mutex::default(),
         }
     }
 
@@ -198,12 +201,16 @@ impl<S: Sandbox> Session<S> {
     /// The repository of `uri`, or of the first workspace folder.
     pub fn repo_for_uri(&self, uri: Option<&Uri>) -> Result<Arc<Repo<S>>, LspError> {
         let path = match uri {
-            Some(uri) => from_proto::path_from_uri(uri).ok_or_else(|| {
-                LspError::not_found(format!(
-                    "{} is not a file on disk; save it inside a git repository first",
-                    uri.as_str()
-                ))
-            })?,
+            Some(uri) => {
+                let path = from_proto::path_from_uri(uri).ok_or_else(|| {
+                    LspError::not_found(format!(
+                        "{} is not a file on disk; save it inside a git repository first",
+                        uri.as_str()
+                    ))
+                })?;
+                self.inside_workspace(&path)?;
+                path
+            }
             None => self.roots().into_iter().next().ok_or_else(|| {
                 LspError::not_found(
                     "no workspace folder is open; open a folder inside a git repository",
@@ -211,6 +218,38 @@ impl<S: Sandbox> Session<S> {
             })?,
         };
         self.repo_for_path(&path)
+    }
+
+    /// Refuses a path outside the client's workspace folders, or one that climbs out
+    /// with `..`: commands act on what the user opened, nothing else on the machine.
+    pub fn inside_workspace(&self, path: &Path) -> Result<(), LspError> {
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(LspError::invalid(format!(
+                "{} contains `..`; Handoff acts only on files inside the workspace folders",
+                path.display()
+            )));
+        }
+        let roots = self.roots();
+        if roots.is_empty() {
+            return Ok(());
+        }
+        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let path = real(path);
+        if roots.iter().any(|root| path.starts_with(real(root))) {
+            return Ok(());
+        }
+        Err(LspError::invalid(format!(
+            "{} is outside the workspace folders ({}); Handoff acts only on files inside them",
+            path.display(),
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
     }
 
     /// The repository of an open document.
@@ -224,6 +263,18 @@ impl<S: Sandbox> Session<S> {
         }
     }
 
+    /// Drops the repository at `workdir`: its next use opens it again (reading its
+    /// configuration anew).
+    pub fn forget_repo(&self, workdir: &Path) {
+        lock(&self.repos).remove(workdir);
+    }
+
+    /// True the first time it is asked for `workdir`: whether to ask the user about
+    /// trusting its configuration.
+    pub fn first_trust_question(&self, workdir: &Path) -> bool {
+        lock(&self.trust_asked).insert(workdir.to_path_buf())
+    }
+
     /// The repository at `workdir`, if the server has it open.
     pub fn repo_at(&self, workdir: &Path) -> Option<Arc<Repo<S>>> {
         lock(&self.repos).get(workdir).cloned()
@@ -235,6 +286,7 @@ impl<S: Sandbox> Session<S> {
 
     /// The repository and relative path of a file, if it is inside a usable repository.
     fn locate(&self, path: &Path) -> Option<RepoPath> {
+        self.inside_workspace(path).ok()?;
         let repo = self.repo_for_path(path).ok()?;
         let workdir = repo.workdir().canonicalize().ok()?;
         let full = path

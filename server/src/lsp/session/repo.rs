@@ -29,6 +29,8 @@ pub struct PlacedHunk {
     pub task: TaskId,
     pub hunk: Hunk,
     pub anchor: Anchor,
+    /// The file configures tools, editors, agents or CI: never accepted in bulk.
+    pub sensitive: bool,
 }
 
 impl PlacedHunk {
@@ -268,7 +270,11 @@ impl<S: Sandbox> Repo<S> {
             return p.placement.clone();
         }
         let mut pending = Vec::new();
+        let mut sensitive = std::collections::HashSet::new();
         for task in self.reviewable(rel) {
+            if task.sensitive_files.iter().any(|f| f == rel) {
+                sensitive.insert(task.id);
+            }
             for hunk in self.pending_hunks(&task, rel).iter() {
                 let accepting = self.is_accepting(task.id, rel, hunk.index);
                 pending.push((task.id, hunk.clone(), accepting));
@@ -294,7 +300,13 @@ impl<S: Sandbox> Repo<S> {
                 },
                 Standing::Conflict(reason) => Anchor::Conflict { reason },
             };
-            shown.push(PlacedHunk { task, hunk, anchor });
+            let sensitive = sensitive.contains(&task);
+            shown.push(PlacedHunk {
+                task,
+                hunk,
+                anchor,
+                sensitive,
+            });
         }
         placement.hunks = Arc::new(shown);
         lock(&self.placed).insert(

@@ -10,6 +10,10 @@ use super::fake_sandbox::{AgentRun, FakeSandbox};
 use crate::engine::task::{Origin, Task, TaskId, TaskState};
 use crate::engine::{Engine, NewTask};
 
+/// The repository's configuration: the fake agent.
+pub const CONFIG: &str =
+    "default_agent = \"fake\"\n[agents.fake]\nimage = \"fake:latest\"\ncommand = [\"true\"]\n";
+
 /// `greet.py` as the user has it: two TODOs.
 pub const GREET: &str = "def greet(name):\n    # TODO: greet loudly\n    return \"hello, \" + name\n\n\ndef farewell(name):\n    # TODO: say goodbye properly\n    return \"bye, \" + name\n";
 
@@ -19,7 +23,15 @@ pub const GREET_DONE: &str = "def greet(name):\n    return (\"hello, \" + name).
 /// The fake agent of the tests: "greet loudly" edits greet.py and ends; "sleep" runs
 /// until the test ends it; anything else ends without a change.
 fn agent(workspace: &Path, prompt: &str) -> AgentRun {
-    if prompt.contains("greet loudly") {
+    if prompt.contains("tweak the config") {
+        std::fs::write(
+            workspace.join(".handoff.toml"),
+            format!("{CONFIG}# tweaked by the agent\n"),
+        )
+        .unwrap();
+        std::fs::write(workspace.join("greet.py"), GREET_DONE).unwrap();
+        AgentRun::Exit(0)
+    } else if prompt.contains("greet loudly") {
         std::fs::write(workspace.join("greet.py"), GREET_DONE).unwrap();
         AgentRun::Exit(0)
     } else if prompt.contains("say goodbye properly") || prompt.contains("sleep") {
@@ -41,11 +53,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let repo = git2::Repository::init(dir.path()).unwrap();
         std::fs::write(dir.path().join("greet.py"), GREET).unwrap();
-        std::fs::write(
-            dir.path().join(".handoff.toml"),
-            "default_agent = \"fake\"\n[agents.fake]\nimage = \"fake:latest\"\ncommand = [\"true\"]\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(".handoff.toml"), CONFIG).unwrap();
         let mut index = repo.index().unwrap();
         index
             .add_all(["*"], git2::IndexAddOption::DEFAULT, None)

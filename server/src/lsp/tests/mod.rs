@@ -1,5 +1,6 @@
 //! The language server driven in-process by clients of every kind (see `harness`).
 
+mod boundary;
 mod clients;
 mod defects;
 mod errors;

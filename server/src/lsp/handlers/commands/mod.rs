@@ -5,6 +5,7 @@
 mod delegate;
 mod review;
 mod tasks;
+pub mod trust;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub async fn execute<S: Sandbox>(
         ext::ShowLog::NAME => run::<ext::ShowLog, _>(p, |a| tasks::show_log(server, a)).await,
         ext::RemoveTask::NAME => run::<ext::RemoveTask, _>(p, |a| tasks::remove(server, a)).await,
         ext::ListTasks::NAME => run::<ext::ListTasks, _>(p, |a| tasks::list(server, a)).await,
+        ext::Trust::NAME => run::<ext::Trust, _>(p, |a| trust::trust(server, a)).await,
         other => Err(LspError::invalid(format!(
             "unknown command {other} (see docs/protocol.md)"
         ))),

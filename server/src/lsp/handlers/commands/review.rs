@@ -31,6 +31,16 @@ pub async fn accept<S: Sandbox>(
         .map_err(|e| LspError::not_found(e.to_string()))?;
     let all = repo.pending_hunks(&task, &rel);
     let choice = args.hunk.map_or(Choice::All, Choice::One);
+    if choice == Choice::All && task.sensitive_files.contains(&rel) {
+        return Err(LspError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "{rel} configures tools, editors, agents or CI: task #{}'s changes to it are \
+                 not accepted all at once; read and accept them one by one",
+                task.id
+            ),
+        ));
+    }
     if let Choice::One(i) = choice {
         if repo.is_accepting(task.id, &rel, i) {
             return Err(LspError::not_found(format!(
