@@ -29,6 +29,8 @@ export interface TaskRecord {
   base_commit: string;
   head_commit: string | null;
   files_changed: string[];
+  /** Changed files that configure tools, editors, agents or CI (never accepted in bulk). */
+  sensitive_files?: string[];
   error: string | null;
   exit_code?: number | null;
   origin?: Origin | null;
