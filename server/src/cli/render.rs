@@ -168,6 +168,37 @@ fn check_line(task: &Task, check: &CheckRun) -> String {
     )
 }
 
+/// A task's review comments, numbered as `handoff comment --remove` takes them.
+pub fn comments(
+    id: crate::engine::task::TaskId,
+    comments: &[crate::engine::comments::Comment],
+) -> String {
+    if comments.is_empty() {
+        return format!("Task #{id} has no comments. Add one: handoff comment {id} FILE:LINE \"what to change\"\n");
+    }
+    let mut s = String::new();
+    let mut n = 0;
+    for c in comments {
+        let lines = if c.line == c.end_line {
+            c.line.to_string()
+        } else {
+            format!("{}-{}", c.line, c.end_line)
+        };
+        let state = match c.sent_in_turn {
+            Some(turn) => format!("sent in turn {turn}"),
+            None => {
+                n += 1;
+                format!("pending #{n}")
+            }
+        };
+        let _ = writeln!(s, "{}:{lines}  ({state})", esc(&c.file));
+        for line in c.text.lines() {
+            let _ = writeln!(s, "    {}", esc(line));
+        }
+    }
+    s
+}
+
 pub fn table(tasks: &[Task]) -> String {
     if tasks.is_empty() {
         return "No tasks yet. Start one with `handoff run \"what to do\"`.\n".into();

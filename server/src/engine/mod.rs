@@ -5,6 +5,7 @@
 //! same way: create tasks, call [`Engine::tick`] now and then, read records.
 
 mod claim;
+pub mod comments;
 mod egress;
 pub mod fault;
 mod finalize;
@@ -261,13 +262,22 @@ impl<S: Sandbox> Engine<S> {
     /// the profile can); a queued or running one keeps the message and delivers it
     /// when the current turn ends. The reply is on the record when this returns.
     pub async fn reply(&self, id: TaskId, message: &str) -> Result<Task, EngineError> {
-        let message = message.trim_end();
-        if message.trim().is_empty() {
-            return Err(EngineError::Invalid(
-                "the reply is empty; say what the agent should do next".into(),
-            ));
-        }
         refuse_nul("reply", message)?;
+        // The user's pending review comments go with the reply (or are the reply).
+        let comments = self.comments_prompt(id)?;
+        let message = match (comments, message.trim().is_empty()) {
+            (None, true) => {
+                return Err(EngineError::Invalid(
+                    "the reply is empty; say what the agent should do next (or comment on its \
+                     changes first: `handoff comment`)"
+                        .into(),
+                ))
+            }
+            (Some(comments), true) => comments,
+            (Some(comments), false) => format!("{comments}\n{}", message.trim_end()),
+            (None, false) => message.trim_end().to_string(),
+        };
+        let message = message.as_str();
         let lock = self.lock().await?;
         let mut task = self.store.load(id)?;
         let profile = self.profile(Some(&task.agent))?.clone();
@@ -296,6 +306,8 @@ impl<S: Sandbox> Engine<S> {
             task.pending_replies.push(message.to_string());
             self.store.save(&task)?;
         }
+        // Carried by the turn now queued (or by the reply kept for the running one).
+        self.mark_comments_sent(id, task.turns.len() + 1)?;
         drop(lock);
         Ok(task)
     }

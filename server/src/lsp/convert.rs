@@ -64,6 +64,7 @@ pub mod from_proto {
             task_messages: options.task_messages,
             error_messages: options.error_messages,
             handoff_notifications: options.handoff_notifications,
+            comment_input: options.comment_input,
         }
     }
 
@@ -286,7 +287,32 @@ pub mod to_proto {
                 old_lines: placed.hunk.base_lines.clone(),
                 new_lines: placed.hunk.new_lines.clone(),
                 sensitive: placed.sensitive,
+                comments: placed.comments.clone(),
             })),
+            ..Default::default()
+        }
+    }
+
+    /// A pending review comment, on the lines of the hunk it is about.
+    pub fn comment_diagnostic(
+        index: &LineIndex,
+        enc: PositionEncoding,
+        placed: &PlacedHunk,
+        text: &str,
+    ) -> lsp::Diagnostic {
+        let (start, end) = placed.lines();
+        lsp::Diagnostic {
+            range: line_range(index, start, end, enc),
+            severity: Some(lsp::DiagnosticSeverity::HINT),
+            code: Some(lsp::NumberOrString::String(format!(
+                "handoff#{}-comment",
+                placed.task
+            ))),
+            source: Some("handoff".into()),
+            message: wording::comment_message(placed.task, text),
+            data: Some(
+                json!({ "task": placed.task.0, "hunk": placed.hunk.index, "comment": text }),
+            ),
             ..Default::default()
         }
     }

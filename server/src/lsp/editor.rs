@@ -37,6 +37,8 @@ pub struct ClientFeatures {
     pub error_messages: bool,
     /// `initializationOptions.handoffNotifications`: send `handoff/*` notifications.
     pub handoff_notifications: bool,
+    /// `initializationOptions.commentInput`: the client asks for comment text itself.
+    pub comment_input: bool,
 }
 
 /// How a `workspace/applyEdit` ended.

@@ -59,6 +59,31 @@ commands! {
     /// Trusts the repository's own configuration (`.handoff.toml`, `.handoff/`) as it
     /// is now, as `handoff trust` does.
     Trust = "handoff.trust", TrustArgs => TrustResult;
+    /// Keeps a review comment on a hunk of a finished task, pending until sent.
+    Comment = "handoff.comment", CommentArgs => CommentResult;
+    /// Sends the task's pending comments to the agent as its next turn.
+    SendComments = "handoff.sendComments", TaskArgs => Task;
+}
+
+/// Arguments of `handoff.comment`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentArgs {
+    pub task: u64,
+    /// The open document the hunk is in.
+    pub uri: Uri,
+    /// The hunk's index, as in its diagnostic's `data.hunk`.
+    pub hunk: usize,
+    /// The comment; a client that can ask for text (the bundled extensions) asks first.
+    pub text: Option<String>,
+}
+
+/// The result of `handoff.comment`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentResult {
+    /// The task's pending comments, this one included.
+    pub pending: usize,
 }
 
 /// Arguments of `handoff.trust`.
@@ -113,6 +138,10 @@ pub struct InitOptions {
     /// The client handles `handoff/taskChanged` and `handoff/taskRemoved` (default
     /// false: clients that do not know them may warn about each one).
     pub handoff_notifications: bool,
+    /// The client asks the user for a comment's text when it runs `handoff.comment`
+    /// without one (default false: plain clients cannot, and are offered no comment
+    /// action).
+    pub comment_input: bool,
 }
 
 impl Default for InitOptions {
@@ -121,6 +150,7 @@ impl Default for InitOptions {
             task_messages: true,
             error_messages: true,
             handoff_notifications: false,
+            comment_input: false,
         }
     }
 }
@@ -302,6 +332,9 @@ pub struct HunkData {
     /// CI files…): accept its hunks one by one, never with "accept all".
     #[serde(default)]
     pub sensitive: bool,
+    /// Pending review comments on this hunk (`handoff.comment`), oldest first.
+    #[serde(default)]
+    pub comments: Vec<String>,
 }
 
 /// The `data` of an error response.

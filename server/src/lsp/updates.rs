@@ -43,11 +43,16 @@ pub async fn publish<S: Sandbox>(server: &Server<S>, uris: &[Uri]) {
                 .unwrap_or_default()
         };
         let encoding = server.session.encoding();
-        let diagnostics = placement
+        let mut diagnostics: Vec<_> = placement
             .hunks
             .iter()
             .map(|p| to_proto::hunk_diagnostic(&doc.index, encoding, p, &title(p.task)))
             .collect();
+        for p in placement.hunks.iter() {
+            for text in &p.comments {
+                diagnostics.push(to_proto::comment_diagnostic(&doc.index, encoding, p, text));
+            }
+        }
         server
             .editor
             .publish_diagnostics(uri.clone(), diagnostics, Some(doc.version))

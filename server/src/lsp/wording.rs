@@ -226,6 +226,25 @@ pub mod titles {
         format!("Accept all changes from task #{task}")
     }
 
+    pub fn comment(task: TaskId) -> String {
+        format!("Comment on this change (Handoff #{task})…")
+    }
+
+    /// Above a hunk with pending comments.
+    pub fn comments_lens(task: TaskId, here: usize) -> String {
+        format!(
+            "💬 {here} comment{} here · Send comments to Handoff #{task}",
+            if here == 1 { "" } else { "s" }
+        )
+    }
+
+    pub fn send_comments(task: TaskId, n: usize) -> String {
+        format!(
+            "Send {n} comment{} to Handoff #{task}",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+
     /// The TODO action when a task is already working on that TODO.
     pub fn delegate_todo_again(running: TaskId) -> String {
         format!(
@@ -329,4 +348,9 @@ mod tests {
         assert!(lines.next().unwrap().contains("you edited those lines"));
         assert_eq!(lines.collect::<Vec<_>>(), ["- b", "- c", "+ X"]);
     }
+}
+
+/// A pending review comment, as its diagnostic says it.
+pub fn comment_message(task: TaskId, text: &str) -> String {
+    format!("💬 comment for Handoff #{task} (not sent yet): {text}")
 }

@@ -185,6 +185,47 @@ fn hunk_offers<S: Sandbox>(server: &Server<S>, doc: &Document, range: Range) -> 
             to_proto::command::<ext::Reject>("Reject change", &args),
         ));
     }
+    let mut commented = BTreeSet::new();
+    for p in placed.iter().filter(|p| p.touches(first, last)) {
+        if server.editor.features().comment_input && !p.is_conflict() {
+            let args = ext::CommentArgs {
+                task: p.task.0,
+                uri: doc.uri.clone(),
+                hunk: p.hunk.index,
+                text: None,
+            };
+            offers.push(Offer::new(
+                titles::comment(p.task),
+                CodeActionKind::EMPTY,
+                to_proto::command::<ext::Comment>("Comment", &args),
+            ));
+        }
+        commented.insert(p.task);
+    }
+    if let Some(repo) = doc
+        .location
+        .as_ref()
+        .and_then(|l| server.session.repo_at(&l.workdir))
+    {
+        for task in &commented {
+            let n = repo
+                .engine()
+                .pending_comments(*task)
+                .map(|c| c.len())
+                .unwrap_or(0);
+            if n > 0 {
+                let args = ext::TaskArgs {
+                    task: task.0,
+                    uri: Some(doc.uri.clone()),
+                };
+                offers.push(Offer::new(
+                    titles::send_comments(*task, n),
+                    CodeActionKind::EMPTY,
+                    to_proto::command::<ext::SendComments>("Send comments", &args),
+                ));
+            }
+        }
+    }
     for task in tasks {
         let args = HunkArgs {
             task: task.0,

@@ -73,6 +73,19 @@ pub fn code_lenses<S: Sandbox>(server: &Server<S>, uri: &Uri) -> Vec<CodeLens> {
             start,
             to_proto::command::<ext::Reject>(titles::REJECT, &hunk),
         ));
+        if !p.comments.is_empty() {
+            let task = TaskArgs {
+                task: p.task.0,
+                uri: Some(uri.clone()),
+            };
+            lenses.push(to_proto::code_lens(
+                start,
+                to_proto::command::<ext::SendComments>(
+                    &titles::comments_lens(p.task, p.comments.len()),
+                    &task,
+                ),
+            ));
+        }
     }
     lenses
 }

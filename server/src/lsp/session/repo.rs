@@ -31,6 +31,8 @@ pub struct PlacedHunk {
     pub anchor: Anchor,
     /// The file configures tools, editors, agents or CI: never accepted in bulk.
     pub sensitive: bool,
+    /// Pending review comments on the hunk's lines.
+    pub comments: Vec<String>,
 }
 
 impl PlacedHunk {
@@ -271,7 +273,16 @@ impl<S: Sandbox> Repo<S> {
         }
         let mut pending = Vec::new();
         let mut sensitive = std::collections::HashSet::new();
+        let mut comments = HashMap::new();
         for task in self.reviewable(rel) {
+            let on_file: Vec<_> = self
+                .engine
+                .pending_comments(task.id)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.file == rel)
+                .collect();
+            comments.insert(task.id, on_file);
             if task.sensitive_files.iter().any(|f| f == rel) {
                 sensitive.insert(task.id);
             }
@@ -301,11 +312,25 @@ impl<S: Sandbox> Repo<S> {
                 Standing::Conflict(reason) => Anchor::Conflict { reason },
             };
             let sensitive = sensitive.contains(&task);
+            // Comments name lines of the task's result, 1-based; the hunk's own lines
+            // there are `result_start..` (at least one line, for a deletion).
+            let (first, last) = (
+                hunk.result_start as u32 + 1,
+                (hunk.result_start + hunk.new_lines.len().max(1)) as u32,
+            );
+            let comments = comments
+                .get(&task)
+                .into_iter()
+                .flatten()
+                .filter(|c| c.line <= last && c.end_line >= first)
+                .map(|c| c.text.clone())
+                .collect();
             shown.push(PlacedHunk {
                 task,
                 hunk,
                 anchor,
                 sensitive,
+                comments,
             });
         }
         placement.hunks = Arc::new(shown);

@@ -54,7 +54,7 @@ impl Profile {
                 "window": { "workDoneProgress": true, "showDocument": { "support": true }, "showMessage": {} }
             }),
             initialization_options: Some(
-                json!({ "taskMessages": false, "handoffNotifications": true }),
+                json!({ "taskMessages": false, "handoffNotifications": true, "commentInput": true }),
             ),
             answers: Answers::Promptly,
         }
@@ -83,7 +83,9 @@ impl Profile {
                 },
                 "window": { "workDoneProgress": true, "showDocument": { "support": true } }
             }),
-            initialization_options: Some(json!({ "handoffNotifications": true })),
+            initialization_options: Some(
+                json!({ "handoffNotifications": true, "commentInput": true }),
+            ),
             answers: Answers::Promptly,
         }
     }

@@ -8,3 +8,4 @@ mod fake_sandbox;
 mod fixture;
 mod harness;
 mod profiles;
+mod review_loop;

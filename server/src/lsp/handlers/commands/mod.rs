@@ -2,6 +2,7 @@
 //! command's type and its result converted back. Arguments and results are documented
 //! in `docs/protocol.md`.
 
+mod comments;
 mod delegate;
 mod review;
 mod tasks;
@@ -38,6 +39,10 @@ pub async fn execute<S: Sandbox>(
         ext::RemoveTask::NAME => run::<ext::RemoveTask, _>(p, |a| tasks::remove(server, a)).await,
         ext::ListTasks::NAME => run::<ext::ListTasks, _>(p, |a| tasks::list(server, a)).await,
         ext::Trust::NAME => run::<ext::Trust, _>(p, |a| trust::trust(server, a)).await,
+        ext::Comment::NAME => run::<ext::Comment, _>(p, |a| comments::comment(server, a)).await,
+        ext::SendComments::NAME => {
+            run::<ext::SendComments, _>(p, |a| comments::send(server, a)).await
+        }
         other => Err(LspError::invalid(format!(
             "unknown command {other} (see docs/protocol.md)"
         ))),
