@@ -285,6 +285,11 @@ fn cut(text: &str, max: usize) -> String {
     format!("{}…", kept.trim_end())
 }
 
+/// A pending review comment, as its diagnostic says it.
+pub fn comment_message(task: TaskId, text: &str) -> String {
+    format!("💬 comment for Handoff #{task} (not sent yet): {text}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,9 +353,4 @@ mod tests {
         assert!(lines.next().unwrap().contains("you edited those lines"));
         assert_eq!(lines.collect::<Vec<_>>(), ["- b", "- c", "+ X"]);
     }
-}
-
-/// A pending review comment, as its diagnostic says it.
-pub fn comment_message(task: TaskId, text: &str) -> String {
-    format!("💬 comment for Handoff #{task} (not sent yet): {text}")
 }
