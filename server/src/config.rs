@@ -65,6 +65,8 @@ pub struct ProfileOverride {
     pub timeout: Option<Spanned<DurationText>>,
     pub import_limit: Option<MemorySize>,
     pub disk_limit: Option<MemorySize>,
+    pub max_turns: Option<Spanned<i64>>,
+    pub max_cost_usd: Option<Spanned<f64>>,
     pub setup: Option<String>,
     pub check: Option<String>,
     pub check_retries: Option<Spanned<i64>>,
@@ -149,6 +151,22 @@ impl ConfigFile {
                 over.disk_limit = None;
             }
             drop("disk_limit (above yours)", more_disk);
+            let more_turns = match (&over.max_turns, known.limits.max_turns) {
+                (Some(n), Some(k)) => *n.get_ref() > i64::from(k),
+                _ => false,
+            };
+            if more_turns {
+                over.max_turns = None;
+            }
+            drop("max_turns (above yours)", more_turns);
+            let more_cost = match (&over.max_cost_usd, known.limits.max_cost_usd) {
+                (Some(c), Some(k)) => *c.get_ref() > k,
+                _ => false,
+            };
+            if more_cost {
+                over.max_cost_usd = None;
+            }
+            drop("max_cost_usd (above yours)", more_cost);
             let higher_memory = matches!((&over.memory, known.memory), (Some(m), Some(k)) if m.0 > k.0)
                 || (over.memory.is_some() && known.memory.is_none());
             if higher_memory {
@@ -411,6 +429,24 @@ impl Config {
                     key("memory")
                 )));
             }
+            if let Some(n) = &over.max_turns {
+                if !(1..=100_000).contains(n.get_ref()) {
+                    return Err(at(
+                        n.span(),
+                        &key("max_turns"),
+                        "must be between 1 and 100000",
+                    ));
+                }
+            }
+            if let Some(c) = &over.max_cost_usd {
+                if !(*c.get_ref() > 0.0 && c.get_ref().is_finite()) {
+                    return Err(at(
+                        c.span(),
+                        &key("max_cost_usd"),
+                        "must be a positive amount",
+                    ));
+                }
+            }
             for rule in over.allow.iter().flatten() {
                 if let Err(e) = rule.get_ref().parse::<crate::egress::Rule>() {
                     return Err(at(rule.span(), &key("allow"), &e.reason));
@@ -542,6 +578,12 @@ fn apply_override(profile: &mut AgentProfile, over: ProfileOverride) {
     }
     if let Some(n) = over.disk_limit {
         profile.limits.disk_bytes = n.0.max(0) as u64;
+    }
+    if let Some(n) = over.max_turns {
+        profile.limits.max_turns = u32::try_from(n.into_inner()).ok();
+    }
+    if let Some(c) = over.max_cost_usd {
+        profile.limits.max_cost_usd = Some(c.into_inner());
     }
     if over.memory.is_some() {
         profile.memory = over.memory;

@@ -110,3 +110,69 @@ fn an_agent_that_fills_its_disk_limit_is_stopped_with_its_work_so_far() {
         b"early\n"
     );
 }
+
+/// A repository with a "claude" of the test's own making: a script whose output is
+/// Claude Code's stream-json, one model response a second, each with its usage.
+fn scripted_claude(limits: &str) -> Repo {
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    repo.write(
+        "claude",
+        "#!/bin/sh\n\
+         echo started > started.txt\n\
+         printf '%s\\n' '{\"type\":\"system\",\"subtype\":\"init\",\"session_id\":\"5f0c8a1e-2b7d-4c1a-9e3f-0a1b2c3d4e5f\",\"model\":\"claude-sonnet-4-5\"}'\n\
+         i=1; while [ $i -le 30 ]; do\n\
+           printf '{\"type\":\"assistant\",\"message\":{\"id\":\"msg_%s\",\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":1000,\"output_tokens\":100000},\"content\":[{\"type\":\"text\",\"text\":\"step %s\"}]}}\\n' $i $i\n\
+           echo $i > progress.txt; i=$((i+1)); sleep 1\n\
+         done\n",
+    );
+    std::fs::set_permissions(
+        repo.path().join("claude"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = format!(
+        "{}\n[agents.budgeted]\nimage = \"{}\"\ncommand = [\"/workspace/claude\"]\n{limits}\n",
+        repo.read(".handoff.toml"),
+        image()
+    );
+    repo.write(".handoff.toml", &config);
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-qm", "a scripted claude with a budget"]);
+    repo.trust();
+    repo
+}
+
+#[test]
+fn an_agent_over_its_turn_budget_is_stopped_with_its_work_so_far() {
+    let repo = scripted_claude("max_turns = 3");
+    let out = repo.handoff(&["run", "--wait", "--json", "--agent", "budgeted", "work"]);
+    let task: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(task["state"], "failed", "{task:#}");
+    assert_eq!(task["stopped_for"]["limit"], "turns", "{task:#}");
+    let used = task["stopped_for"]["used"].as_u64().unwrap();
+    assert!(
+        used > 3 && used < 30,
+        "stopped soon after the budget: {used}"
+    );
+    assert!(task["error"].as_str().unwrap().contains("max_turns"));
+    assert_eq!(
+        repo.show_bytes(task["branch"].as_str().unwrap(), "started.txt"),
+        b"started\n"
+    );
+}
+
+#[test]
+fn an_agent_over_its_cost_budget_is_stopped_on_the_estimate_from_its_tokens() {
+    // Each response: 100 000 output tokens of a Sonnet model, $1.50 at list price.
+    let repo = scripted_claude("max_cost_usd = 4.0");
+    let out = repo.handoff(&["run", "--wait", "--json", "--agent", "budgeted", "work"]);
+    let task: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(task["state"], "failed", "{task:#}");
+    assert_eq!(task["stopped_for"]["limit"], "cost", "{task:#}");
+    let used = task["stopped_for"]["used_usd"].as_f64().unwrap();
+    assert!(used > 4.0 && used < 20.0, "{used}");
+    assert!(
+        task["spent"]["cost_usd"].as_f64().unwrap() > 4.0,
+        "{task:#}"
+    );
+}

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub mod budget;
 pub mod credentials;
 pub mod profile;
 

@@ -110,6 +110,10 @@ pub struct Limits {
     pub import_bytes: u64,
     /// Bytes the task's writable folders (workspace changes, HOME) may hold.
     pub disk_bytes: u64,
+    /// Model turns the agent may take over all of the task's turns.
+    pub max_turns: Option<u32>,
+    /// US dollars the agent may spend over all of the task's turns.
+    pub max_cost_usd: Option<f64>,
 }
 
 impl Default for Limits {
@@ -118,6 +122,8 @@ impl Default for Limits {
             timeout_secs: 2 * 3600,
             import_bytes: 100 << 20,
             disk_bytes: 10 << 30,
+            max_turns: None,
+            max_cost_usd: None,
         }
     }
 }

@@ -74,6 +74,7 @@ impl<S: Sandbox> Engine<S> {
             _ => None,
         };
         let session = self.session_of(&task);
+        let spent_now = self.spent_in_turn(&task);
         let hint = self.failure_hint(&task, status);
         let finalize_ms = ms_since(clock);
 
@@ -158,6 +159,8 @@ impl<S: Sandbox> Engine<S> {
                 if let Some(session) = &session {
                     task.session_id = Some(session.clone());
                 }
+                task.spent.turns += spent_now.turns;
+                task.spent.cost_usd += spent_now.cost_usd;
                 task.transition(state)?;
                 task.turns.push(task.as_turn());
                 // A failing check gets the agent another turn, with the failure, while the
@@ -321,12 +324,50 @@ impl<S: Sandbox> Engine<S> {
         if repair.is_none() && task.pending_replies.is_empty() {
             return None;
         }
+        // A spent budget gets no repair turn (replies the user sent still go).
+        let limits = self
+            .config
+            .profile(&task.agent)
+            .map(|p| p.limits)
+            .unwrap_or_default();
+        let spent = limits.max_turns.is_some_and(|max| task.spent.turns >= max)
+            || limits
+                .max_cost_usd
+                .is_some_and(|max| task.spent.cost_usd >= max);
+        let repair = match repair {
+            Some(_) if spent => {
+                task.warnings.push(format!(
+                    "no repair turn for the failing check: the task's budget is spent \
+                     ({} model turns, ${:.2})",
+                    task.spent.turns, task.spent.cost_usd
+                ));
+                None
+            }
+            other => other,
+        };
+        if repair.is_none() && task.pending_replies.is_empty() {
+            return None;
+        }
         if repair.is_some() {
             task.check_repairs += 1;
         }
         let mut parts: Vec<String> = repair.into_iter().collect();
         parts.extend(std::mem::take(&mut task.pending_replies));
         Some(parts.join("\n\n"))
+    }
+
+    /// What the turn just ended spent, for agents Handoff understands.
+    fn spent_in_turn(&self, task: &Task) -> crate::agents::budget::Spent {
+        let Some(format) = self
+            .config
+            .agents
+            .get(&task.agent)
+            .and_then(|p| p.output_format())
+        else {
+            return Default::default();
+        };
+        let log = std::fs::read(self.store.log_path(task.id)).unwrap_or_default();
+        crate::agents::budget::spent(&format.parse(&String::from_utf8_lossy(&log)))
     }
 
     /// The session id the current turn's output reports, for agents Handoff understands.

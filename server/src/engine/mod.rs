@@ -225,6 +225,7 @@ impl<S: Sandbox> Engine<S> {
             blocked: vec![],
             stopped_for: None,
             phase: None,
+            spent: Default::default(),
         };
         self.store.save(&task)?;
         drop(lock);

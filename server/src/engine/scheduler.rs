@@ -155,7 +155,7 @@ impl<S: Sandbox> Engine<S> {
             None => SandboxStatus::Missing,
         };
         if status == SandboxStatus::Running && task.state == TaskState::Running {
-            let Some(reason) = self.limit_reached(&task) else {
+            let Some(reason) = self.limit_reached(&task).await else {
                 return Ok(None);
             };
             tracing::warn!(task_id = %task.id, ?reason, "stopping the agent: a limit was reached");
@@ -186,7 +186,7 @@ impl<S: Sandbox> Engine<S> {
 
     /// The limit a running task has gone past, if any: its profile's `timeout`, or its
     /// `disk_limit` (checked at most every few seconds per task: it walks the folders).
-    fn limit_reached(&self, task: &Task) -> Option<StopReason> {
+    async fn limit_reached(&self, task: &Task) -> Option<StopReason> {
         if task.stopped_for.is_some() {
             return None;
         }
@@ -214,10 +214,30 @@ impl<S: Sandbox> Engine<S> {
             checked.insert(task.id, now);
         }
         let used = self.disk_used(task.id, limits.disk_bytes);
-        (used > limits.disk_bytes).then_some(StopReason::Disk {
-            limit_bytes: limits.disk_bytes,
-            used_bytes: used,
-        })
+        if used > limits.disk_bytes {
+            return Some(StopReason::Disk {
+                limit_bytes: limits.disk_bytes,
+                used_bytes: used,
+            });
+        }
+        self.over_budget(task, &limits).await
+    }
+
+    /// The budget (`max_turns`, `max_cost_usd`) the task has gone past, counting its
+    /// ended turns and the running one's transcript so far.
+    async fn over_budget(&self, task: &Task, limits: &crate::agents::Limits) -> Option<StopReason> {
+        if limits.max_turns.is_none() && limits.max_cost_usd.is_none() {
+            return None;
+        }
+        let format = self.config.profile(&task.agent).ok()?.output_format()?;
+        let container = task.container_id.as_ref()?;
+        let log = self.sandbox.logs(container).await.ok()?;
+        let now = crate::agents::budget::spent(&format.parse(&String::from_utf8_lossy(&log)));
+        budget_passed(
+            limits,
+            task.spent.turns + now.turns,
+            task.spent.cost_usd + now.cost_usd,
+        )
     }
 
     /// Bytes in the task's writable folders (what the agent wrote to its workspace, its
@@ -742,6 +762,24 @@ impl<S: Sandbox> Engine<S> {
         };
         Ok(self.store.root().join("cache").join(name))
     }
+}
+
+/// The budget of `limits` that `turns` and `cost_usd` have gone past, if any.
+pub(super) fn budget_passed(
+    limits: &crate::agents::Limits,
+    turns: u32,
+    cost_usd: f64,
+) -> Option<StopReason> {
+    if let Some(max) = limits.max_turns.filter(|max| turns > *max) {
+        return Some(StopReason::Turns { max, used: turns });
+    }
+    if let Some(max) = limits.max_cost_usd.filter(|max| cost_usd > *max) {
+        return Some(StopReason::Cost {
+            limit_usd: max,
+            used_usd: cost_usd,
+        });
+    }
+    None
 }
 
 /// `argv` with `args` inserted after the CLI's subcommand (`codex exec -c …`): after

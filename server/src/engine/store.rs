@@ -336,6 +336,7 @@ mod tests {
             blocked: vec![],
             stopped_for: None,
             phase: None,
+            spent: Default::default(),
         }
     }
 

@@ -199,6 +199,17 @@ pub struct Task {
     /// Which container of the turn runs: its setup, then its agent.
     #[serde(default)]
     pub phase: Option<RunPhase>,
+    /// What the agent spent over the ended turns (from their transcripts).
+    #[serde(default)]
+    pub spent: Spending,
+}
+
+/// Model turns and money, as the agents' transcripts report them (estimated from
+/// tokens where a CLI reports no cost).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spending {
+    pub turns: u32,
+    pub cost_usd: f64,
 }
 
 /// The phases of a turn, each in its own container.
@@ -227,6 +238,16 @@ pub fn stop_text(reason: &StopReason) -> String {
             used_bytes >> 20,
             limit_bytes >> 20
         ),
+        StopReason::Turns { max, used } => format!(
+            "it took {used} model turns, past its budget of {max} (`max_turns` of the profile)"
+        ),
+        StopReason::Cost {
+            limit_usd,
+            used_usd,
+        } => format!(
+            "it spent ${used_usd:.2}, past its budget of ${limit_usd:.2} (`max_cost_usd` of the \
+             profile; estimated from tokens where the agent reports no cost)"
+        ),
     }
 }
 
@@ -238,6 +259,10 @@ pub enum StopReason {
     Timeout { seconds: u64 },
     /// Its writable folders grew past the profile's `disk_limit`.
     Disk { limit_bytes: u64, used_bytes: u64 },
+    /// It spent more model turns than the profile's `max_turns`.
+    Turns { max: u32, used: u32 },
+    /// It spent more than the profile's `max_cost_usd`.
+    Cost { limit_usd: f64, used_usd: f64 },
 }
 
 /// One run of the check command after the agent.
