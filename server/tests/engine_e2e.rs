@@ -681,3 +681,52 @@ fn pull_checks_the_branch_out_where_dir_says() {
         stderr(&out)
     );
 }
+
+#[test]
+fn several_attempts_share_one_snapshot_and_the_one_picked_stays() {
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    repo.write("draft.txt", "uncommitted\n");
+    let out = repo.handoff(&[
+        "run",
+        "--attempts",
+        "3",
+        "--wait",
+        "--json",
+        "echo attempt $HANDOFF_TASK_ID > n.txt",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tasks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tasks = tasks.as_array().unwrap();
+    assert_eq!(tasks.len(), 3);
+    let base = tasks[0]["base_commit"].clone();
+    for (n, t) in tasks.iter().enumerate() {
+        assert_eq!(state(t), "done", "{t:#}");
+        assert_eq!(t["group"], 1);
+        assert_eq!(t["base_commit"], base, "one snapshot for all");
+        assert_eq!(t["lines_added"], 1);
+        let branch = t["branch"].as_str().unwrap();
+        assert_eq!(
+            repo.show_bytes(branch, "n.txt"),
+            format!("attempt {}\n", n + 1).as_bytes()
+        );
+        assert_eq!(repo.show_bytes(branch, "draft.txt"), b"uncommitted\n");
+    }
+    let table = stdout(&repo.handoff(&["show", "g1"]));
+    assert!(table.contains("Group g1: 3 attempts"), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains("+1 -0")).count(),
+        3,
+        "{table}"
+    );
+    let out = repo.handoff(&["pick", "2", "--delete-branches"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<u64> = repo
+        .json(&["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(left, vec![2]);
+    assert!(repo.git(&["branch", "--list", "handoff/*"]).lines().count() == 1);
+}

@@ -37,9 +37,14 @@ pub struct Cli {
 enum Command {
     /// Start a task: snapshot the repository and run an agent on it in a container.
     Run {
-        /// Agent profile (built-in: claude, codex, shell; more in .handoff.toml).
+        /// Agent profile (built-in: claude, codex, shell; more in .handoff.toml). Several,
+        /// comma-separated (`claude,codex`), take the attempts in turn.
         #[arg(long)]
         agent: Option<String>,
+        /// Start N tasks with the same prompt and snapshot, to compare and pick one
+        /// (`handoff show gID`, `handoff pick ID`). Default: one per agent named.
+        #[arg(long, value_name = "N")]
+        attempts: Option<usize>,
         /// Block until the task ends; exit non-zero if it failed.
         #[arg(long)]
         wait: bool,
@@ -56,9 +61,17 @@ enum Command {
     },
     /// Show one task.
     Show {
-        id: TaskId,
+        /// A task id, or `g` and a group's id (`g3`) to compare its attempts.
+        id: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Keep one attempt of a group (`run --attempts`) and remove the others.
+    Pick {
+        id: TaskId,
+        /// Also delete the others' branches.
+        #[arg(long)]
+        delete_branches: bool,
     },
     /// Print a task's output (secrets redacted).
     Logs {
@@ -255,28 +268,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run {
             agent,
+            attempts,
             wait,
             json,
             prompt,
         } => {
             let prompt = text_or_stdin(prompt, "prompt")?;
-            let task = engine
-                .create_task(NewTask {
-                    prompt,
-                    title: None,
-                    agent,
-                    origin: None,
-                })
-                .await?;
+            let agents = crate::engine::agent_list(agent.as_deref());
+            let attempts = attempts.unwrap_or(agents.len());
+            let new = NewTask {
+                prompt,
+                title: None,
+                agent: None,
+                origin: None,
+            };
+            let tasks = engine.create_attempts(new, &agents, attempts).await?;
+            let first = tasks[0].id;
             if let Err(e) = engine.tick().await {
                 eprintln!(
-                    "handoff: task #{} is queued but cannot start: {e}\nIt starts with the next handoff command once this is fixed.",
-                    task.id
+                    "handoff: task #{first} is queued but cannot start: {e}\nIt starts with the next handoff command once this is fixed."
                 );
                 return Ok(ExitCode::FAILURE);
             }
+            if tasks.len() > 1 {
+                return run_group(&engine, first, wait, json, &mut out).await;
+            }
             if !wait {
-                let task = engine.get_started(task.id).await?;
+                let task = engine.get_started(first).await?;
                 if json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
                 } else {
@@ -284,7 +302,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            wait_and_report(&engine, task.id, json, &mut out).await
+            wait_and_report(&engine, first, json, &mut out).await
         }
         Command::Reply {
             id,
@@ -364,6 +382,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Show { id, json } => {
             refresh(&engine).await;
+            if let Some(group) = id.strip_prefix('g') {
+                let group: TaskId = group.parse().map_err(anyhow::Error::msg)?;
+                let tasks = engine.group(group)?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&tasks)?)?;
+                } else {
+                    write!(out, "{}", render::group(group, &tasks))?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let id: TaskId = id.parse().map_err(anyhow::Error::msg)?;
             let task = engine.get(id)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
@@ -493,6 +522,41 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     if pending == 1 { "it" } else { "them together" }
                 )?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pick {
+            id,
+            delete_branches,
+        } => {
+            refresh(&engine).await;
+            let task = engine.get(id)?;
+            let Some(group) = task.group else {
+                anyhow::bail!("task #{id} is not one of several attempts; nothing to pick from");
+            };
+            let others: Vec<TaskId> = engine
+                .group(group)?
+                .into_iter()
+                .map(|t| t.id)
+                .filter(|other| *other != id)
+                .collect();
+            for other in &others {
+                if !engine.get(*other)?.state.is_terminal() {
+                    engine.cancel(*other).await?;
+                }
+                engine.remove(*other, delete_branches).await?;
+            }
+            let removed: Vec<String> = others.iter().map(|o| format!("#{o}")).collect();
+            writeln!(
+                out,
+                "Kept task #{id} ({}); removed {}{}.",
+                terminal::escape(&task.branch),
+                removed.join(", "),
+                if delete_branches {
+                    " and their branches"
+                } else {
+                    ""
+                }
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Recover { id } => {
@@ -625,6 +689,35 @@ fn text_or_stdin(arg: String, what: &str) -> Result<String> {
     std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
         .with_context(|| format!("cannot read the {what} from standard input"))?;
     Ok(s)
+}
+
+/// After `run --attempts`: the group's tasks, or (with `wait`) their comparison once
+/// all have ended; succeeds when at least one attempt is done.
+async fn run_group(
+    engine: &Engine<DockerSandbox>,
+    group: TaskId,
+    wait: bool,
+    json: bool,
+    out: &mut impl Write,
+) -> Result<ExitCode> {
+    let ids: Vec<TaskId> = engine.group(group)?.into_iter().map(|t| t.id).collect();
+    if wait {
+        for id in &ids {
+            engine.wait(*id, |_| {}).await?;
+        }
+    }
+    let tasks = engine.group(group)?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&tasks)?)?;
+    } else {
+        write!(out, "{}", render::group(group, &tasks))?;
+    }
+    let any_done = tasks.iter().any(|t| t.state == TaskState::Done);
+    Ok(if wait && !any_done {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Drives the task to its end with progress on stderr, then prints the result.

@@ -199,6 +199,51 @@ pub fn comments(
     s
 }
 
+/// The attempts of a group side by side: state, check, files, lines, cost.
+pub fn group(group: crate::engine::task::TaskId, tasks: &[Task]) -> String {
+    let mut s = format!(
+        "Group g{group}: {} attempts of \"{}\"\n",
+        tasks.len(),
+        tasks
+            .first()
+            .map(|t| esc(&t.title).into_owned())
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "{:>4}  {:<8} {:<10} {:<7} {:>5} {:>11} {:>8} {:>7}",
+        "ID", "AGENT", "STATE", "CHECK", "FILES", "LINES", "COST", "TIME"
+    );
+    for t in tasks {
+        let check = match &t.check {
+            Some(c) if c.passed => "passed",
+            Some(_) => "FAILED",
+            None => "-",
+        };
+        let _ = writeln!(
+            s,
+            "{:>4}  {:<8} {:<10} {:<7} {:>5} {:>11} {:>8} {:>7}",
+            t.id,
+            esc(&t.agent),
+            t.state.as_str(),
+            check,
+            t.files_changed.len(),
+            format!("+{} -{}", t.lines_added, t.lines_removed),
+            if t.spent.cost_usd > 0.0 {
+                format!("${:.2}", t.spent.cost_usd)
+            } else {
+                "-".into()
+            },
+            elapsed(t)
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Review one (`handoff diff ID`), then keep it: `handoff pick ID` removes the others."
+    );
+    s
+}
+
 pub fn table(tasks: &[Task]) -> String {
     if tasks.is_empty() {
         return "No tasks yet. Start one with `handoff run \"what to do\"`.\n".into();
@@ -221,11 +266,16 @@ pub fn table(tasks: &[Task]) -> String {
             esc(&t.agent),
             elapsed(t),
             esc(&t.branch),
-            if t.sensitive_files.is_empty() {
-                esc(&t.title).into_owned()
-            } else {
-                format!("⚠ {}", esc(&t.title))
-            }
+            format!(
+                "{}{}{}",
+                if t.sensitive_files.is_empty() {
+                    ""
+                } else {
+                    "⚠ "
+                },
+                t.group.map(|g| format!("[g{g}] ")).unwrap_or_default(),
+                esc(&t.title)
+            )
         );
     }
     s

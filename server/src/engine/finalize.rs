@@ -82,11 +82,9 @@ impl<S: Sandbox> Engine<S> {
             .update_claimed(id, |task| {
                 let repo_branch = task.branch.clone();
                 match &imported {
-                    Ok((imported, files, sensitive)) => {
-                        task.head_commit = Some(imported.head.to_string());
-                        task.files_changed = files.clone();
-                        task.sensitive_files = sensitive.clone();
-                        task.not_imported = imported.skipped.clone();
+                    Ok(result) => {
+                        result.apply_to(task);
+                        let imported = &result.imported;
                         if let Some(why) = &imported.commits_dropped {
                             warnings.push(format!(
                                 "the agent's own commits were not kept ({why}); its files are on {repo_branch}"
@@ -242,10 +240,7 @@ impl<S: Sandbox> Engine<S> {
 
     /// Imports what the agent wrote as the task branch: the new head, the changed
     /// files and the sensitive ones among them.
-    pub(super) async fn import(
-        &self,
-        task: &Task,
-    ) -> Result<(Imported, Vec<String>, Vec<String>), GitError> {
+    pub(super) async fn import(&self, task: &Task) -> Result<TaskImport, GitError> {
         let id = task.id;
         let workdir = self.workdir.clone();
         let upper = self.store.upper_path(id);
@@ -287,13 +282,20 @@ impl<S: Sandbox> Engine<S> {
                     limits,
                 },
             )?;
-            let files = import::files_changed(&user, Oid::from_str(&base)?, imported.head)?;
+            let base = Oid::from_str(&base)?;
+            let files = import::files_changed(&user, base, imported.head)?;
             let sensitive = files
                 .iter()
                 .filter(|f| crate::agents::is_sensitive_path(f))
                 .cloned()
                 .collect();
-            Ok((imported, files, sensitive))
+            let lines = import::line_counts(&user, base, imported.head)?;
+            Ok(TaskImport {
+                imported,
+                files,
+                sensitive,
+                lines,
+            })
         })
         .await
         .map_err(|e| GitError::Untrusted(e.to_string()))?
@@ -444,6 +446,26 @@ impl<S: Sandbox> Engine<S> {
                 Some(format!("the agent was stopped while running; {kept}")),
             ),
         }
+    }
+}
+
+/// What an import brought home, with what the record says of it.
+pub(super) struct TaskImport {
+    pub imported: Imported,
+    pub files: Vec<String>,
+    pub sensitive: Vec<String>,
+    /// Lines added and removed against the task's base.
+    pub lines: (usize, usize),
+}
+
+impl TaskImport {
+    /// Puts the result on the record: head, files, line counts, what did not come home.
+    pub fn apply_to(&self, task: &mut Task) {
+        task.head_commit = Some(self.imported.head.to_string());
+        task.files_changed = self.files.clone();
+        task.sensitive_files = self.sensitive.clone();
+        task.not_imported = self.imported.skipped.clone();
+        (task.lines_added, task.lines_removed) = self.lines;
     }
 }
 

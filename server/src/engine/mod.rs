@@ -144,7 +144,26 @@ impl<S: Sandbox> Engine<S> {
     /// Snapshots the working tree and records a queued task. Returns at once; call
     /// [`Engine::tick`] to start it.
     pub async fn create_task(&self, new: NewTask) -> Result<Task, EngineError> {
-        let profile = self.profile(new.agent.as_deref())?.clone();
+        let agents: Vec<Option<String>> = vec![new.agent.clone()];
+        let mut tasks = self.create_attempts(new, &agents, 1).await?;
+        Ok(tasks.remove(0))
+    }
+
+    /// Snapshots the working tree once and records `attempts` queued tasks with the
+    /// same prompt and snapshot, their agents taken in turn from `agents` (the default
+    /// agent for `None`). Several attempts form a group, named by the first task's id
+    /// (`group` on each record), to compare and pick one from.
+    pub async fn create_attempts(
+        &self,
+        new: NewTask,
+        agents: &[Option<String>],
+        attempts: usize,
+    ) -> Result<Vec<Task>, EngineError> {
+        if !(1..=MAX_ATTEMPTS).contains(&attempts) || agents.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "attempts must be between 1 and {MAX_ATTEMPTS}"
+            )));
+        }
         let prompt = new.prompt.trim_end().to_string();
         if prompt.trim().is_empty() {
             return Err(EngineError::Invalid(
@@ -155,8 +174,13 @@ impl<S: Sandbox> Engine<S> {
         if let Some(title) = &new.title {
             refuse_nul("title", title)?;
         }
-        // Refuse now, not in the container, a prompt the command line cannot carry.
-        profile.argv(&prompt).map_err(EngineError::Invalid)?;
+        let mut profiles = Vec::new();
+        for agent in agents {
+            let profile = self.profile(agent.as_deref())?.clone();
+            // Refuse now, not in the container, a prompt the command line cannot carry.
+            profile.argv(&prompt).map_err(EngineError::Invalid)?;
+            profiles.push(profile);
+        }
 
         let workdir = self.workdir.clone();
         let title = match new.title.as_deref().map(str::trim) {
@@ -172,65 +196,93 @@ impl<S: Sandbox> Engine<S> {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let snapshot_ms = ms_since(clock);
 
         let store = self.store.clone();
         let lock = tokio::task::spawn_blocking(move || store.lock())
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
-        let id = self.store.allocate_id(&lock)?;
-        let branch = format!("handoff/{id}-{}", task::slug(&title));
-        // Keep the snapshot reachable until the branch exists.
-        self.repo()?
-            .reference(
-                &format!("refs/handoff/base/{id}"),
-                snap.commit,
-                true,
-                "handoff: task base",
-            )
-            .map_err(GitError::from)?;
-        store::write_atomic(&self.store.prompt_path(id), prompt.as_bytes())?;
-        let task = Task {
-            id,
-            state: TaskState::Queued,
-            agent: profile.name.clone(),
-            prompt,
-            title,
-            branch,
-            base_commit: snap.commit.to_string(),
-            head_commit: None,
-            files_changed: vec![],
-            error: None,
-            image: self.image_for(&profile),
-            container_id: None,
-            exit_code: None,
-            oom_killed: false,
-            cancel_requested: false,
-            env_names: profile.env.clone(),
-            origin: new.origin,
-            phases_ms: [("snapshot".to_string(), ms_since(clock))].into(),
-            created_at: Utc::now(),
-            started_at: None,
-            finished_at: None,
-            turns: vec![],
-            reply: None,
-            pending_replies: vec![],
-            session_id: None,
-            check: None,
-            check_repairs: 0,
-            workspace_base: Some(snap.head.to_string()),
-            claim: None,
-            not_imported: vec![],
-            sensitive_files: vec![],
-            warnings: vec![],
-            blocked: vec![],
-            stopped_for: None,
-            phase: None,
-            spent: Default::default(),
-        };
-        self.store.save(&task)?;
+        let mut tasks: Vec<Task> = Vec::with_capacity(attempts);
+        for n in 0..attempts {
+            let profile = &profiles[n % profiles.len()];
+            let id = self.store.allocate_id(&lock)?;
+            let group = match attempts {
+                1 => None,
+                _ => Some(tasks.first().map_or(id, |t| t.id)),
+            };
+            let branch = format!("handoff/{id}-{}", task::slug(&title));
+            // Keep the snapshot reachable until the branch exists.
+            self.repo()?
+                .reference(
+                    &format!("refs/handoff/base/{id}"),
+                    snap.commit,
+                    true,
+                    "handoff: task base",
+                )
+                .map_err(GitError::from)?;
+            store::write_atomic(&self.store.prompt_path(id), prompt.as_bytes())?;
+            let task = Task {
+                id,
+                state: TaskState::Queued,
+                agent: profile.name.clone(),
+                prompt: prompt.clone(),
+                title: title.clone(),
+                branch,
+                base_commit: snap.commit.to_string(),
+                head_commit: None,
+                files_changed: vec![],
+                error: None,
+                image: self.image_for(profile),
+                container_id: None,
+                exit_code: None,
+                oom_killed: false,
+                cancel_requested: false,
+                env_names: profile.env.clone(),
+                origin: new.origin.clone(),
+                phases_ms: [("snapshot".to_string(), snapshot_ms)].into(),
+                created_at: Utc::now(),
+                started_at: None,
+                finished_at: None,
+                turns: vec![],
+                reply: None,
+                pending_replies: vec![],
+                session_id: None,
+                check: None,
+                check_repairs: 0,
+                workspace_base: Some(snap.head.to_string()),
+                claim: None,
+                not_imported: vec![],
+                sensitive_files: vec![],
+                warnings: vec![],
+                blocked: vec![],
+                stopped_for: None,
+                phase: None,
+                spent: Default::default(),
+                group,
+                lines_added: 0,
+                lines_removed: 0,
+            };
+            self.store.save(&task)?;
+            tracing::info!(task_id = %id, agent = %task.agent, "task created");
+            tasks.push(task);
+        }
         drop(lock);
-        tracing::info!(task_id = %id, agent = %task.agent, "task created");
-        Ok(task)
+        Ok(tasks)
+    }
+
+    /// The tasks of group `group` (its first task's id), by id.
+    pub fn group(&self, group: TaskId) -> Result<Vec<Task>, EngineError> {
+        let tasks: Vec<Task> = self
+            .list()?
+            .into_iter()
+            .filter(|t| t.group == Some(group))
+            .collect();
+        if tasks.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "no group {group}: a group is named by the id of its first task (see `handoff list`)"
+            )));
+        }
+        Ok(tasks)
     }
 
     pub fn get(&self, id: TaskId) -> Result<Task, EngineError> {
@@ -615,11 +667,8 @@ impl<S: Sandbox> Engine<S> {
         let saved = self
             .update_claimed(id, |t| {
                 match &imported {
-                    Ok((imported, files, sensitive)) => {
-                        t.head_commit = Some(imported.head.to_string());
-                        t.files_changed = files.clone();
-                        t.sensitive_files = sensitive.clone();
-                        t.not_imported = imported.skipped.clone();
+                    Ok(result) => {
+                        result.apply_to(t);
                         t.error = None;
                         if let Some(last) = t.turns.last_mut() {
                             last.head_commit = t.head_commit.clone();
@@ -784,6 +833,21 @@ pub fn handoff_signature(role: &str) -> Result<git2::Signature<'static>, GitErro
         "handoff@localhost",
     )?)
 }
+
+/// The agents named in `spec`: one, or several comma-separated (`claude,codex`);
+/// `[None]` (the default agent) when none is named.
+pub fn agent_list(spec: Option<&str>) -> Vec<Option<String>> {
+    match spec {
+        Some(list) => list
+            .split(',')
+            .map(|a| Some(a.trim().to_string()).filter(|a| !a.is_empty()))
+            .collect(),
+        None => vec![None],
+    }
+}
+
+/// Most attempts one `run --attempts` may start.
+pub const MAX_ATTEMPTS: usize = 16;
 
 /// Longest prompt accepted in the environment variable; longer ones reach the agent
 /// only through the prompt file.

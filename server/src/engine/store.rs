@@ -337,6 +337,9 @@ mod tests {
             stopped_for: None,
             phase: None,
             spent: Default::default(),
+            group: None,
+            lines_added: 0,
+            lines_removed: 0,
         }
     }
 

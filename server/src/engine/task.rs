@@ -202,6 +202,15 @@ pub struct Task {
     /// What the agent spent over the ended turns (from their transcripts).
     #[serde(default)]
     pub spent: Spending,
+    /// The attempts this task is one of (`handoff run --attempts`), named by the
+    /// first one's id; `None` for a task on its own.
+    #[serde(default)]
+    pub group: Option<TaskId>,
+    /// Lines the result adds and removes against the base.
+    #[serde(default)]
+    pub lines_added: usize,
+    #[serde(default)]
+    pub lines_removed: usize,
 }
 
 /// Model turns and money, as the agents' transcripts report them (estimated from

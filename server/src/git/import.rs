@@ -672,6 +672,12 @@ pub fn files_changed(repo: &Repository, base: Oid, head: Oid) -> Result<Vec<Stri
     Ok(paths)
 }
 
+/// Lines added and removed between two commits.
+pub fn line_counts(repo: &Repository, base: Oid, head: Oid) -> Result<(usize, usize), GitError> {
+    let stats = tree_diff(repo, base, head)?.stats()?;
+    Ok((stats.insertions(), stats.deletions()))
+}
+
 /// The unified diff between two commits, byte for byte (CRLF and non-UTF-8 kept).
 pub fn unified_diff(repo: &Repository, base: Oid, head: Oid) -> Result<Vec<u8>, GitError> {
     let diff = tree_diff(repo, base, head)?;

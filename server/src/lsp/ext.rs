@@ -188,8 +188,14 @@ pub enum DelegateArgs {
     #[serde(rename_all = "camelCase")]
     Prompt {
         prompt: String,
+        /// One agent, or several comma-separated (`claude,codex`) taking the attempts
+        /// in turn.
         agent: Option<String>,
         uri: Option<Uri>,
+        /// Several tasks with the same prompt and snapshot, to compare (the first is
+        /// returned; all have its id as their `group`). Default: one per agent named.
+        #[serde(default)]
+        attempts: Option<usize>,
     },
 }
 

@@ -95,14 +95,41 @@ pub async fn delegate<S: Sandbox>(
                 }
             }
         }
-        DelegateArgs::Prompt { prompt, agent, uri } => {
+        DelegateArgs::Prompt {
+            prompt,
+            agent,
+            uri,
+            attempts,
+        } => {
+            let agents = crate::engine::agent_list(agent.as_deref());
+            let attempts = attempts.unwrap_or(agents.len());
             let task = NewTask {
                 prompt,
                 title: None,
-                agent,
+                agent: None,
                 origin: None,
             };
-            start_task(server, uri.as_ref(), task).await.map(Some)
+            if attempts == 1 && agents.len() == 1 {
+                let task = NewTask {
+                    agent: agents[0].clone(),
+                    ..task
+                };
+                return start_task(server, uri.as_ref(), task).await.map(Some);
+            }
+            let repo = server.session.repo_for_uri(uri.as_ref())?;
+            let tasks = repo
+                .engine()
+                .create_attempts(task, &agents, attempts)
+                .await?;
+            let first = tasks[0].clone();
+            let waiting = format!(
+                "the {} attempts (group g{}) are queued",
+                tasks.len(),
+                first.id
+            );
+            super::start_queued(server, &repo, first, &waiting)
+                .await
+                .map(Some)
         }
     }
 }
