@@ -260,22 +260,19 @@ pub fn table(tasks: &[Task]) -> String {
     for t in tasks {
         let _ = writeln!(
             s,
-            "{:>4}  {:<10} {:<8} {:>7}  {:<width$}  {}",
+            "{:>4}  {:<10} {:<8} {:>7}  {:<width$}  {}{}{}",
             t.id,
             t.state.as_str(),
             esc(&t.agent),
             elapsed(t),
             esc(&t.branch),
-            format!(
-                "{}{}{}",
-                if t.sensitive_files.is_empty() {
-                    ""
-                } else {
-                    "⚠ "
-                },
-                t.group.map(|g| format!("[g{g}] ")).unwrap_or_default(),
-                esc(&t.title)
-            )
+            if t.sensitive_files.is_empty() {
+                ""
+            } else {
+                "⚠ "
+            },
+            t.group.map(|g| format!("[g{g}] ")).unwrap_or_default(),
+            esc(&t.title)
         );
     }
     s
