@@ -614,6 +614,7 @@ fn profile_from_override(name: &str, over: ProfileOverride) -> Result<AgentProfi
         // Custom profiles get no network unless they ask for one.
         network: Network::None,
         allow: vec![],
+        ignore: vec![],
         memory: Some(MemorySize(4 << 30)),
         cpus: None,
         pids: Some(1024),

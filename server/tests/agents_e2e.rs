@@ -811,3 +811,34 @@ fn an_unreachable_model_server_ends_the_task_in_words_within_bounded_time() {
         assert!(took.as_secs() < 150, "{agent} took {took:?}: a retry loop");
     }
 }
+
+#[test]
+fn the_builtin_aider_profile_as_shipped_edits_through_an_openai_compatible_endpoint() {
+    let server = ModelServer::start();
+    let repo = Repo::new(&[("README.md", "# demo\n")], "");
+    let _ = agent_image("aider");
+    let base = format!("{}/v1", server.url());
+    let env = [
+        ("OPENAI_API_KEY", CODEX_KEY),
+        ("OPENAI_API_BASE", base.as_str()),
+        ("AIDER_MODEL", "openai/gpt-4o"),
+        ("AIDER_EDIT_FORMAT", "whole"),
+    ];
+    let (task, out) = run_agent(
+        &repo,
+        "aider",
+        "create hello.txt containing hi from aider",
+        &env,
+    );
+    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
+    let branch = task["branch"].as_str().unwrap();
+    assert_eq!(repo.show_bytes(branch, "hello.txt"), b"hi from aider\n");
+    // Its chat history and caches stay out of the branch.
+    assert_eq!(files_on(&repo, branch), ["README.md", "hello.txt"]);
+    let keys = keys_seen(&server);
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k == CODEX_KEY),
+        "{keys:?}"
+    );
+    assert_nowhere_under(&repo.git_dir().join("handoff"), CODEX_KEY);
+}

@@ -217,11 +217,41 @@ class Handler(BaseHTTPRequestHandler):
             handle_codex(self, body)
         elif path.endswith("/messages") and isinstance(body, dict):
             handle_claude(self, body)
+        elif path.endswith("/chat/completions") and isinstance(body, dict):
+            handle_chat(self, body)
         elif path.endswith("/count_tokens"):
             send_json(self, 200, {"input_tokens": 10})
         else:
             send_json(self, 404, {"error": "not found"})
         self.close_connection = True
+
+
+def handle_chat(handler, body):
+    """OpenAI chat completions, as aider (through litellm) asks them, not streamed:
+    the edit comes back in aider's `whole` format (the file's name, then a fenced
+    block with its whole new content); after it, a final text."""
+    messages = body.get("messages") or []
+    texts = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = " ".join(c.get("text", "") for c in content if isinstance(c, dict))
+        if m.get("role") == "user" and isinstance(content, str):
+            texts.append(content)
+    found = instruction_in(texts[-1:]) if texts else None
+    assistant = [m for m in messages if m.get("role") == "assistant"]
+    if found and not any(found[0] in str(m.get("content")) for m in assistant):
+        name, content = found
+        answer = f"{name}\n```\n{content}\n```\n"
+    else:
+        answer = "Done."
+    send_json(handler, 200, {
+        "id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion",
+        "created": int(time.time()), "model": body.get("model", "gpt-4o"),
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": answer}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+    })
 
 
 def main():

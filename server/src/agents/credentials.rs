@@ -54,8 +54,34 @@ pub fn plan(profile: &AgentProfile, lookup: &dyn Fn(&str) -> Option<String>) -> 
     match profile.output_format() {
         Some(OutputFormat::ClaudeStreamJson) => claude(egress, &get),
         Some(OutputFormat::CodexExecJson) => codex(egress, &get),
+        None if program(profile) == Some("aider") => aider(egress, &get),
         None => CredentialPlan::default(),
     }
+}
+
+fn program(profile: &AgentProfile) -> Option<&str> {
+    profile.command.first()?.rsplit('/').next()
+}
+
+/// aider talks to OpenAI-compatible endpoints through litellm, which reads the key
+/// from `OPENAI_API_KEY` and the endpoint from `OPENAI_API_BASE`; other providers'
+/// keys pass through as configured.
+fn aider(egress: bool, get: &dyn Fn(&str) -> Option<String>) -> CredentialPlan {
+    let mut plan = CredentialPlan::default();
+    let Some(key) = get("OPENAI_API_KEY").filter(|_| egress) else {
+        return plan;
+    };
+    plan.routes.push(RouteSpec {
+        name: "openai",
+        upstream: get("OPENAI_API_BASE").unwrap_or_else(|| "https://api.openai.com/v1".into()),
+        inject: vec![("authorization".into(), format!("Bearer {key}"))],
+        strip: vec!["authorization".into()],
+    });
+    plan.env
+        .push(("OPENAI_API_BASE".into(), route_marker("openai")));
+    plan.env.push(("OPENAI_API_KEY".into(), PLACEHOLDER.into()));
+    plan.withheld = vec!["OPENAI_API_KEY".into(), "OPENAI_API_BASE".into()];
+    plan
 }
 
 fn claude(egress: bool, get: &dyn Fn(&str) -> Option<String>) -> CredentialPlan {

@@ -148,6 +148,9 @@ pub struct AgentProfile {
     pub network: Network,
     /// Where the agent may connect through the egress proxy (`host:port` rules).
     pub allow: Vec<crate::egress::Rule>,
+    /// Paths (gitignore patterns) the agent's CLI leaves in the workspace for itself,
+    /// which never come home (aider's caches).
+    pub ignore: Vec<String>,
     pub memory: Option<MemorySize>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
@@ -181,6 +184,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 prompt_is_command: false,
                 network,
                 allow: vec![],
+                ignore: vec![],
                 memory: Some(MemorySize(4 << 30)),
                 cpus: None,
                 pids: Some(1024),
@@ -229,7 +233,67 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             &[],
             Network::None,
         ),
+        // aider (pip package aider-chat), one message per turn; its chat history goes
+        // to its HOME, not into the repository.
+        profile(
+            "aider",
+            "handoff/aider:latest",
+            &[
+                "aider",
+                "--message",
+                "{prompt}",
+                "--yes-always",
+                "--no-auto-commits",
+                "--no-gitignore",
+                "--no-check-update",
+                "--no-show-model-warnings",
+                "--no-show-release-notes",
+                "--no-pretty",
+                "--no-stream",
+                "--analytics-disable",
+                "--chat-history-file",
+                "/home/agent/.aider.chat.history.md",
+                "--input-history-file",
+                "/home/agent/.aider.input.history",
+            ],
+            &[
+                "OPENAI_API_KEY",
+                "OPENAI_API_BASE",
+                "ANTHROPIC_API_KEY",
+                "OPENROUTER_API_KEY",
+                "GEMINI_API_KEY",
+                "DEEPSEEK_API_KEY",
+                "AIDER_MODEL",
+                "AIDER_WEAK_MODEL",
+                "AIDER_EDIT_FORMAT",
+            ],
+            Network::Egress,
+        ),
     ]);
+    if let Some(aider) = profiles.get_mut("aider") {
+        aider.credentials = strings(&[
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "OPENROUTER_API_KEY",
+            "GEMINI_API_KEY",
+            "DEEPSEEK_API_KEY",
+        ]);
+        aider.allow = rules(&[
+            "api.openai.com:443",
+            "api.anthropic.com:443",
+            "openrouter.ai:443",
+            "generativelanguage.googleapis.com:443",
+            "api.deepseek.com:443",
+        ]);
+        aider.set_env = BTreeMap::from([
+            // litellm's price list ships with it; never fetched at start.
+            (
+                "LITELLM_LOCAL_MODEL_COST_MAP".to_string(),
+                "True".to_string(),
+            ),
+        ]);
+        aider.ignore = strings(&[".aider*"]);
+    }
     if let Some(shell) = profiles.get_mut("shell") {
         shell.prompt_is_command = true;
     }

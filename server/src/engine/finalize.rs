@@ -253,6 +253,11 @@ impl<S: Sandbox> Engine<S> {
             task.title, task.agent
         );
         let legacy = self.store.task_dir(id).join("workspace");
+        let ignore = self
+            .config
+            .profile(&task.agent)
+            .map(|p| p.ignore.clone())
+            .unwrap_or_default();
         let limits = ImportLimits {
             max_total_bytes: self
                 .config
@@ -280,6 +285,7 @@ impl<S: Sandbox> Engine<S> {
                     signature: &sig,
                     message: &message,
                     limits,
+                    ignore: &ignore,
                 },
             )?;
             let base = Oid::from_str(&base)?;

@@ -82,6 +82,8 @@ pub struct ImportRequest<'a> {
     pub signature: &'a Signature<'a>,
     pub message: &'a str,
     pub limits: ImportLimits,
+    /// More gitignore patterns for new paths: what the agent's CLI keeps for itself.
+    pub ignore: &'a [String],
 }
 
 const GIT_DIR: &[u8] = b".git";
@@ -92,7 +94,7 @@ pub fn import_result(user: &Repository, req: &ImportRequest<'_>) -> Result<Impor
     let upper = UntrustedTree::open(req.upper).map_err(untrusted)?;
     let mut skipped = Vec::new();
     let (content_tree, git_changed) = match &upper {
-        Some(upper) => content_of(user, upper, &start_tree, &req.limits, &mut skipped)?,
+        Some(upper) => content_of(user, upper, &start_tree, req, &mut skipped)?,
         None => (start_tree.id(), false),
     };
     let mut parent = req.start;
@@ -155,13 +157,14 @@ fn content_of(
     user: &Repository,
     upper: &UntrustedTree,
     start_tree: &Tree<'_>,
-    limits: &ImportLimits,
+    req: &ImportRequest<'_>,
     skipped: &mut Vec<Skipped>,
 ) -> Result<(Oid, bool), GitError> {
+    let limits = &req.limits;
     let mut index = Index::new()?;
     index.read_tree(start_tree)?;
     let odb = user.odb()?;
-    let mut ignores = Ignores::new(user, upper, start_tree);
+    let mut ignores = Ignores::new(user, upper, start_tree, req.ignore);
     let mut budget = limits.max_total_bytes;
     let mut git_changed = false;
     let mut failure: Option<GitError> = None;
@@ -326,7 +329,12 @@ struct Ignores<'a> {
 const MAX_GITIGNORE: u64 = 1 << 20;
 
 impl<'a> Ignores<'a> {
-    fn new(user: &'a Repository, upper: &'a UntrustedTree, start_tree: &'a Tree<'a>) -> Self {
+    fn new(
+        user: &'a Repository,
+        upper: &'a UntrustedTree,
+        start_tree: &'a Tree<'a>,
+        extra: &[String],
+    ) -> Self {
         let mut me = Ignores {
             upper,
             start_tree,
@@ -334,7 +342,7 @@ impl<'a> Ignores<'a> {
             by_dir: HashMap::new(),
             global: None,
         };
-        me.global = global_excludes(user);
+        me.global = global_excludes(user, extra);
         me.enter(b"");
         me
     }
@@ -400,18 +408,24 @@ impl<'a> Ignores<'a> {
     }
 }
 
-/// The user's own `core.excludesFile` (their git configuration, not the agent's).
-fn global_excludes(user: &Repository) -> Option<Gitignore> {
-    let config = user.config().ok()?;
-    let path = config.get_path("core.excludesFile").ok().or_else(|| {
-        let xdg = std::env::var_os("XDG_CONFIG_HOME")
-            .map(std::path::PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
-        Some(xdg.join("git/ignore"))
-    })?;
-    let text = std::fs::read(&path).ok()?;
+/// The user's own `core.excludesFile` (their git configuration, not the agent's), and
+/// `extra` patterns.
+fn global_excludes(user: &Repository, extra: &[String]) -> Option<Gitignore> {
     let mut b = GitignoreBuilder::new("/");
-    for line in String::from_utf8_lossy(&text).lines() {
+    let path = user.config().ok().and_then(|config| {
+        config.get_path("core.excludesFile").ok().or_else(|| {
+            let xdg = std::env::var_os("XDG_CONFIG_HOME")
+                .map(std::path::PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
+            Some(xdg.join("git/ignore"))
+        })
+    });
+    if let Some(text) = path.and_then(|p| std::fs::read(p).ok()) {
+        for line in String::from_utf8_lossy(&text).lines() {
+            let _ = b.add_line(None, line);
+        }
+    }
+    for line in extra {
         let _ = b.add_line(None, line);
     }
     b.build().ok()
@@ -727,6 +741,7 @@ mod tests {
                 signature: &signature,
                 message: "leftovers",
                 limits,
+                ignore: &[],
             },
         )
         .unwrap()

@@ -21,7 +21,14 @@ pub const SUITE: &str = "bookworm";
 /// What the agent CLIs need beyond `minbase` (which has coreutils, and libc-bin with
 /// the C.UTF-8 locale): bash (both CLIs run commands with it), git, TLS roots for
 /// their APIs, ps/kill, and ripgrep (Claude Code's search tool).
-pub const PACKAGES: &[&str] = &["bash", "ca-certificates", "git", "procps", "ripgrep"];
+pub const PACKAGES: &[&str] = &[
+    "bash",
+    "ca-certificates",
+    "git",
+    "procps",
+    "python3",
+    "ripgrep",
+];
 
 /// Documentation, manuals and translations are left out of the image; licenses stay.
 const DPKG_OPTIONS: &[&str] = &[
@@ -179,7 +186,7 @@ mod tests {
             args[args.len() - 3..],
             ["bookworm", "-", "http://deb.debian.org/debian"]
         );
-        assert!(args.contains(&"--include=bash,ca-certificates,git,procps,ripgrep".into()));
+        assert!(args.contains(&"--include=bash,ca-certificates,git,procps,python3,ripgrep".into()));
         let tag = reference_for(&args);
         assert_eq!(
             tag,

@@ -19,6 +19,7 @@ mod builder;
 mod context;
 mod hash;
 mod npm;
+mod pip;
 mod recipe;
 
 use std::collections::HashMap;
@@ -55,6 +56,8 @@ pub struct BuildOptions {
     pub package: Option<String>,
     /// npm's cache folder.
     pub npm_cache: PathBuf,
+    /// Where pip's downloads of Python agents are kept.
+    pub pip_cache: PathBuf,
 }
 
 impl BuildOptions {
@@ -64,6 +67,7 @@ impl BuildOptions {
             offline,
             package,
             npm_cache: npm::default_cache(),
+            pip_cache: pip::default_cache(),
         }
     }
 }
@@ -93,6 +97,17 @@ pub struct BuiltImage {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    #[error(
+        "python3 with pip is not on this host: Handoff resolves Python agents with `python3 -m pip download` before the (network-less) image build. Install it (e.g. `apt-get install python3-pip`)"
+    )]
+    PipMissing,
+    #[error(
+        "the pip cache at {} has no {spec}; run once with network (without --offline), or point HANDOFF_PIP_CACHE at a cache that has it",
+        cache.display()
+    )]
+    PipNotCached { spec: String, cache: PathBuf },
+    #[error("pip could not download {spec}:\n{message}")]
+    Pip { spec: String, message: String },
     #[error(
         "{} is part of this repository's configuration, which you have not trusted (as it is now): review .handoff.toml and .handoff/, then run `handoff trust`",
         dockerfile.display()
@@ -351,11 +366,44 @@ async fn stage_builtin(
     std::fs::write(root.join("Dockerfile"), recipe.dockerfile)
         .map_err(io_err("cannot write", &root.join("Dockerfile")))?;
     let prefix = root.join("agent");
-    std::fs::create_dir_all(&opts.npm_cache).map_err(io_err("cannot create", &opts.npm_cache))?;
-    npm::install(package, &prefix, &opts.npm_cache, opts.offline, progress).await?;
+    match recipe.source {
+        recipe::Source::Npm => {
+            std::fs::create_dir_all(&opts.npm_cache)
+                .map_err(io_err("cannot create", &opts.npm_cache))?;
+            npm::install(package, &prefix, &opts.npm_cache, opts.offline, progress).await?;
+        }
+        recipe::Source::Pip => {
+            std::fs::create_dir_all(&opts.pip_cache)
+                .map_err(io_err("cannot create", &opts.pip_cache))?;
+            let wheels = pip::download(package, &opts.pip_cache, opts.offline, progress).await?;
+            std::fs::create_dir_all(&prefix).map_err(io_err("cannot create", &prefix))?;
+            let mut found = false;
+            for entry in std::fs::read_dir(&wheels).map_err(io_err("cannot read", &wheels))? {
+                let entry = entry.map_err(io_err("cannot read", &wheels))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.ends_with(".whl") {
+                    continue;
+                }
+                found |= name.starts_with(recipe.binary);
+                let to = prefix.join(&name);
+                if std::fs::hard_link(entry.path(), &to).is_err() {
+                    std::fs::copy(entry.path(), &to).map_err(io_err("cannot copy to", &to))?;
+                }
+            }
+            if !found {
+                return Err(ImageError::AgentBinaryMissing {
+                    spec: package.to_string(),
+                    binary: format!("{}*.whl", recipe.binary),
+                });
+            }
+            let unpack = prefix.join("unpack.py");
+            std::fs::write(&unpack, recipe::UNPACK_WHEELS)
+                .map_err(io_err("cannot write", &unpack))?;
+        }
+    }
     let context = BuildContext::scan(&root).map_err(io_err("cannot read", &root))?;
     let binary = format!("agent/{}", recipe.binary);
-    if !context.has_file(&binary) {
+    if recipe.source == recipe::Source::Npm && !context.has_file(&binary) {
         return Err(ImageError::AgentBinaryMissing {
             spec: package.to_string(),
             binary,

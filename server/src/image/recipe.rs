@@ -6,28 +6,50 @@
 pub struct AgentRecipe {
     /// The built-in profile it is for.
     pub profile: &'static str,
-    /// The pinned npm spec (`--package` overrides it).
+    /// Where the CLI comes from.
+    pub source: Source,
+    /// The pinned package spec (`--package` overrides it): npm's for npm, pip's for pip.
     pub package: &'static str,
-    /// The CLI's binary, relative to the npm prefix, checked on the host before
-    /// building so that a package whose layout changed fails with a clear message.
+    /// Checked on the host before building, so that a package whose layout changed
+    /// fails with a clear message: for npm the CLI's binary relative to the prefix,
+    /// for pip the start of the CLI's wheel's file name.
     pub binary: &'static str,
     pub dockerfile: &'static str,
+}
+
+/// The package manager a built-in agent's CLI is resolved with, on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Npm,
+    Pip,
 }
 
 pub const RECIPES: &[AgentRecipe] = &[
     AgentRecipe {
         profile: "claude",
+        source: Source::Npm,
         package: "@anthropic-ai/claude-code@2.1.332",
         binary: "node_modules/@anthropic-ai/claude-code-linux-x64/claude",
         dockerfile: include_str!("claude.Dockerfile"),
     },
     AgentRecipe {
         profile: "codex",
+        source: Source::Npm,
         package: "@openai/codex@0.169.0",
         binary: "node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex",
         dockerfile: include_str!("codex.Dockerfile"),
     },
+    AgentRecipe {
+        profile: "aider",
+        source: Source::Pip,
+        package: "aider-chat==0.86.2",
+        binary: "aider_chat-",
+        dockerfile: include_str!("aider.Dockerfile"),
+    },
 ];
+
+/// Unpacks the wheels of a pip recipe in the image (it has neither pip nor venv).
+pub const UNPACK_WHEELS: &str = include_str!("unpack.py");
 
 pub fn builtin(profile: &str) -> Option<&'static AgentRecipe> {
     RECIPES.iter().find(|r| r.profile == profile)
@@ -39,12 +61,22 @@ mod tests {
 
     #[test]
     fn dockerfiles_link_the_binary_the_host_checks() {
-        for recipe in RECIPES {
+        for recipe in RECIPES.iter().filter(|r| r.source == Source::Npm) {
             let in_image = format!("/opt/agent/{}", recipe.binary);
             let link = format!("ln -s {in_image} /usr/local/bin/{}", recipe.profile);
             assert!(recipe.dockerfile.contains(&link), "{}", recipe.profile);
             assert!(recipe.dockerfile.contains("COPY agent/ /opt/agent/"));
             assert!(!recipe.dockerfile.contains("ENTRYPOINT"));
+        }
+        for recipe in RECIPES.iter().filter(|r| r.source == Source::Pip) {
+            assert!(
+                recipe.dockerfile.contains("unpack.py"),
+                "{}",
+                recipe.profile
+            );
+            assert!(recipe
+                .dockerfile
+                .contains(&format!("/usr/local/bin/{}", recipe.profile)));
         }
     }
 }
