@@ -525,6 +525,123 @@ fn remove_at(dir: &OwnedFd, name: &CStr) -> Result<(), rustix::io::Errno> {
     }
 }
 
+/// What [`copy_tree`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Copied {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Copies the tree at `from` (sandbox-written: read as in [`UntrustedTree`]) into
+/// `to`, which must not exist yet: folders, regular files with their permission bits
+/// (set-id bits dropped) and symlinks as symlinks, never followed; whiteouts, FIFOs,
+/// sockets and devices are left out. Everything made is owned by `owner` when given.
+/// Refused when the files hold more than `max_bytes`, or the walk's bounds are passed;
+/// then `to` is removed again. Nothing at `from` copies as an empty folder.
+pub fn copy_tree(
+    from: &Path,
+    to: &Path,
+    owner: Option<(u32, u32)>,
+    max_bytes: u64,
+) -> Result<Copied, UntrustedError> {
+    let result = copy_tree_inner(from, to, owner, max_bytes);
+    if result.is_err() {
+        let _ = remove_tree(to);
+    }
+    result
+}
+
+fn copy_tree_inner(
+    from: &Path,
+    to: &Path,
+    owner: Option<(u32, u32)>,
+    max_bytes: u64,
+) -> Result<Copied, UntrustedError> {
+    let made = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source: io::Error| UntrustedError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    };
+    let chown = |path: &Path| -> Result<(), UntrustedError> {
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(made(path))?;
+        }
+        Ok(())
+    };
+    std::fs::create_dir(to).map_err(made(to))?;
+    chown(to)?;
+    let mut copied = Copied::default();
+    let Some(tree) = UntrustedTree::open(from)? else {
+        return Ok(copied);
+    };
+    let mut failed = None;
+    tree.walk(WalkLimits::default(), |entry| {
+        if failed.is_some() {
+            return Visit::Skip;
+        }
+        let Some(dest) = join_below(to, &entry.path) else {
+            return Visit::Skip;
+        };
+        let step = (|| -> Result<Visit, UntrustedError> {
+            match &entry.kind {
+                EntryKind::Dir { .. } => {
+                    std::fs::create_dir(&dest).map_err(made(&dest))?;
+                    chown(&dest)?;
+                    Ok(Visit::Descend)
+                }
+                EntryKind::File { .. } => {
+                    let (mut file, size) = tree.open_file(&entry.path)?;
+                    copied.bytes += size;
+                    if copied.bytes > max_bytes {
+                        return Err(UntrustedError::TooLarge {
+                            path: tree.path().display().to_string(),
+                            limit: max_bytes,
+                        });
+                    }
+                    let mode = rustix::fs::fstat(&file)
+                        .map_err(io_err(&entry.path))?
+                        .st_mode
+                        & 0o777;
+                    let mut out = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&dest)
+                        .map_err(made(&dest))?;
+                    io::copy(&mut (&mut file).take(size), &mut out).map_err(made(&dest))?;
+                    use std::os::unix::fs::PermissionsExt;
+                    out.set_permissions(std::fs::Permissions::from_mode(mode))
+                        .map_err(made(&dest))?;
+                    chown(&dest)?;
+                    copied.files += 1;
+                    Ok(Visit::Skip)
+                }
+                EntryKind::Symlink => {
+                    let target = tree.read_link(&entry.path)?;
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dest)
+                        .map_err(made(&dest))?;
+                    chown(&dest)?;
+                    copied.files += 1;
+                    Ok(Visit::Skip)
+                }
+                EntryKind::Whiteout | EntryKind::Special(_) => Ok(Visit::Skip),
+            }
+        })();
+        match step {
+            Ok(v) => v,
+            Err(e) => {
+                failed = Some(e);
+                Visit::Skip
+            }
+        }
+    })?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(copied),
+    }
+}
+
 /// `rel` as a path below `root`, refusing components that would leave it.
 pub fn join_below(root: &Path, rel: &[u8]) -> Option<PathBuf> {
     let mut out = root.to_path_buf();
@@ -677,5 +794,64 @@ mod tests {
         assert!(!root.exists());
         assert!(keep.join("precious").exists());
         remove_tree(&root).unwrap();
+    }
+
+    #[test]
+    fn copies_keep_links_as_links_leave_out_specials_and_stop_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("home");
+        std::fs::create_dir_all(from.join(".local/bin")).unwrap();
+        std::fs::write(from.join(".local/bin/tool"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            from.join(".local/bin/tool"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        std::fs::write(from.join(".toolrc"), "x = 1\n").unwrap();
+        symlink("/etc/passwd", from.join("passwd")).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            from.join("fifo"),
+            Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        let to = dir.path().join("copy");
+        let copied = copy_tree(&from, &to, None, 1 << 20).unwrap();
+        assert_eq!(
+            copied,
+            Copied {
+                files: 3,
+                bytes: 16
+            }
+        );
+        assert_eq!(
+            std::fs::read_to_string(to.join(".toolrc")).unwrap(),
+            "x = 1\n"
+        );
+        let mode = std::fs::metadata(to.join(".local/bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755, "set-id bits are dropped");
+        assert_eq!(
+            std::fs::read_link(to.join("passwd")).unwrap(),
+            Path::new("/etc/passwd"),
+            "a link is copied, not what it points to"
+        );
+        assert!(!to.join("fifo").exists());
+        // Past the bound: refused, and nothing half-copied stays.
+        let small = dir.path().join("small");
+        assert!(matches!(
+            copy_tree(&from, &small, None, 8),
+            Err(UntrustedError::TooLarge { .. })
+        ));
+        assert!(!small.exists());
+        // Nothing there: an empty folder.
+        let empty = dir.path().join("empty");
+        assert_eq!(
+            copy_tree(&dir.path().join("none"), &empty, None, 8).unwrap(),
+            Copied::default()
+        );
+        assert!(empty.is_dir());
     }
 }

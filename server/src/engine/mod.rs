@@ -7,6 +7,7 @@
 mod claim;
 pub mod comments;
 mod egress;
+pub mod envs;
 pub mod fault;
 mod finalize;
 mod pull;
