@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this machine for Handoff's demo and tests: installs what is missing (Docker
 # engine, busybox for the offline test image, git, mmdebstrap and npm for the agent
-# images) and starts a Docker engine if none answers. Safe to run again; fails loudly
-# if a required part cannot be had.
+# images, Neovim and Emacs with Eglot for the editor tests) and starts a Docker engine
+# if none answers. Safe to run again; fails loudly if a required part cannot be had.
 #
 # The engine is started fail-closed: no bridge, no iptables, no forwarding, so no
 # container can reach beyond the machine (tests use network `none` or `host`).
@@ -86,6 +86,11 @@ if getent group docker >/dev/null && ! id -nG handoff-tester | tr ' ' '\n' | gre
   need_root usermod -aG docker handoff-tester || die "cannot add handoff-tester to the docker group"
 fi
 command -v runuser >/dev/null || die "runuser (util-linux) is missing"
+
+# --- Emacs with Eglot (the second LSP client of the editor tests) ---------------
+# server/tests/emacs_e2e.rs drives `handoff lsp` from `emacs --batch` with Eglot.
+apt_install emacs-nox elpa-eglot
+command -v emacs >/dev/null || die "emacs is missing after installing emacs-nox"
 
 # --- Neovim (a current build, for the editor tests) -----------------------------
 nvim=$("$(dirname "$0")/../tests/nvim/install-nvim.sh") || die "installing Neovim failed"

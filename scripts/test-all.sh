@@ -10,6 +10,6 @@ cargo test --workspace
 HANDOFF_TEST_USER=handoff-tester cargo test --test security_e2e
 HANDOFF_BIN="$(pwd)/target/debug/handoff"
 export HANDOFF_BIN
-# The editors, in real clients: Neovim runs inside `cargo test` above; VS Code
-# (code-server in headless Chromium, offline, under `unshare -n`) here.
+# The editors, in real clients: Neovim and Emacs (Eglot) run inside `cargo test`
+# above; VS Code (code-server in headless Chromium, offline, under `unshare -n`) here.
 editors/vscode/scripts/e2e.sh

@@ -118,11 +118,27 @@ impl Editor {
             return ApplyOutcome::Failed("the editor does not support workspace/applyEdit".into());
         }
         let wait = self.options.apply_edit_timeout;
-        match tokio::time::timeout(wait, self.client.apply_edit(edit)).await {
-            Ok(Ok(r)) if r.applied => ApplyOutcome::Applied,
-            Ok(Ok(r)) => ApplyOutcome::Refused(r.failure_reason),
-            Ok(Err(e)) => ApplyOutcome::Failed(e.message.to_string()),
-            Err(_) => ApplyOutcome::NoAnswer(wait),
+        let deadline = tokio::time::Instant::now() + wait;
+        let answer = self.client.apply_edit(edit);
+        tokio::pin!(answer);
+        // Eglot (Emacs 28's jsonrpc.el) leaves unread whatever arrived in the same read
+        // as the answer to its synchronous `executeCommand` — here this request, sent
+        // right behind `handoff.accept`'s answer — until the server writes again. A log
+        // line now and then makes it read on; other clients just log it.
+        let first = tokio::time::Instant::now() + self.options.apply_edit_nudge;
+        let mut nudge = tokio::time::interval_at(first, Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                answer = &mut answer => return match answer {
+                    Ok(r) if r.applied => ApplyOutcome::Applied,
+                    Ok(r) => ApplyOutcome::Refused(r.failure_reason),
+                    Err(e) => ApplyOutcome::Failed(e.message.to_string()),
+                },
+                _ = tokio::time::sleep_until(deadline) => return ApplyOutcome::NoAnswer(wait),
+                _ = nudge.tick() => {
+                    self.log_message(MessageType::LOG, "handoff: waiting for the editor to apply an edit").await;
+                }
+            }
         }
     }
 

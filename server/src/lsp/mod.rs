@@ -50,6 +50,11 @@ pub struct Options {
     pub client_timeout: std::time::Duration,
     /// For the answer to `workspace/applyEdit` (a client may ask the user first).
     pub apply_edit_timeout: std::time::Duration,
+    /// While that answer is awaited, a `window/logMessage` after this long and then
+    /// every second: Eglot does not read a request that came right behind the answer
+    /// to its synchronous `executeCommand` until the server writes again (see
+    /// `Editor::apply_edit`).
+    pub apply_edit_nudge: std::time::Duration,
     /// Between two looks at the task store.
     pub poll: std::time::Duration,
 }
@@ -59,6 +64,7 @@ impl Default for Options {
         Options {
             client_timeout: std::time::Duration::from_secs(10),
             apply_edit_timeout: std::time::Duration::from_secs(30),
+            apply_edit_nudge: std::time::Duration::from_millis(200),
             poll: std::time::Duration::from_millis(500),
         }
     }

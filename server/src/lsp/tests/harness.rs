@@ -56,6 +56,8 @@ pub fn test_options() -> Options {
     Options {
         client_timeout: Duration::from_millis(500),
         apply_edit_timeout: Duration::from_millis(1500),
+        // No nudges within the wait: transcripts stay the same from run to run.
+        apply_edit_nudge: Duration::from_secs(60),
         poll: Duration::from_millis(100),
     }
 }

@@ -139,6 +139,9 @@ async fn cannot_apply<S: Sandbox>(
     )
 }
 
+/// How long an accepted edit waits, so that the command's answer goes out first.
+const ANSWER_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// An accepted edit on its way to the editor.
 struct Applying<S: Sandbox> {
     server: Arc<Server<S>>,
@@ -154,6 +157,10 @@ struct Applying<S: Sandbox> {
 impl<S: Sandbox> Applying<S> {
     /// Sends the edit and records the decision once the editor confirms it.
     async fn run(self, edit: WorkspaceEdit) {
+        // Spawned before the command's answer is written: without a pause this task's
+        // messages may reach the client first, and Eglot would then ask "Proceed?"
+        // inside its synchronous executeCommand, which it gives up on after 10 s.
+        tokio::time::sleep(ANSWER_FIRST).await;
         // The hunks leave the buffer's hints at once, whatever the client does next.
         updates::publish(&self.server, std::slice::from_ref(&self.uri)).await;
         let outcome = self.server.editor.apply_edit(edit).await;
