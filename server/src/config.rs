@@ -68,6 +68,7 @@ pub struct ProfileOverride {
     pub max_turns: Option<Spanned<i64>>,
     pub max_cost_usd: Option<Spanned<f64>>,
     pub setup: Option<String>,
+    pub setup_snapshot: Option<bool>,
     pub check: Option<String>,
     pub check_retries: Option<Spanned<i64>>,
 }
@@ -80,6 +81,7 @@ struct ConfigFile {
     allow_host_network: Option<bool>,
     max_parallel: Option<Spanned<i64>>,
     setup: Option<String>,
+    setup_snapshot: Option<bool>,
     check: Option<String>,
     check_retries: Option<Spanned<i64>>,
     #[serde(default)]
@@ -346,6 +348,7 @@ impl Config {
         };
         let top = Steps {
             setup: command(file.setup, "setup")?,
+            snapshot: file.setup_snapshot,
             check: command(file.check, "check")?,
             check_retries: file
                 .check_retries
@@ -551,6 +554,9 @@ fn apply_override(profile: &mut AgentProfile, over: ProfileOverride) {
     }
     if over.setup.is_some() {
         profile.steps.setup = over.setup;
+    }
+    if over.setup_snapshot.is_some() {
+        profile.steps.snapshot = over.setup_snapshot;
     }
     if over.check.is_some() {
         profile.steps.check = over.check;

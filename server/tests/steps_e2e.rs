@@ -97,8 +97,9 @@ fn a_failing_setup_fails_the_task_before_the_agent_runs() {
 
 #[test]
 fn setup_runs_before_the_agent_and_its_cache_is_shared_by_tasks_with_the_same_lockfiles() {
+    // Each task runs the setup (no environment kept), so the cache is what they share.
     let repo = repo_with(
-        "setup = \"echo installed >> $HANDOFF_CACHE/installs && mkdir -p $npm_config_cache\"\n",
+        "setup = \"echo installed >> $HANDOFF_CACHE/installs && mkdir -p $npm_config_cache\"\nsetup_snapshot = false\n",
     );
     let seen = |task: &Value| {
         String::from_utf8(repo.show_bytes(task["branch"].as_str().unwrap(), "seen.txt")).unwrap()
@@ -149,4 +150,213 @@ fn the_shell_agent_whose_prompt_is_a_command_gets_no_repair_turn_by_default() {
     assert_eq!(task["check"]["exit_code"], 1);
     assert_eq!(task["check_repairs"], 0);
     assert_eq!(task["turns"].as_array().unwrap().len(), 1);
+}
+
+/// A setup like `npm ci`: counts its runs in the shared cache, installs a dependency
+/// into the (ignored) node_modules and a tool config into HOME.
+const INSTALLING_SETUP: &str = "setup = \"echo ran >> $HANDOFF_CACHE/setups; mkdir -p node_modules/dep && echo v1 > node_modules/dep/index.js && echo tool > $HOME/.toolrc\"\n";
+
+fn volumes_of(repo: &Repo) -> Vec<String> {
+    let key = repo_key(repo);
+    let out = std::process::Command::new("docker")
+        .args([
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name=handoff-{key}"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// The repository's key in names on the engine (the blob id of its git dir's path).
+fn repo_key(repo: &Repo) -> String {
+    let git_dir = repo.git_dir();
+    let out = std::process::Command::new("git")
+        .args(["hash-object", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(git_dir.as_os_str().as_encoded_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)[..10].to_string()
+}
+
+#[test]
+fn a_second_task_starts_from_the_environment_the_first_setup_left() {
+    let repo = Repo::new(
+        &[
+            ("a.txt", "a\n"),
+            (".gitignore", "node_modules/\n"),
+            ("package-lock.json", "{\"lockfileVersion\": 3}\n"),
+        ],
+        INSTALLING_SETUP,
+    );
+    let setups = |repo: &Repo| -> usize {
+        let caches = repo.git_dir().join("handoff/cache");
+        std::fs::read_dir(&caches)
+            .unwrap()
+            .flatten()
+            .map(|c| std::fs::read_to_string(c.path().join("setups")).unwrap_or_default())
+            .map(|t| t.lines().count())
+            .sum()
+    };
+    // The agent sees what the setup installed, then tries to poison it for the next.
+    let prompt = "cat node_modules/dep/index.js $HOME/.toolrc > seen.txt; echo poison > node_modules/dep/index.js; echo poison > $HOME/.toolrc";
+    let first = run(&repo, "shell", prompt);
+    assert_eq!(first["state"], "done", "{first:#}");
+    let seen = |t: &Value| {
+        String::from_utf8(repo.show_bytes(t["branch"].as_str().unwrap(), "seen.txt")).unwrap()
+    };
+    assert_eq!(seen(&first), "v1\ntool\n");
+    assert_eq!(first["environment"]["reused"], false, "{first:#}");
+    assert_eq!(first["environment"]["layered"], true, "{first:#}");
+    assert_eq!(setups(&repo), 1);
+    // The setup's files never reach the branch, only the agent's.
+    assert_eq!(
+        files_on(&repo, first["branch"].as_str().unwrap()),
+        [".gitignore", "a.txt", "package-lock.json", "seen.txt"]
+    );
+
+    let second = run(&repo, "shell", prompt);
+    assert_eq!(second["state"], "done", "{second:#}");
+    assert_eq!(
+        seen(&second),
+        "v1\ntool\n",
+        "the first agent's writes did not reach the environment"
+    );
+    assert_eq!(second["environment"]["reused"], true, "{second:#}");
+    assert_eq!(second["environment"]["key"], first["environment"]["key"]);
+    assert_eq!(setups(&repo), 1, "the second task did not run the setup");
+
+    let listed = repo.json(&["env", "list", "--json"]);
+    let envs = listed.as_array().unwrap();
+    assert_eq!(envs.len(), 1, "{listed:#}");
+    assert_eq!(envs[0]["key"], first["environment"]["key"]);
+    assert_eq!(envs[0]["profile"], "shell");
+    assert_eq!(envs[0]["files"], 1, "{listed:#}");
+    let table = stdout(&repo.handoff(&["env", "list"]));
+    assert!(
+        table.contains(first["environment"]["key"].as_str().unwrap()),
+        "{table}"
+    );
+
+    // A changed lockfile is another environment: the setup runs again.
+    repo.write(
+        "package-lock.json",
+        "{\"lockfileVersion\": 3, \"packages\": {}}\n",
+    );
+    let third = run(&repo, "shell", prompt);
+    assert_eq!(third["environment"]["reused"], false, "{third:#}");
+    assert_eq!(setups(&repo), 2);
+    assert_eq!(
+        repo.json(&["env", "list", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Removed, it is made again by the next task.
+    let key = first["environment"]["key"].as_str().unwrap();
+    repo.write("package-lock.json", "{\"lockfileVersion\": 3}\n");
+    let removed = repo.handoff(&["env", "rm", &key[..8]]);
+    assert!(removed.status.success(), "{}", stderr(&removed));
+    assert!(stdout(&removed).contains(&format!("Removed environment {key}")));
+    let fourth = run(&repo, "shell", prompt);
+    assert_eq!(fourth["environment"]["reused"], false, "{fourth:#}");
+    assert_eq!(setups(&repo), 3);
+
+    // No workspace volume of any phase outlives its task.
+    assert_eq!(volumes_of(&repo), Vec::<String>::new());
+}
+
+#[test]
+fn a_setup_that_changes_tracked_files_runs_every_time_and_says_why() {
+    let repo = repo_with("setup = \"echo generated > a.txt; echo ran >> $HANDOFF_CACHE/setups\"\n");
+    let first = run(&repo, "shell", "cat a.txt > seen.txt");
+    assert_eq!(first["state"], "done", "{first:#}");
+    assert_eq!(
+        first["environment"]["not_kept"], "the setup changed a.txt, which the repository tracks",
+        "{first:#}"
+    );
+    assert_eq!(first["environment"]["layered"], false);
+    // As before environments: the agent worked on the setup's workspace.
+    let branch = first["branch"].as_str().unwrap();
+    assert_eq!(repo.show_bytes(branch, "seen.txt"), b"generated\n");
+    let second = run(&repo, "shell", "true");
+    assert_eq!(second["environment"]["reused"], false, "{second:#}");
+    assert!(repo
+        .json(&["env", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let shown = stdout(&repo.handoff(&["show", "2"]));
+    assert!(
+        shown.contains(
+            "  env      setup not kept: the setup changed a.txt, which the repository tracks"
+        ),
+        "{shown}"
+    );
+}
+
+#[test]
+fn env_warm_makes_the_environment_without_a_task_and_the_next_task_starts_from_it() {
+    let repo = Repo::new(
+        &[("a.txt", "a\n"), (".gitignore", "node_modules/\n")],
+        INSTALLING_SETUP,
+    );
+    let warmed = repo.handoff(&["env", "warm"]);
+    assert!(
+        warmed.status.success(),
+        "{}\n{}",
+        stdout(&warmed),
+        stderr(&warmed)
+    );
+    let said = stdout(&warmed);
+    assert!(
+        said.starts_with("Environment ") && said.contains("is ready"),
+        "{said}"
+    );
+    // The warm-up leaves no task and no branch behind.
+    assert!(repo
+        .json(&["list", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(!repo
+        .git(&["branch", "--list", "handoff/*"])
+        .contains("handoff/"));
+    let again = repo.handoff(&["env", "warm"]);
+    assert!(
+        stdout(&again).contains("is up to date"),
+        "{}",
+        stdout(&again)
+    );
+
+    let task = run(&repo, "shell", "cat node_modules/dep/index.js > seen.txt");
+    assert_eq!(task["state"], "done", "{task:#}");
+    assert_eq!(task["environment"]["reused"], true, "{task:#}");
+    assert_eq!(
+        repo.show_bytes(task["branch"].as_str().unwrap(), "seen.txt"),
+        b"v1\n"
+    );
+
+    // A profile without setup has nothing to warm.
+    let none = Repo::new(&[("a.txt", "a\n")], "");
+    let out = none.handoff(&["env", "warm"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("has no setup"), "{}", stderr(&out));
 }

@@ -82,6 +82,9 @@ impl<'de> Deserialize<'de> for MemorySize {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Steps {
     pub setup: Option<String>,
+    /// Whether what `setup` leaves is kept as an environment for the next task
+    /// (`setup_snapshot`; yes unless set to false).
+    pub snapshot: Option<bool>,
     pub check: Option<String>,
     /// Follow-up turns the agent gets to repair a failing check.
     pub check_retries: Option<u32>,
@@ -92,6 +95,7 @@ impl Steps {
     pub fn over(&self, under: &Steps) -> Steps {
         Steps {
             setup: self.setup.clone().or_else(|| under.setup.clone()),
+            snapshot: self.snapshot.or(under.snapshot),
             check: self.check.clone().or_else(|| under.check.clone()),
             check_retries: self.check_retries.or(under.check_retries),
         }

@@ -136,7 +136,7 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
     for (name, profile) in &config.agents {
         let is_default = *name == config.default_agent;
         match docker.check_image(&profile.image).await {
-            Ok(()) => r.line(
+            Ok(_) => r.line(
                 Level::Ok,
                 &format!("agent `{name}`: image {} present", profile.image),
                 None,
@@ -144,7 +144,7 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
             Err(SandboxError::ImageMissing { image, .. }) => r.line(
                 if is_default { Level::Fail } else { Level::Warn },
                 &format!("agent `{name}`: image {image} is not in the engine"),
-                Some(if matches!(name.as_str(), "claude" | "codex") {
+                Some(if matches!(name.as_str(), "claude" | "codex" | "aider") {
                     format!("`handoff image build {name}`, or set [agents.{name}] image = \"...\" in .handoff.toml")
                 } else {
                     format!("`docker pull {image}` (or build it), or set [agents.{name}] image = \"...\" in .handoff.toml")

@@ -1,6 +1,7 @@
 //! The command line front-end: parses arguments, calls the engine, prints.
 
 mod doctor;
+mod env;
 mod image;
 mod render;
 pub mod terminal;
@@ -152,6 +153,11 @@ enum Command {
     },
     /// Check Docker, images, the repository and the configuration.
     Doctor,
+    /// The environments tasks start from: what a profile's `setup` left, kept.
+    Env {
+        #[command(subcommand)]
+        action: env::EnvCommand,
+    },
     /// Build agent images (with no registry).
     Image {
         #[command(subcommand)]
@@ -281,6 +287,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 title: None,
                 agent: None,
                 origin: None,
+                warm: false,
             };
             let tasks = engine.create_attempts(new, &agents, attempts).await?;
             let first = tasks[0].id;
@@ -559,6 +566,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Env { action } => env::run(&engine, action, &mut out).await,
         Command::Recover { id } => {
             let task = engine.recover(id).await?;
             writeln!(

@@ -288,6 +288,15 @@ pub fn details(task: &Task) -> String {
     if let Some(h) = &task.head_commit {
         let _ = writeln!(s, "  head     {h}");
     }
+    if let Some(env) = &task.environment {
+        let said = match (env.reused, env.layered, &env.not_kept) {
+            (true, _, _) => format!("{} (started from it; the setup did not run)", env.key),
+            (false, true, _) => format!("{} (kept from this task's setup)", env.key),
+            (false, false, Some(why)) => format!("setup not kept: {}", esc(why)),
+            (false, false, None) => format!("{} (the setup runs first)", env.key),
+        };
+        let _ = writeln!(s, "  env      {said}");
+    }
     let _ = writeln!(s, "  created  {}", task.created_at.to_rfc3339());
     let _ = writeln!(s, "  time     {}", elapsed(task));
     if let Some(code) = task.exit_code {

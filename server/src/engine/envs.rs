@@ -183,7 +183,7 @@ impl Envs {
                 })
             })
             .collect();
-        out.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+        out.sort_by_key(|e| std::cmp::Reverse(e.last_used));
         out
     }
 
@@ -303,13 +303,14 @@ struct Stats {
     bytes: u64,
 }
 
+/// What a walk of a setup's upper folder found: the paths to leave out and the
+/// size, or why it cannot be an environment.
+type Classified = Result<(Vec<Vec<u8>>, Stats), String>;
+
 /// Walks a setup's upper folder: the paths to leave out of the environment (its
 /// `.git`, copies of tracked files the setup did not change, FIFOs and the like) and
 /// its size; or, in words, why it cannot be an environment.
-fn classify(
-    layer: &UntrustedTree,
-    tree: &Tree,
-) -> Result<Result<(Vec<Vec<u8>>, Stats), String>, EnvError> {
+fn classify(layer: &UntrustedTree, tree: &Tree) -> Result<Classified, EnvError> {
     let mut drop = Vec::new();
     let mut stats = Stats::default();
     let mut why: Option<String> = None;

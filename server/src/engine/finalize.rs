@@ -183,8 +183,10 @@ impl<S: Sandbox> Engine<S> {
                 tracing::warn!(task_id = %id, error = %e, "could not remove container");
             }
         }
-        if let Err(e) = self.sandbox.release_workspace(&turn_name).await {
-            tracing::warn!(task_id = %id, error = %e, "could not release the workspace");
+        for name in [turn_name.clone(), format!("{turn_name}-setup")] {
+            if let Err(e) = self.sandbox.release_workspace(&name).await {
+                tracing::warn!(task_id = %id, error = %e, "could not release the workspace");
+            }
         }
         let imported_ok = imported.is_ok();
         let _ = self.store.remove_scratch(id, imported_ok);

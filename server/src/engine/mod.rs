@@ -7,6 +7,7 @@
 mod claim;
 pub mod comments;
 mod egress;
+mod environments;
 pub mod envs;
 pub mod fault;
 mod finalize;
@@ -64,6 +65,8 @@ pub struct NewTask {
     /// Profile name; the configured default when `None`.
     pub agent: Option<String>,
     pub origin: Option<Origin>,
+    /// Only run the profile's setup and keep its environment (`handoff env warm`).
+    pub warm: bool,
 }
 
 /// One repository's tasks, run on one sandbox.
@@ -262,6 +265,8 @@ impl<S: Sandbox> Engine<S> {
                 group,
                 lines_added: 0,
                 lines_removed: 0,
+                environment: None,
+                warm: new.warm,
             };
             self.store.save(&task)?;
             tracing::info!(task_id = %id, agent = %task.agent, "task created");
@@ -607,6 +612,9 @@ impl<S: Sandbox> Engine<S> {
                 n => format!("{}-t{n}", self.container_name(id)),
             };
             self.sandbox.release_workspace(&name).await?;
+            self.sandbox
+                .release_workspace(&format!("{name}-setup"))
+                .await?;
         }
         let repo = self.repo()?;
         if delete_branch {

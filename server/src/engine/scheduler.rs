@@ -14,6 +14,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use git2::{Oid, Repository};
 
 use super::claim::Claim;
+use super::environments;
+use super::envs::Saved;
 use super::task::{RunPhase, StopReason, Task, TaskId, TaskState};
 use super::{ms_since, Engine, EngineError, MAX_PROMPT_ENV_BYTES};
 use crate::agents::credentials::{self, CredentialPlan};
@@ -316,8 +318,16 @@ impl<S: Sandbox> Engine<S> {
                 .await;
         }
         let mut prepared = task.clone();
-        let phase = self.first_phase(&profile);
-        match self.launch(&mut prepared, &profile, phase).await {
+        if task.warm {
+            // Already made: nothing to run.
+            if let Ok(Some(env)) = self.environment_for(&task, &profile).await {
+                if env.reused {
+                    prepared.environment = Some(env);
+                    return self.finish_warm(prepared, vec![]).await;
+                }
+            }
+        }
+        match self.launch(&mut prepared, &profile, true).await {
             Ok(container) => {
                 let phases = prepared.phases_ms.clone();
                 let saved = self
@@ -325,7 +335,8 @@ impl<S: Sandbox> Engine<S> {
                         t.container_id = Some(container.clone());
                         t.phases_ms = phases;
                         t.workspace_base = prepared.workspace_base.clone();
-                        t.phase = Some(phase);
+                        t.phase = prepared.phase;
+                        t.environment = prepared.environment.clone();
                         t.transition(TaskState::Running)?;
                         Ok(())
                     })
@@ -374,13 +385,35 @@ impl<S: Sandbox> Engine<S> {
                 tracing::warn!(task_id = %id, error = %e, "could not remove the setup container");
             }
         }
+        let setup_name = self.phase_container_name(&task, RunPhase::Setup);
+        if let Err(e) = self.sandbox.release_workspace(&setup_name).await {
+            tracing::warn!(task_id = %id, error = %e, "could not release the setup's workspace");
+        }
         let mut prepared = task.clone();
-        match self.launch(&mut prepared, &profile, RunPhase::Agent).await {
+        // What the setup left becomes the environment of the next tasks, when it may.
+        if prepared.environment.as_ref().is_some_and(|e| !e.layered) {
+            let outcome = self.keep_environment(&prepared, &profile).await;
+            if let Some(env) = prepared.environment.as_mut() {
+                match outcome {
+                    Ok(Saved::Kept(info)) => {
+                        tracing::info!(task_id = %id, key = %info.key, "setup kept as an environment");
+                        env.layered = true;
+                    }
+                    Ok(Saved::NotKept(why)) => env.not_kept = Some(why),
+                    Err(e) => env.not_kept = Some(e.to_string()),
+                }
+            }
+        }
+        if prepared.warm {
+            return self.finish_warm(prepared, blocked).await;
+        }
+        match self.launch(&mut prepared, &profile, false).await {
             Ok(container) => {
                 let saved = self
                     .update_claimed(id, |t| {
                         t.container_id = Some(container.clone());
                         t.phase = Some(RunPhase::Agent);
+                        t.environment = prepared.environment.clone();
                         t.blocked.extend(blocked);
                         Ok(())
                     })
@@ -436,19 +469,37 @@ impl<S: Sandbox> Engine<S> {
 
     /// The container of one phase of the turn: the setup (without the agent's
     /// credentials, the tool cache writable) or the agent (and check; the tool cache
-    /// read-only, so one task cannot poison the next). The workspace is made by the
-    /// turn's first phase and reused by the second. Returns the container id.
+    /// read-only, so one task cannot poison the next). A `fresh` launch makes the
+    /// turn's workspace and runs its first phase: the setup, unless an environment
+    /// the same setup left can be used instead; otherwise the agent follows the setup
+    /// in its workspace. Sets the task's `phase` and `environment`; returns the
+    /// container id.
     async fn launch(
         &self,
         task: &mut Task,
         profile: &AgentProfile,
-        phase: RunPhase,
+        fresh: bool,
     ) -> Result<String, EngineError> {
         let clock = std::time::Instant::now();
         let image = self.image_for(profile);
         self.sandbox.check_image(&image).await?;
         let steps = self.config.steps_for(profile);
-        let first_phase = phase == self.first_phase(profile);
+        let phase = if fresh {
+            task.environment = self.environment_for(task, profile).await?;
+            match &task.environment {
+                Some(env) if env.reused => RunPhase::Agent,
+                _ => self.first_phase(profile),
+            }
+        } else {
+            RunPhase::Agent
+        };
+        task.phase = Some(phase);
+        let first_phase = fresh;
+        let env_dirs = task
+            .environment
+            .as_ref()
+            .filter(|e| e.layered)
+            .map(|e| (self.envs().layer(&e.key), self.envs().home(&e.key)));
         let argv = match phase {
             RunPhase::Setup => ["sh", "-c", SETUP_RUNNER, "handoff-setup"]
                 .iter()
@@ -483,6 +534,10 @@ impl<S: Sandbox> Engine<S> {
         let workdir = self.workdir.clone();
         let branch = task.branch.clone();
         let dirs = cache_dir.clone();
+        let env_home = env_dirs.clone();
+        let env_layer: Vec<std::path::PathBuf> =
+            env_dirs.iter().map(|(layer, _)| layer.clone()).collect();
+        let lowers_above = env_layer.clone();
         let overlay = if first_phase {
             tokio::task::spawn_blocking(move || -> Result<OverlaySpec, GitError> {
                 let user = Repository::open(&workdir)?;
@@ -493,8 +548,13 @@ impl<S: Sandbox> Engine<S> {
                     std::slice::from_ref(&base.tree),
                     BASE_KEEP,
                 );
-                // The agent owns its HOME; files it made in earlier turns stay.
-                agent_dir(&store.home_path(id), uid, gid, false)?;
+                // The agent owns its HOME; files it made in earlier turns stay. A
+                // first turn from an environment starts with the HOME its setup left.
+                let home = store.home_path(id);
+                agent_dir(&home, uid, gid, false)?;
+                if let Some((_, env_home)) = &env_home {
+                    environments::seed_home(&home, env_home, (uid, gid))?;
+                }
                 // Results of this turn's setup and check only.
                 agent_dir(&store.out_path(id), uid, gid, true)?;
                 if let Some(cache) = &dirs {
@@ -520,8 +580,10 @@ impl<S: Sandbox> Engine<S> {
                     path: work.clone(),
                     source,
                 })?;
+                let mut lowers = lowers_above;
+                lowers.extend([layer_dir, base.tree]);
                 Ok(OverlaySpec {
-                    lowers: vec![layer_dir, base.tree],
+                    lowers,
                     upper: store.upper_path(id),
                     work,
                 })
@@ -529,12 +591,15 @@ impl<S: Sandbox> Engine<S> {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??
         } else {
-            // The setup made the workspace; the agent continues in it.
+            // The setup made the workspace; the agent continues in it (or, when the
+            // setup was kept as an environment, on top of it).
+            let mut lowers = env_layer;
+            lowers.extend([
+                self.store.layer_path(id),
+                base::base_dir(&self.store.bases_path(), base_commit, uid).join("tree"),
+            ]);
             OverlaySpec {
-                lowers: vec![
-                    self.store.layer_path(id),
-                    base::base_dir(&self.store.bases_path(), base_commit, uid).join("tree"),
-                ],
+                lowers,
                 upper: self.store.upper_path(id),
                 work: self.store.work_path(id),
             }
@@ -738,19 +803,26 @@ impl<S: Sandbox> Engine<S> {
 }
 
 impl<S: Sandbox> Engine<S> {
-    /// The tool cache of this repository for the lockfiles at `commit`: tasks whose
-    /// lockfiles are the same share downloads (`<git-dir>/handoff/cache/<key>`).
-    fn cache_dir(&self, commit: Oid) -> Result<std::path::PathBuf, EngineError> {
+    /// `name:blob` of each lockfile (`LOCKFILES`) at the top of `commit`.
+    pub(super) fn lockfiles(&self, commit: Oid) -> Result<Vec<String>, EngineError> {
         let repo = Repository::open(&self.workdir).map_err(GitError::from)?;
         let tree = repo
             .find_commit(commit)
             .and_then(|c| c.tree())
             .map_err(GitError::from)?;
+        Ok(LOCKFILES
+            .iter()
+            .filter_map(|name| tree.get_name(name).map(|e| format!("{name}:{}", e.id())))
+            .collect())
+    }
+
+    /// The tool cache of this repository for the lockfiles at `commit`: tasks whose
+    /// lockfiles are the same share downloads (`<git-dir>/handoff/cache/<key>`).
+    fn cache_dir(&self, commit: Oid) -> Result<std::path::PathBuf, EngineError> {
         let mut key = String::new();
-        for name in LOCKFILES {
-            if let Some(entry) = tree.get_name(name) {
-                key.push_str(&format!("{name}:{}\n", entry.id()));
-            }
+        for lock in self.lockfiles(commit)? {
+            key.push_str(&lock);
+            key.push('\n');
         }
         let hash = Oid::hash_object(git2::ObjectType::Blob, key.as_bytes())
             .map_err(GitError::from)?
@@ -803,7 +875,12 @@ fn with_cli_args(mut argv: Vec<String>, args: &[String]) -> Vec<String> {
 }
 
 /// Creates `path` for the agent (emptied first when `fresh`) and gives it to `uid`.
-fn agent_dir(path: &std::path::Path, uid: u32, gid: u32, fresh: bool) -> Result<(), GitError> {
+pub(super) fn agent_dir(
+    path: &std::path::Path,
+    uid: u32,
+    gid: u32,
+    fresh: bool,
+) -> Result<(), GitError> {
     let write = |source| GitError::Write {
         path: path.to_path_buf(),
         source,
@@ -819,7 +896,7 @@ fn agent_dir(path: &std::path::Path, uid: u32, gid: u32, fresh: bool) -> Result<
 }
 
 /// The uid and gid the agent runs as: the repository owner's, never root.
-fn agent_ids(workdir: &std::path::Path) -> Result<(u32, u32), GitError> {
+pub(super) fn agent_ids(workdir: &std::path::Path) -> Result<(u32, u32), GitError> {
     let meta = std::fs::metadata(workdir).map_err(|source| GitError::Read {
         path: workdir.to_path_buf(),
         source,

@@ -340,6 +340,8 @@ mod tests {
             group: None,
             lines_added: 0,
             lines_removed: 0,
+            environment: None,
+            warm: false,
         }
     }
 

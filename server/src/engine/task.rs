@@ -211,6 +211,29 @@ pub struct Task {
     pub lines_added: usize,
     #[serde(default)]
     pub lines_removed: usize,
+    /// The environment (setup snapshot) of the current turn, when the profile has a
+    /// `setup`: whether it started from one, or why its setup was not kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvUse>,
+    /// A task that only runs the setup to make its environment (`handoff env warm`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warm: bool,
+}
+
+/// A turn's use of an environment ([`crate::engine::envs`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvUse {
+    /// The environment's key (`handoff env list`).
+    pub key: String,
+    /// The turn started from an environment an earlier setup left; its setup did not
+    /// run.
+    pub reused: bool,
+    /// The environment's layer is part of the turn's workspace (reused, or kept from
+    /// this turn's setup).
+    pub layered: bool,
+    /// Why this turn's setup was not kept, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_kept: Option<String>,
 }
 
 /// Model turns and money, as the agents' transcripts report them (estimated from

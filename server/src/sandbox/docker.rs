@@ -211,9 +211,9 @@ impl Sandbox for DockerSandbox {
         self.endpoint.clone()
     }
 
-    async fn check_image(&self, image: &str) -> Result<(), SandboxError> {
+    async fn check_image(&self, image: &str) -> Result<String, SandboxError> {
         match self.client()?.inspect_image(image).await {
-            Ok(_) => Ok(()),
+            Ok(found) => Ok(found.id.unwrap_or_else(|| image.to_string())),
             Err(e) if is_status(&e, 404) => Err(SandboxError::ImageMissing {
                 image: image.to_string(),
                 endpoint: self.endpoint.clone(),

@@ -119,7 +119,8 @@ pub trait Sandbox: Send + Sync + 'static {
     fn endpoint(&self) -> String;
 
     /// Fails with [`SandboxError::ImageMissing`] when the image is not present.
-    fn check_image(&self, image: &str) -> impl Future<Output = Result<(), SandboxError>> + Send;
+    fn check_image(&self, image: &str)
+        -> impl Future<Output = Result<String, SandboxError>> + Send;
 
     /// Creates and starts the agent; returns its container id.
     fn start(

@@ -77,8 +77,8 @@ impl Sandbox for FakeSandbox {
         "fake://sandbox".into()
     }
 
-    async fn check_image(&self, _image: &str) -> Result<(), SandboxError> {
-        self.up().map(drop)
+    async fn check_image(&self, image: &str) -> Result<String, SandboxError> {
+        self.up().map(|_| format!("fake:{image}"))
     }
 
     async fn start(&self, spec: &SandboxSpec) -> Result<String, SandboxError> {

@@ -92,6 +92,7 @@ impl Fixture {
                     path: "greet.py".into(),
                     line,
                 }),
+                warm: false,
             })
             .await
             .unwrap();

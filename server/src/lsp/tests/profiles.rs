@@ -91,6 +91,22 @@ async fn scenario(profile: Profile) -> Value {
             || seen.insert(m["params"]["task"]["id"].as_u64().unwrap_or_default())
     });
     told.reverse();
+    // Likewise whether the progress began at `starting` and reported `running` or
+    // began at `running`: keep the begin, with the last thing progress said.
+    let mut last_said = std::collections::HashMap::new();
+    for m in told.iter().filter(|m| m["method"] == "$/progress") {
+        if let Some(said) = m["params"]["value"]["message"].as_str() {
+            last_said.insert(m["params"]["token"].to_string(), said.to_string());
+        }
+    }
+    told.retain(|m| m["method"] != "$/progress" || m["params"]["value"]["kind"] != "report");
+    for m in told.iter_mut().filter(|m| m["method"] == "$/progress") {
+        if m["params"]["value"]["kind"] == "begin" {
+            if let Some(said) = last_said.get(&m["params"]["token"].to_string()) {
+                m["params"]["value"]["message"] = json!(said);
+            }
+        }
+    }
     told.sort_by_key(|m| m["method"].as_str().unwrap_or_default().to_string());
     let delegate = json!({ "answer": result(answer), "messages": told });
 

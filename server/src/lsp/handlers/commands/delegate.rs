@@ -48,6 +48,7 @@ pub async fn delegate<S: Sandbox>(
                 title: Some(title),
                 agent,
                 origin: Some(Origin { path: rel, line }),
+                warm: false,
             };
             start_task(server, Some(&uri), task).await.map(Some)
         }
@@ -108,6 +109,7 @@ pub async fn delegate<S: Sandbox>(
                 title: None,
                 agent: None,
                 origin: None,
+                warm: false,
             };
             if attempts == 1 && agents.len() == 1 {
                 let task = NewTask {
@@ -168,6 +170,7 @@ async fn delegate_selection<S: Sandbox>(
             path: rel,
             line: line as u32,
         }),
+        warm: false,
     };
     start_task(server, Some(&sel.uri), task).await
 }
