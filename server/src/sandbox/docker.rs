@@ -385,6 +385,17 @@ impl Sandbox for DockerSandbox {
         match self.client()?.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, 404) => Ok(()),
+            // Another front-end (or the engine's own auto-removal) is removing it:
+            // done once it is gone.
+            Err(e) if is_status(&e, 409) && e.to_string().contains("already in progress") => {
+                for _ in 0..100 {
+                    if matches!(self.status(id).await, Ok(SandboxStatus::Missing)) {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(self.engine_err(e))
+            }
             Err(e) => Err(self.engine_err(e)),
         }
     }
