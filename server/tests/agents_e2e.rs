@@ -713,64 +713,61 @@ fn keys_seen(server: &ModelServer) -> Vec<String> {
         .collect()
 }
 
+/// Runs built-in profile `agent` unchanged (only `env` set, as a user would) on a
+/// prompt that creates hello.txt; checks the file on the branch, that the server saw
+/// only `secret`, and that `secret` is nowhere in Handoff's records. Returns the task.
+fn as_shipped(
+    server: &ModelServer,
+    repo: &Repo,
+    agent: &str,
+    env: &[(&str, &str)],
+    secret: &str,
+) -> Value {
+    let _ = agent_image(agent);
+    let text = format!("hi from {agent}");
+    let (task, out) = run_agent(
+        repo,
+        agent,
+        &format!("create hello.txt containing {text}"),
+        env,
+    );
+    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
+    assert_eq!(
+        repo.show_bytes(task["branch"].as_str().unwrap(), "hello.txt"),
+        format!("{text}\n").as_bytes()
+    );
+    let keys = keys_seen(server);
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k == secret),
+        "{keys:?}"
+    );
+    assert_nowhere_under(&repo.git_dir().join("handoff"), secret);
+    task
+}
+
 #[test]
 fn the_builtin_codex_profile_as_shipped_works_with_openai_api_key_and_a_base_url() {
     let server = ModelServer::start();
-    // Nothing of the profile changed: only the key and the endpoint, as a user sets them.
     let repo = Repo::new(&[("README.md", "# demo\n")], "");
-    let _ = agent_image("codex");
     let base = format!("{}/v1", server.url());
     let env = [
         ("OPENAI_API_KEY", CODEX_KEY),
         ("OPENAI_BASE_URL", base.as_str()),
     ];
-    let (task, out) = run_agent(
-        &repo,
-        "codex",
-        "create hello.txt containing hi from codex",
-        &env,
-    );
-    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
-    assert_eq!(
-        repo.show_bytes(task["branch"].as_str().unwrap(), "hello.txt"),
-        b"hi from codex\n"
-    );
-    let keys = keys_seen(&server);
-    assert!(
-        !keys.is_empty() && keys.iter().all(|k| k == CODEX_KEY),
-        "{keys:?}"
-    );
-    assert_nowhere_under(&repo.git_dir().join("handoff"), CODEX_KEY);
+    as_shipped(&server, &repo, "codex", &env, CODEX_KEY);
 }
 
 #[test]
 fn the_builtin_claude_profile_as_shipped_works_with_an_oauth_token_the_container_never_sees() {
     let server = ModelServer::start();
     let repo = Repo::new(&[("README.md", "# demo\n")], "");
-    let _ = agent_image("claude");
     const TOKEN: &str = "sk-ant-oat01-test-token-5e6f";
     let url = server.url();
     let env = [
         ("CLAUDE_CODE_OAUTH_TOKEN", TOKEN),
         ("ANTHROPIC_BASE_URL", url.as_str()),
     ];
-    let (task, out) = run_agent(
-        &repo,
-        "claude",
-        "create hello.txt containing hi from claude",
-        &env,
-    );
-    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
-    assert_eq!(
-        repo.show_bytes(task["branch"].as_str().unwrap(), "hello.txt"),
-        b"hi from claude\n"
-    );
-    let keys = keys_seen(&server);
-    assert!(
-        !keys.is_empty() && keys.iter().all(|k| k == TOKEN),
-        "{keys:?}"
-    );
-    assert_nowhere_under(&repo.git_dir().join("handoff"), TOKEN);
+    as_shipped(&server, &repo, "claude", &env, TOKEN);
 }
 
 #[test]
@@ -816,7 +813,6 @@ fn an_unreachable_model_server_ends_the_task_in_words_within_bounded_time() {
 fn the_builtin_aider_profile_as_shipped_edits_through_an_openai_compatible_endpoint() {
     let server = ModelServer::start();
     let repo = Repo::new(&[("README.md", "# demo\n")], "");
-    let _ = agent_image("aider");
     let base = format!("{}/v1", server.url());
     let env = [
         ("OPENAI_API_KEY", CODEX_KEY),
@@ -824,21 +820,8 @@ fn the_builtin_aider_profile_as_shipped_edits_through_an_openai_compatible_endpo
         ("AIDER_MODEL", "openai/gpt-4o"),
         ("AIDER_EDIT_FORMAT", "whole"),
     ];
-    let (task, out) = run_agent(
-        &repo,
-        "aider",
-        "create hello.txt containing hi from aider",
-        &env,
-    );
-    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
-    let branch = task["branch"].as_str().unwrap();
-    assert_eq!(repo.show_bytes(branch, "hello.txt"), b"hi from aider\n");
+    let task = as_shipped(&server, &repo, "aider", &env, CODEX_KEY);
     // Its chat history and caches stay out of the branch.
+    let branch = task["branch"].as_str().unwrap();
     assert_eq!(files_on(&repo, branch), ["README.md", "hello.txt"]);
-    let keys = keys_seen(&server);
-    assert!(
-        !keys.is_empty() && keys.iter().all(|k| k == CODEX_KEY),
-        "{keys:?}"
-    );
-    assert_nowhere_under(&repo.git_dir().join("handoff"), CODEX_KEY);
 }

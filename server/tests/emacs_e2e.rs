@@ -26,18 +26,7 @@ const RUN_WITHIN: Duration = Duration::from_secs(300);
 /// greet.py the same way every time, as a real agent asked to would (the agent of
 /// nvim_e2e.rs).
 fn greet_repo() -> Repo {
-    let agent = format!(
-        "[agents.scripted]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"cat \\\"$HANDOFF_PROMPT_FILE\\\"; sed -i 's/return \\\"hello, \\\" + name/return (\\\"hello, \\\" + name).upper()/; /TODO: greet loudly/d' greet.py\"]\n",
-        image()
-    );
-    let repo = Repo::new(&[("greet.py", GREET)], &agent);
-    let config = repo
-        .read(".handoff.toml")
-        .replace("default_agent = \"shell\"", "default_agent = \"scripted\"");
-    repo.write(".handoff.toml", &config);
-    repo.git(&["commit", "-qam", "scripted agent"]);
-    repo.trust();
-    repo
+    Repo::scripted(&[("greet.py", GREET)], Repo::GREET_LOUDLY)
 }
 
 /// Fails with the install command unless Emacs and Eglot are there.

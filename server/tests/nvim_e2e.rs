@@ -19,18 +19,10 @@ fn greet_repo() -> Repo {
 
 /// Like [`greet_repo`], the agent first running `before` (e.g. `sleep 2;`).
 fn greet_repo_after(before: &str) -> Repo {
-    let agent = format!(
-        "[agents.scripted]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"{before} cat \\\"$HANDOFF_PROMPT_FILE\\\"; sed -i 's/return \\\"hello, \\\" + name/return (\\\"hello, \\\" + name).upper()/; /TODO: greet loudly/d' greet.py\"]\n",
-        image()
-    );
-    let repo = Repo::new(&[("greet.py", GREET)], &agent);
-    let config = repo
-        .read(".handoff.toml")
-        .replace("default_agent = \"shell\"", "default_agent = \"scripted\"");
-    repo.write(".handoff.toml", &config);
-    repo.git(&["commit", "-qam", "scripted agent"]);
-    repo.trust();
-    repo
+    Repo::scripted(
+        &[("greet.py", GREET)],
+        &format!("{before} {}", Repo::GREET_LOUDLY),
+    )
 }
 
 /// Runs `tests/nvim/SCRIPT` in headless Neovim with `SCENARIO` and extra env.

@@ -10,18 +10,10 @@ use serde_json::Value;
 const GREET: &str = "def greet(name):\n    return \"hello, \" + name\n\n\ndef farewell(name):\n    return \"bye, \" + name\n";
 
 fn repo() -> Repo {
-    let agent = format!(
-        "[agents.scripted]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"if grep -q 'Review comments' \\\"$HANDOFF_PROMPT_FILE\\\"; then cp \\\"$HANDOFF_PROMPT_FILE\\\" review-prompt.txt; else sed -i 's/hello/HELLO/; s/bye/BYE/' greet.py; echo first > new.txt; fi\"]\n",
-        image()
-    );
-    let repo = Repo::new(&[("greet.py", GREET)], &agent);
-    let config = repo
-        .read(".handoff.toml")
-        .replace("default_agent = \"shell\"", "default_agent = \"scripted\"");
-    repo.write(".handoff.toml", &config);
-    repo.git(&["commit", "-qam", "scripted agent"]);
-    repo.trust();
-    repo
+    Repo::scripted(
+        &[("greet.py", GREET)],
+        r#"if grep -q 'Review comments' "$HANDOFF_PROMPT_FILE"; then cp "$HANDOFF_PROMPT_FILE" review-prompt.txt; else sed -i 's/hello/HELLO/; s/bye/BYE/' greet.py; echo first > new.txt; fi"#,
+    )
 }
 
 #[test]

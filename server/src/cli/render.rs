@@ -7,26 +7,16 @@
 use std::fmt::Write;
 
 use super::terminal::escape as esc;
-use crate::engine::task::{CheckRun, Task, TaskState};
+use crate::engine::task::{CheckRun, Task};
 
 fn elapsed(task: &Task) -> String {
     task.elapsed_text().unwrap_or_else(|| "-".into())
 }
 
-fn symbol(state: TaskState) -> &'static str {
-    match state {
-        TaskState::Queued => "…",
-        TaskState::Starting | TaskState::Running | TaskState::Finalizing => "⟳",
-        TaskState::Done => "✓",
-        TaskState::Failed => "✗",
-        TaskState::Cancelled => "⊘",
-    }
-}
-
 pub fn progress_line(task: &Task) -> String {
     format!(
         "{} #{} {} {} · {}",
-        symbol(task.state),
+        task.state.glyph(),
         task.id,
         task.state,
         elapsed(task),
@@ -68,7 +58,7 @@ pub fn replied(task: &Task) -> String {
 pub fn finished(task: &Task) -> String {
     let mut s = format!(
         "{} Task #{} {} after {}: {}",
-        symbol(task.state),
+        task.state.glyph(),
         task.id,
         task.state,
         elapsed(task),

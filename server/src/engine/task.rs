@@ -53,6 +53,18 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// The state as one character, wherever a task is shown: `…` queued, `⟳`
+    /// working, `✓` done, `✗` failed, `⊘` cancelled.
+    pub fn glyph(self) -> &'static str {
+        match self {
+            TaskState::Queued => "…",
+            TaskState::Starting | TaskState::Running | TaskState::Finalizing => "⟳",
+            TaskState::Done => "✓",
+            TaskState::Failed => "✗",
+            TaskState::Cancelled => "⊘",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

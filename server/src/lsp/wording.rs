@@ -19,18 +19,6 @@ const MAX_TITLE_CHARS: usize = 40;
 /// The sample of a change in a one-line hint is cut to this many characters.
 const MAX_SAMPLE_CHARS: usize = 60;
 
-/// The state as one character: `…` queued, `⟳` working, `✓` done, `✗` failed,
-/// `⊘` cancelled.
-pub fn glyph(state: TaskState) -> &'static str {
-    match state {
-        TaskState::Queued => "…",
-        TaskState::Starting | TaskState::Running | TaskState::Finalizing => "⟳",
-        TaskState::Done => "✓",
-        TaskState::Failed => "✗",
-        TaskState::Cancelled => "⊘",
-    }
-}
-
 /// `42s`, `1m32s`, `2h05m`.
 pub fn duration(secs: u64) -> String {
     match secs {
@@ -62,7 +50,7 @@ pub fn name(id: TaskId) -> String {
 /// One line of state, as a lens or progress shows it: `⟳ Handoff #12 running 1m32s`,
 /// `✓ Handoff #12 done · 2 files changed`.
 pub fn status(task: &Task) -> String {
-    let head = format!("{} {} {}", glyph(task.state), name(task.id), task.state);
+    let head = format!("{} {} {}", task.state.glyph(), name(task.id), task.state);
     match task.state {
         TaskState::Starting | TaskState::Running | TaskState::Finalizing => match elapsed(task) {
             Some(e) => format!("{head} {e}"),

@@ -109,6 +109,34 @@ impl Repo {
         repo
     }
 
+    /// The scripted agent of the editors' tests: prints its prompt (so the log shows
+    /// it) and resolves greet.py's TODO the same way every time, as a real agent asked
+    /// to would.
+    pub const GREET_LOUDLY: &'static str = r#"cat "$HANDOFF_PROMPT_FILE"; sed -i 's/return "hello, " + name/return ("hello, " + name).upper()/; /TODO: greet loudly/d' greet.py"#;
+
+    /// A repository with `files` whose default agent `scripted` runs `sh -c SCRIPT` in
+    /// the test image: the editors' tests' stand-in for a real agent.
+    pub fn scripted(files: &[(&str, &str)], script: &str) -> Repo {
+        let command = toml::Value::Array(
+            ["sh", "-c", script]
+                .iter()
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        );
+        let agent = format!(
+            "[agents.scripted]\nimage = \"{}\"\ncommand = {command}\n",
+            image()
+        );
+        let repo = Repo::new(files, &agent);
+        let config = repo
+            .read(".handoff.toml")
+            .replace("default_agent = \"shell\"", "default_agent = \"scripted\"");
+        repo.write(".handoff.toml", &config);
+        repo.git(&["commit", "-qam", "scripted agent"]);
+        repo.trust();
+        repo
+    }
+
     /// Gives everything in the repository to the test user, when there is one (files
     /// the test process wrote as root).
     pub fn give_to_test_user(&self) {
