@@ -181,6 +181,33 @@ impl Proxy {
         response
     }
 
+    /// A connection to `host:port` for `grant`: checked against its allowlist and
+    /// its connection limit, then dialled; or the response that says why not.
+    async fn open(
+        &self,
+        grant: &ActiveGrant,
+        host: &str,
+        port: u16,
+    ) -> Result<
+        (
+            Destination,
+            tokio::sync::OwnedSemaphorePermit,
+            tokio::net::TcpStream,
+        ),
+        Response<ProxyBody>,
+    > {
+        let dest = Destination::new(host, port)
+            .map_err(|reason| text(StatusCode::BAD_REQUEST, format!("{reason}\n")))?;
+        if !grant.allows(&dest) {
+            return Err(self.refuse(grant, &dest));
+        }
+        let slot = grant.try_connection().ok_or_else(|| too_many(grant))?;
+        let stream = dial(&dest, &self.own_addresses(), self.limits.connect_timeout)
+            .await
+            .map_err(|e| dial_failed(grant, e))?;
+        Ok((dest, slot, stream))
+    }
+
     async fn connect(self: Arc<Self>, mut req: Request<Incoming>) -> Response<ProxyBody> {
         let Some(grant) = self.proxy_grant(&req) else {
             return proxy_auth_required();
@@ -195,19 +222,9 @@ impl Proxy {
                 "CONNECT needs a host:port target.\n",
             );
         };
-        let dest = match Destination::new(&host, port) {
-            Ok(dest) => dest,
-            Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
-        };
-        if !grant.allows(&dest) {
-            return self.refuse(&grant, &dest);
-        }
-        let Some(slot) = grant.try_connection() else {
-            return too_many(&grant);
-        };
-        let upstream = match dial(&dest, &self.own_addresses(), self.limits.connect_timeout).await {
-            Ok(stream) => stream,
-            Err(e) => return dial_failed(&grant, e),
+        let (dest, slot, upstream) = match self.open(&grant, &host, port).await {
+            Ok(opened) => opened,
+            Err(response) => return response,
         };
         debug!(task = %grant.task_key, %dest, "tunnel open");
         let on_upgrade = hyper::upgrade::on(&mut req);
@@ -246,19 +263,9 @@ impl Proxy {
             return text(StatusCode::BAD_REQUEST, "The URL has no host.\n");
         };
         let port = req.uri().port_u16().unwrap_or(80);
-        let dest = match Destination::new(&host, port) {
-            Ok(dest) => dest,
-            Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
-        };
-        if !grant.allows(&dest) {
-            return self.refuse(&grant, &dest);
-        }
-        let Some(slot) = grant.try_connection() else {
-            return too_many(&grant);
-        };
-        let stream = match dial(&dest, &self.own_addresses(), self.limits.connect_timeout).await {
-            Ok(stream) => stream,
-            Err(e) => return dial_failed(&grant, e),
+        let (dest, slot, stream) = match self.open(&grant, &host, port).await {
+            Ok(opened) => opened,
+            Err(response) => return response,
         };
         let (mut sender, conn) =
             match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {

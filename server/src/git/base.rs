@@ -259,14 +259,7 @@ pub fn prune(root: &Path, in_use: &[PathBuf], keep: std::time::Duration) -> usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::git::test_support::{commit_all, repo_with};
-
-    fn me() -> (u32, u32) {
-        (
-            rustix::process::geteuid().as_raw(),
-            rustix::process::getegid().as_raw(),
-        )
-    }
+    use crate::git::test_support::{commit_all, me, repo_with};
 
     #[test]
     fn a_base_is_the_commits_files_and_a_clean_repository_of_its_own_history() {

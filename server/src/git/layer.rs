@@ -385,14 +385,7 @@ impl LayerWriter<'_> {
 mod tests {
     use super::*;
     use crate::git::base;
-    use crate::git::test_support::{commit_all, repo_with};
-
-    fn me() -> (u32, u32) {
-        (
-            rustix::process::geteuid().as_raw(),
-            rustix::process::getegid().as_raw(),
-        )
-    }
+    use crate::git::test_support::{commit_all, me, repo_with};
 
     #[test]
     fn a_layer_holds_only_what_differs_and_marks_deletions() {

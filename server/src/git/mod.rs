@@ -59,6 +59,14 @@ pub(crate) mod test_support {
     use tempfile::TempDir;
 
     /// A repository in a temp dir with `files` committed.
+    /// This process's uid and gid.
+    pub fn me() -> (u32, u32) {
+        (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        )
+    }
+
     pub fn repo_with(files: &[(&str, &str)]) -> (TempDir, Repository) {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
