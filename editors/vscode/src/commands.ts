@@ -16,11 +16,13 @@ import {
   hasResult,
   isPending,
   isTerminal,
+  plural,
   RepoTask,
   stateIcon,
   TaskRecord,
 } from './model';
 import { agentChoices, builtinDetail, ConfigText } from './profiles';
+import { ReviewThreads } from './reviewThreads';
 import { message, Server } from './server';
 import { TaskStore } from './store';
 import { TreeNode } from './tree';
@@ -29,6 +31,7 @@ export interface CommandContext {
   server: Server;
   store: TaskStore;
   inlineDiff: InlineDiff;
+  reviewThreads: ReviewThreads;
   reloadTasks(): Promise<void>;
 }
 
@@ -83,6 +86,8 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       }
     }),
     c('handoff.ui.removeTask', (arg?: unknown) => removeTask(ctx, arg)),
+    c('handoff.ui.addComment', (reply: vscode.CommentReply) => ctx.reviewThreads.addComment(reply)),
+    c('handoff.ui.sendComments', (arg?: unknown) => sendComments(ctx, arg)),
     c('handoff.ui.review', async (arg?: unknown) => {
       const rt = await resolveTask(ctx, arg, (t) => isTerminal(t.task.state), 'Review which task?');
       if (rt) {
@@ -431,6 +436,50 @@ async function removeTask(ctx: CommandContext, arg: unknown): Promise<void> {
     vscode.window.setStatusBarMessage(`Removed Handoff #${rt.task.id}`, 4000);
   } catch (e) {
     void vscode.window.showErrorMessage(`Handoff: removing task #${rt.task.id} failed: ${message(e)}`);
+  }
+}
+
+function isCommentReply(arg: unknown): arg is vscode.CommentReply {
+  return typeof arg === 'object' && arg !== null && 'thread' in arg && typeof (arg as { text?: unknown }).text === 'string';
+}
+
+function isCommentThread(arg: unknown): arg is vscode.CommentThread {
+  return typeof arg === 'object' && arg !== null && 'uri' in arg && 'comments' in arg && 'canReply' in arg;
+}
+
+/**
+ * "Send comments": a task's pending review comments go to its agent as the next turn.
+ * From a thread (with a comment typed in its box: added first), the task view, or the
+ * palette.
+ */
+async function sendComments(ctx: CommandContext, arg: unknown): Promise<void> {
+  let rt: RepoTask | undefined;
+  if (isCommentReply(arg)) {
+    if (arg.text.trim() !== '' && !(await ctx.reviewThreads.addComment(arg))) {
+      return;
+    }
+    rt = ctx.reviewThreads.taskOf(arg.thread);
+  } else if (isCommentThread(arg)) {
+    rt = ctx.reviewThreads.taskOf(arg);
+  } else {
+    rt = await resolveTask(
+      ctx,
+      arg,
+      (t) => ctx.reviewThreads.pendingCount(t) > 0,
+      'Send the review comments of which task?',
+      'No task has review comments waiting to be sent.',
+    );
+  }
+  if (!rt) {
+    return;
+  }
+  const pending = ctx.reviewThreads.pendingCount(rt);
+  const task = await ctx.server.execute<TaskRecord>('handoff.sendComments', { task: rt.task.id, uri: repoUri(rt) });
+  if (task) {
+    ctx.store.update(rt.repository, task);
+    ctx.reviewThreads.noteTask(rt.repository, task);
+    const what = pending > 0 ? plural(pending, 'comment') : 'the comments';
+    vscode.window.setStatusBarMessage(`$(sync~spin) Sent ${what} to Handoff #${task.id}; its next turn runs`, 6000);
   }
 }
 

@@ -22,14 +22,23 @@ export type TreeNode =
   | { kind: 'task'; rt: RepoTask }
   | { kind: 'file'; rt: RepoTask; file: string };
 
+/** What the view shows of review comments: the task's count waiting to be sent. */
+export interface CommentCounts {
+  pendingCount(rt: RepoTask): number;
+  readonly onDidChange: vscode.Event<void>;
+}
+
 export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<TreeNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private timer: NodeJS.Timeout | undefined;
-  private readonly subscription: { dispose(): void };
+  private readonly subscriptions: Array<{ dispose(): void }>;
 
-  constructor(private readonly store: TaskStore) {
-    this.subscription = store.onDidChange(() => this.refresh());
+  constructor(
+    private readonly store: TaskStore,
+    private readonly comments: CommentCounts,
+  ) {
+    this.subscriptions = [store.onDidChange(() => this.refresh()), comments.onDidChange(() => this.refresh())];
   }
 
   refresh(): void {
@@ -85,11 +94,13 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.Dispo
             : vscode.TreeItemCollapsibleState.None,
         );
         item.id = `task:${rt.repository}#${task.id}`;
-        item.description = taskDescription(task, now);
+        const description = taskDescription(task, now);
+        const comments = this.comments.pendingCount(rt);
+        item.description = comments > 0 ? `${description} · 💬 ${comments} to send` : description;
         const color = stateColor(task.state);
         item.iconPath = new vscode.ThemeIcon(stateIcon(task.state), color ? new vscode.ThemeColor(color) : undefined);
         item.tooltip = new vscode.MarkdownString(taskTooltip(task, rt.repository, now));
-        item.contextValue = contextValue(rt, this.store);
+        item.contextValue = contextValue(rt, this.store, comments);
         item.accessibilityInformation = { label: `Handoff task ${task.id}, ${task.state}: ${task.title}` };
         return item;
       }
@@ -123,13 +134,15 @@ export class TaskTree implements vscode.TreeDataProvider<TreeNode>, vscode.Dispo
     if (this.timer) {
       clearInterval(this.timer);
     }
-    this.subscription.dispose();
+    for (const s of this.subscriptions) {
+      s.dispose();
+    }
     this.changed.dispose();
   }
 }
 
 /** Words the view's `when` clauses match on (`viewItem =~ /\bpending\b/`). */
-function contextValue(rt: RepoTask, store: TaskStore): string {
+function contextValue(rt: RepoTask, store: TaskStore, comments: number): string {
   const words = ['task', rt.task.state];
   words.push(isPending(rt.task.state) ? 'pending' : 'finished');
   if (hasResult(rt.task)) {
@@ -137,6 +150,9 @@ function contextValue(rt: RepoTask, store: TaskStore): string {
   }
   if (store.isReviewed(rt)) {
     words.push('reviewed');
+  }
+  if (comments > 0) {
+    words.push('comments');
   }
   return words.join(' ');
 }
