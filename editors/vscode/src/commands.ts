@@ -67,7 +67,10 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
         validateInput: (v) => (v.trim() === '' ? 'Type an instruction for the agent.' : undefined),
       });
       if (text) {
-        await ctx.server.execute('handoff.reply', { task: rt.task.id, message: text, uri: repoUri(rt) });
+        // Pending review comments go with it.
+        await ctx.reviewThreads.whileSending(rt.repository, rt.task.id, () =>
+          ctx.server.execute<TaskRecord>('handoff.reply', { task: rt.task.id, message: text, uri: repoUri(rt) }),
+        );
       }
     }),
     c('handoff.ui.acceptAll', (arg?: unknown) => decideAll(ctx, arg, 'accept')),
@@ -604,7 +607,10 @@ async function sendComments(ctx: CommandContext, arg: unknown): Promise<void> {
     return;
   }
   const pending = ctx.reviewThreads.pendingCount(rt);
-  const task = await ctx.server.execute<TaskRecord>('handoff.sendComments', { task: rt.task.id, uri: repoUri(rt) });
+  const target = rt;
+  const task = await ctx.reviewThreads.whileSending(rt.repository, rt.task.id, () =>
+    ctx.server.execute<TaskRecord>('handoff.sendComments', { task: target.task.id, uri: repoUri(target) }),
+  );
   if (task) {
     ctx.store.update(rt.repository, task);
     ctx.reviewThreads.noteTask(rt.repository, task);

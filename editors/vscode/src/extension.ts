@@ -9,7 +9,7 @@ import { askInstruction, CommandContext, registerCommands, relativeIn, review } 
 import { canonical, repositoryRoot } from './git';
 import { GitContent, openTaskDiff } from './gitContent';
 import { InlineDiff } from './inlineDiff';
-import { commentRequest, diffRequest, needsInstruction, withCommentText, withInstruction } from './interception';
+import { commentRequest, diffRequest, needsInstruction, sendsComments, withCommentText, withInstruction } from './interception';
 import { endMessage, hasResult, RepoTask, TaskRecord } from './model';
 import { ReviewThreads } from './reviewThreads';
 import { message, Server } from './server';
@@ -49,6 +49,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
             reviewThreads?.noteCommented(comment.uri, comment.task, comment.hunk, text, res.pending);
           }
           return res;
+        }
+        const sends = sendsComments(command, args);
+        const sender = sends && store.find(sends.task, sends.uri ? canonical(vscode.Uri.parse(sends.uri).fsPath) : undefined);
+        if (sender && reviewThreads) {
+          const sent = args;
+          return await reviewThreads.whileSending(sender.repository, sender.task.id, () => next(command, sent));
         }
         const diff = diffRequest(command, args);
         if (diff) {

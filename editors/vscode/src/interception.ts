@@ -56,3 +56,16 @@ export function commentRequest(
 export function withCommentText(args: readonly unknown[], text: string): unknown[] {
   return [{ ...(args[0] as object), text }, ...args.slice(1)];
 }
+
+/**
+ * The commands that send a task's pending review comments to its agent: "Send
+ * comments" (`handoff.sendComments`, from a lens or action) and any reply
+ * (`handoff.reply`: the comments go with it). Returns the task, or undefined.
+ */
+export function sendsComments(command: string, args: readonly unknown[]): { task: number; uri?: string } | undefined {
+  const first = args[0] as { task?: unknown; uri?: unknown } | undefined;
+  if ((command !== 'handoff.sendComments' && command !== 'handoff.reply') || typeof first?.task !== 'number') {
+    return undefined;
+  }
+  return { task: first.task, uri: typeof first.uri === 'string' ? first.uri : undefined };
+}

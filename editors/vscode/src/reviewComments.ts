@@ -54,10 +54,8 @@ export class ReviewComments {
    */
   published(file: string, repository: string, hunks: readonly PublishedHunk[]): boolean {
     let changed = false;
-    const shown = new Set<string>();
     for (const h of hunks) {
       const key = entryKey(file, h.task, h.hunk);
-      shown.add(key);
       const before = this.entries.get(key);
       if (h.comments.length === 0) {
         if (before?.state === 'pending') {
@@ -66,7 +64,8 @@ export class ReviewComments {
         }
         continue;
       }
-      if (before?.state === 'pending' && sameList(before.comments, h.comments)) {
+      // Unchanged, or sent already (a publication from before the server marked them sent).
+      if (before && sameList(before.comments, h.comments)) {
         continue;
       }
       this.entries.set(key, { file, repository, task: h.task, hunk: h.hunk, comments: [...h.comments], state: 'pending' });
@@ -86,6 +85,31 @@ export class ReviewComments {
       this.entries.set(key, { file, repository, task, hunk, comments: [text], state: 'pending' });
     }
     this.counted.set(taskKey(repository, task), pending);
+  }
+
+  /**
+   * The user sends the task's comments (they go with any reply): they are sent from
+   * now on, whatever the diagnostics say while the server takes them. Returns the
+   * entries marked, for `unsent` if the server refuses.
+   */
+  sending(repository: string, task: number): string[] {
+    const marked: string[] = [];
+    for (const [key, e] of this.entries) {
+      if (e.repository === repository && e.task === task && e.state === 'pending') {
+        e.state = 'sent';
+        marked.push(key);
+      }
+    }
+    return marked;
+  }
+
+  unsent(keys: readonly string[]): void {
+    for (const key of keys) {
+      const e = this.entries.get(key);
+      if (e) {
+        e.state = 'pending';
+      }
+    }
   }
 
   /**

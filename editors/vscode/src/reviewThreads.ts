@@ -272,13 +272,11 @@ export class ReviewThreads implements vscode.Disposable {
       contextValue: entry.state,
     }));
     thread.label = threadLabel(entry.task, entry.state, pending);
+    // No thread state (resolved or not): VS Code collapses a resolved thread, and a
+    // sent one is to say so where the user just clicked.
     if (thread.contextValue !== entry.state) {
       thread.contextValue = entry.state;
       thread.canReply = !sent;
-      thread.state = sent ? vscode.CommentThreadState.Resolved : vscode.CommentThreadState.Unresolved;
-      if (sent) {
-        thread.collapsibleState = vscode.CommentThreadCollapsibleState.Collapsed;
-      }
     }
   }
 
@@ -363,6 +361,29 @@ export class ReviewThreads implements vscode.Disposable {
       this.model.commented(uri, repository, task, hunk, text, pending);
       this.sync();
     }
+  }
+
+  /**
+   * Runs `send`, a server command that sends the task's pending comments (any reply
+   * does), with its threads shown sent meanwhile: the server republishes the hunks as
+   * it takes the comments, which must not read as the comments being removed. The
+   * threads are pending again if it fails.
+   */
+  async whileSending<T>(repository: string, task: number, send: () => Promise<T | undefined>): Promise<T | undefined> {
+    const marked = this.model.sending(repository, task);
+    if (marked.length > 0) {
+      this.sync();
+    }
+    let res: T | undefined;
+    try {
+      res = await send();
+    } finally {
+      if (res === undefined && marked.length > 0) {
+        this.model.unsent(marked);
+        this.sync();
+      }
+    }
+    return res;
   }
 
   /** The server answered handoff.sendComments (or a reply) with the task's record. */

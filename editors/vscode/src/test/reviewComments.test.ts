@@ -81,4 +81,19 @@ describe('review comments', () => {
     assert.equal(threadLabel(3, 'pending', 1), 'Handoff #3 · 1 comment to send');
     assert.equal(threadLabel(3, 'sent', 0), 'Handoff #3 · sent to the agent');
   });
+
+  it('comments being sent stay sent while the server takes them', () => {
+    const m = new ReviewComments();
+    m.published(FILE, '/r', [{ task: 3, hunk: 0, comments: ['use y'] }]);
+    const marked = m.sending('/r', 3);
+    assert.deepEqual(shown(m), ['3:0 sent [use y]']);
+    // The server republishes before and after it marks them sent, then drops the hunks.
+    m.published(FILE, '/r', [{ task: 3, hunk: 0, comments: ['use y'] }]);
+    m.published(FILE, '/r', [{ task: 3, hunk: 0, comments: [] }]);
+    m.published(FILE, '/r', []);
+    assert.deepEqual(shown(m), ['3:0 sent [use y]']);
+    // Refused: pending again.
+    m.unsent(marked);
+    assert.deepEqual(shown(m), ['3:0 pending [use y]']);
+  });
 });
