@@ -1,5 +1,6 @@
 --- `:Handoff {subcommand}`: starting tasks, the task picker and what it offers (log,
---- diff, reply, cancel, accept all), and the review commands.
+--- diff, reply, cancel, accept all, send comments), and the review commands (accept,
+--- reject, comment, send).
 
 local config = require("handoff.config")
 local lsp = require("handoff.lsp")
@@ -25,14 +26,19 @@ local function present(v)
   return v ~= nil and v ~= vim.NIL
 end
 
---- One line per task in the picker: "#3 ✓ done  Fix the parser · 2 files".
-function M.format_task(task)
+--- One line per task in the picker: "#3 ✓ done  Fix the parser · 2 files", and its
+--- review comments waiting to be sent ("· 💬 2 to send").
+---@param comments integer|nil its review comments not sent yet
+function M.format_task(task, comments)
   local detail = ""
   if task.state == "done" then
     local n = #(task.files_changed or {})
     detail = (" · %d file%s"):format(n, n == 1 and "" or "s")
   elseif task.state == "failed" and present(task.error) then
     detail = " · " .. task.error
+  end
+  if (comments or 0) > 0 then
+    detail = detail .. (" · 💬 %d to send"):format(comments)
   end
   return ("#%d %s %s  %s%s"):format(task.id, icons[task.state] or "?", task.state, task.title or task.prompt or "",
     detail)
@@ -236,10 +242,14 @@ local function with_task(id, fn)
       if #list == 0 then
         return notify("no tasks yet in " .. client.config.root_dir .. " (:Handoff start)")
       end
-      vim.ui.select(list, { prompt = "Handoff task", format_item = M.format_task, kind = "handoff.task" },
-        function(task)
-          if task then fn(client, bufnr, task) end
-        end)
+      local comments = require("handoff.inline").pending_comments(client.id)
+      vim.ui.select(list, {
+        prompt = "Handoff task",
+        format_item = function(t) return M.format_task(t, comments[t.id]) end,
+        kind = "handoff.task",
+      }, function(task)
+        if task then fn(client, bufnr, task) end
+      end)
     end)
   end)
 end
@@ -373,6 +383,73 @@ local function accept_all(client, _, task)
   end
 end
 
+--- Asks for a review comment's text (unless given) and keeps it on the hunk
+--- `args` = `{ task, uri, hunk }` as pending (`handoff.comment`). Also what the code
+--- action "Comment on this change (Handoff #N)…" runs (lsp.lua).
+function M.comment_on(client, bufnr, args, text)
+  local function go(t)
+    if not t or vim.trim(t) == "" then
+      return
+    end
+    local params = { task = args.task, uri = args.uri, hunk = args.hunk, text = t }
+    lsp.request(client, "handoff.comment", params, function(err, res)
+      if not err and res then
+        notify(("Comment kept for task #%d (%d pending): :Handoff send sends %s"):format(args.task, res.pending,
+          res.pending == 1 and "it" or "them together"))
+      end
+    end, { bufnr = bufnr })
+  end
+  if text and vim.trim(text) ~= "" then
+    go(text)
+  else
+    vim.ui.input({ prompt = ("Comment on this change (Handoff #%d): "):format(args.task) }, go)
+  end
+end
+
+--- `:Handoff comment [text]`: a review comment on the change under the cursor.
+function M.comment(text)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local inline = require("handoff.inline")
+  local h = inline.at_cursor(bufnr)
+  if not h then
+    local next_key = config.options.keymaps.next or ":Handoff next"
+    return notify(("no change on this line to comment on (%s jumps to the next)"):format(next_key),
+      vim.log.levels.WARN)
+  end
+  local client = vim.lsp.get_client_by_id(h.client_id)
+  if not client then
+    return notify("the language server of this buffer has stopped", vim.log.levels.ERROR)
+  end
+  M.comment_on(client, bufnr, { task = h.task, uri = vim.uri_from_bufnr(bufnr), hunk = h.hunk }, text)
+end
+
+local function send_comments(client, bufnr, task)
+  local n = require("handoff.inline").pending_comments(client.id)[task.id] or 0
+  lsp.request(client, "handoff.sendComments", { task = task.id, uri = repo_uri(client, bufnr) }, function(err)
+    if not err then
+      local what = n > 0 and ("%d comment%s"):format(n, n == 1 and "" or "s") or "the comments"
+      notify(("Sent %s to task #%d; its next turn runs (:Handoff log %d)"):format(what, task.id, task.id))
+    end
+  end, { bufnr = bufnr })
+end
+
+--- `:Handoff send [ID]`: sends the task's pending review comments as its next turn —
+--- the task of the change under the cursor, the one task with comments shown, or a pick.
+function M.send(id)
+  if not id then
+    local h = require("handoff.inline").at_cursor(0)
+    if h then
+      id = h.task
+    else
+      local with_comments = vim.tbl_keys(require("handoff.inline").pending_comments())
+      if #with_comments == 1 then
+        id = with_comments[1]
+      end
+    end
+  end
+  with_task(id, send_comments)
+end
+
 --- `:Handoff tasks`: pick a task, then what to do with it.
 function M.tasks()
   with_task(nil, function(client, bufnr, task)
@@ -387,8 +464,12 @@ function M.tasks()
     if present(task.head_commit) and tasks.is_terminal(task.state) then
       table.insert(actions, { "Accept all changes", accept_all })
     end
+    local comments = require("handoff.inline").pending_comments(client.id)[task.id] or 0
+    if comments > 0 then
+      table.insert(actions, { ("Send %d comment%s"):format(comments, comments == 1 and "" or "s"), send_comments })
+    end
     vim.ui.select(actions, {
-      prompt = M.format_task(task),
+      prompt = M.format_task(task, comments),
       format_item = function(a) return a[1] end,
       kind = "handoff.action",
     }, function(action)
@@ -445,6 +526,8 @@ local subcommands = {
     M.reply(id, table.concat(args, " ", 2))
   end,
   cancel = function(args) M.cancel(task_id(args[1])) end,
+  comment = function(args) M.comment(table.concat(args, " ")) end,
+  send = function(args) M.send(task_id(args[1])) end,
   accept = function() require("handoff.inline").accept() end,
   reject = function() require("handoff.inline").reject() end,
   ["accept-all"] = function(args)
@@ -458,7 +541,7 @@ local subcommands = {
   prev = function() require("handoff.inline").prev() end,
 }
 
-local with_id = { log = true, diff = true, reply = true, cancel = true, ["accept-all"] = true }
+local with_id = { log = true, diff = true, reply = true, cancel = true, ["accept-all"] = true, send = true }
 
 function M.complete(arglead, cmdline)
   local words = vim.split(cmdline:gsub("^%S*%s*", ""), "%s+")
@@ -508,7 +591,7 @@ function M.create()
     range = true,
     bang = true,
     complete = M.complete,
-    desc = "Handoff: background agent tasks (start, todo, delegate, tasks, log, diff, reply, cancel, accept, reject, next, prev)",
+    desc = "Handoff: background agent tasks (start, todo, delegate, tasks, log, diff, reply, cancel, accept, reject, comment, send, next, prev)",
   })
 end
 
