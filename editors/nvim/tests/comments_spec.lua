@@ -31,7 +31,7 @@ wait(20000, "the first comment under its change", function()
   return vim.deep_equal(virt[2], { '    return ("hello, " + name).upper()', drawn(FIRST) })
 end)
 check(H.asked[#H.asked]:find("Comment on this change (Handoff #1)", 1, true), "asked: %s", vim.inspect(H.asked))
-check(#H.notes_with("Comment kept for task #1 (1 pending)") == 1, "notes: %s", vim.inspect(H.notes))
+wait(20000, "the answer", function() return #H.notes_with("Comment kept for task #1 (1 pending)") == 1 end)
 check(vim.deep_equal(handoff.hunks(buf)[1].comments, { FIRST }), "hunks: %s", vim.inspect(handoff.hunks(buf)))
 
 -- 2. The server's code action on the second change runs handoff.comment without text:
