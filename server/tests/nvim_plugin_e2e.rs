@@ -161,6 +161,26 @@ fn review_comments_made_in_neovim_are_drawn_on_their_changes_and_sent_as_the_nex
 }
 
 #[test]
+fn attempts_started_from_neovim_show_together_in_the_picker_and_keeping_one_removes_the_other() {
+    let repo = run_script("attempts_spec.lua");
+    let ids: Vec<u64> = repo
+        .json(&["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1]);
+    // The attempt removed keeps its branch, as `handoff pick` leaves it.
+    assert_eq!(
+        repo.git(&["branch", "--list", "handoff/2-*"])
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn checkhealth_handoff_reports_the_binary_docker_and_the_config_without_errors() {
     run_script("health_spec.lua");
 }
