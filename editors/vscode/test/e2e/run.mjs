@@ -911,6 +911,19 @@ test('a review comment added in the thread UI of a hunk is sent to the agent, an
   );
   await shot(page, 'comment-pending-inline');
 
+  // The server's Quick Fix "Comment on this change (Handoff #N)…": the extension asks
+  // for the text (it set initializationOptions.commentInput).
+  await page.locator('.editor-group-container.active .view-lines .view-line', { hasText: 'VERSION' }).first().click();
+  await goToLine(page, 1);
+  await quickFix(page, `Comment on this change (Handoff #${id})`);
+  await answerQuickInput(page, `comment on this change (Handoff #${id})`, 'keep the quotes');
+  await page.keyboard.press('Enter');
+  await until('the thread to show both comments', 20_000, async () => {
+    const text = (await thread.textContent()) ?? '';
+    return text.includes('keep the quotes') && text.includes(`Handoff #${id} · 2 comments to send`);
+  });
+  await shot(page, 'comment-from-quick-fix');
+
   // 2. In the diff editor (the task's context menu, "Show diff"): another comment on
   // the result side.
   await openHandoffView(page);
@@ -926,16 +939,16 @@ test('a review comment added in the thread UI of a hunk is sent to the agent, an
   const diffThread = diff.locator('.editor.modified .review-widget', { hasText: 'use three numbers' }).first();
   await diffThread.waitFor({ state: 'visible', timeout: 30_000 });
   await addCommentInThread(page, 'and mention it in NOTES.md', diffThread);
-  await until('the diff editor thread to count both comments', 20_000, async () =>
-    ((await diffThread.textContent()) ?? '').includes(`Handoff #${id} · 2 comments to send`),
+  await until('the diff editor thread to count the three comments', 20_000, async () =>
+    ((await diffThread.textContent()) ?? '').includes(`Handoff #${id} · 3 comments to send`),
   );
   const pending = handoffJson(repo, 'comment', String(id), '--list');
   assert(
-    pending.length === 2 && pending.every((c) => c.file === 'version.py' && c.sent_in_turn === null),
-    `the server keeps both comments as pending: ${JSON.stringify(pending)}`,
+    pending.length === 3 && pending.every((c) => c.file === 'version.py' && c.sent_in_turn === null),
+    `the server keeps the comments as pending: ${JSON.stringify(pending)}`,
   );
   await until('the task view to count them', 20_000, async () =>
-    ((await treeRow(page, id).locator('.label-description').textContent()) ?? '').includes('💬 2 to send'),
+    ((await treeRow(page, id).locator('.label-description').textContent()) ?? '').includes('💬 3 to send'),
   );
   await shot(page, 'comment-pending-diff-editor');
 
@@ -954,8 +967,9 @@ test('a review comment added in the thread UI of a hunk is sent to the agent, an
   });
   const prompt = task.turns[1].prompt;
   assert(
-    prompt.includes('Review comments on your changes (2)') && prompt.includes('use three numbers') && prompt.includes('and mention it in NOTES.md'),
-    `the second turn's prompt quotes both comments:\n${prompt}`,
+    prompt.includes('Review comments on your changes (3)') &&
+      ['use three numbers', 'keep the quotes', 'and mention it in NOTES.md'].every((c) => prompt.includes(c)),
+    `the second turn's prompt quotes the comments:\n${prompt}`,
   );
 
   // 4. Back in version.py: the second turn's hunk, the sent threads gone.
