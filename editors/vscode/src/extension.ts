@@ -1,7 +1,7 @@
 // Handoff for VS Code: starts `handoff lsp` and adds what plain LSP cannot show — the
-// task view, the status bar, notifications with buttons, the inline diff, a real
-// diff editor and review comments in comment threads. Code actions, CodeLens ("Accept | Reject") and edits come from the
-// server through vscode-languageclient.
+// task view, the status bar, notifications with buttons, the inline diff, a real diff
+// editor and review comments in comment threads. Code actions, CodeLens ("Accept |
+// Reject") and edits come from the server through vscode-languageclient.
 
 import * as vscode from 'vscode';
 import { Middleware } from 'vscode-languageclient/node';

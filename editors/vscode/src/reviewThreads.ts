@@ -39,7 +39,7 @@ interface ResultDoc {
 }
 
 export class ReviewThreads implements vscode.Disposable {
-  readonly model = new ReviewComments();
+  private readonly model = new ReviewComments();
   private readonly controller = vscode.comments.createCommentController('handoff', 'Handoff review');
   /** `${document}|${entry key}` → the thread showing that entry in that document. */
   private readonly threads = new Map<string, vscode.CommentThread>();
@@ -69,7 +69,10 @@ export class ReviewThreads implements vscode.Disposable {
         let any = false;
         for (const rt of change.changed) {
           const now = store.get(rt.repository, rt.task.id);
-          any = (now ? this.model.taskState(rt.repository, now.task.id, now.task.state) : this.model.taskRemoved(rt.repository, rt.task.id)) || any;
+          const changed = now
+            ? this.model.taskState(rt.repository, now.task.id, now.task.state)
+            : this.model.taskRemoved(rt.repository, rt.task.id);
+          any = changed || any;
         }
         if (any) {
           this.sync();
@@ -280,7 +283,7 @@ export class ReviewThreads implements vscode.Disposable {
     }
   }
 
-  /** The entry a thread shows, or the hunk under a new thread (the one the user opened). */
+  /** The hunk under a thread's first line, where its document shows the hunk now. */
   private hunkOf(thread: vscode.CommentThread): Placement | undefined {
     const line = thread.range?.start.line;
     if (line === undefined) {
