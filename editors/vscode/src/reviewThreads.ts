@@ -359,9 +359,11 @@ export class ReviewThreads implements vscode.Disposable {
 
   /** `handoff.comment` from the code action, with the text asked for: the server republishes. */
   noteCommented(uri: string, task: number, hunk: number, text: string, pending: number): void {
-    const repository = this.store.repositoryOf(canonical(vscode.Uri.parse(uri).fsPath));
+    // Keyed as VS Code writes the document's URI (the server's spelling may differ).
+    const file = vscode.Uri.parse(uri);
+    const repository = this.store.repositoryOf(canonical(file.fsPath));
     if (repository) {
-      this.model.commented(uri, repository, task, hunk, text, pending);
+      this.model.commented(file.toString(), repository, task, hunk, text, pending);
       this.sync();
     }
   }
