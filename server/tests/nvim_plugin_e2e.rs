@@ -31,9 +31,14 @@ print(greet(\"world\"))
 
 const CHANGES: &str = "# Changes\n\n- First release.\n";
 
-/// What the agent does, every time: prints its prompt (so the log shows it), makes two
-/// separate changes to greet.py and appends to CHANGES.md.
+/// What the agent does: prints its prompt (so the log shows it), makes two separate
+/// changes to greet.py and appends to CHANGES.md; asked again with review comments, it
+/// answers them by changing the farewell once more.
 const AGENT: &str = r#"cat "$HANDOFF_PROMPT_FILE"
+if grep -q 'Review comments' "$HANDOFF_PROMPT_FILE"; then
+  sed -i 's/return "goodbye, " + name/return "goodbye, " + name.title()/' greet.py
+  exit 0
+fi
 sed -i -e '/TODO: greet loudly/d' -e 's/return "hello, " + name/return ("hello, " + name).upper()/' -e 's/return "bye, " + name/return "goodbye, " + name/' greet.py
 echo "- Louder greetings." >> CHANGES.md
 "#;
@@ -131,6 +136,44 @@ fn the_task_picker_lists_what_the_cli_lists_and_offers_log_diff_reply_cancel_and
     assert_eq!(ids, [1, 2]);
     assert_eq!(
         repo.git(&["branch", "--list", "handoff/3-*"])
+            .lines()
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn review_comments_made_in_neovim_are_drawn_on_their_changes_and_sent_as_the_next_turn() {
+    let repo = run_script("comments_spec.lua");
+    assert_eq!(repo.read("greet.py"), GREET);
+    // Both comments went with the second turn, which answered them on the branch.
+    let task = repo.task(1);
+    let turns = task["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 2);
+    let prompt = turns[1]["prompt"].as_str().unwrap();
+    assert!(
+        prompt.contains("Review comments on your changes (2)"),
+        "{prompt}"
+    );
+    let branch = task["branch"].as_str().unwrap();
+    let result = String::from_utf8(repo.show_bytes(branch, "greet.py")).unwrap();
+    assert!(result.contains("name.title()"), "{result}");
+}
+
+#[test]
+fn attempts_started_from_neovim_show_together_in_the_picker_and_keeping_one_removes_the_other() {
+    let repo = run_script("attempts_spec.lua");
+    let ids: Vec<u64> = repo
+        .json(&["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1]);
+    // The attempt removed keeps its branch, as `handoff pick` leaves it.
+    assert_eq!(
+        repo.git(&["branch", "--list", "handoff/2-*"])
             .lines()
             .count(),
         1

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { agentSpec, MAX_ATTEMPTS, othersInGroup, parseAttempts } from './attempts';
 import { canonical, relativePath, repositoryRoot, run } from './git';
 import { openTaskDiff } from './gitContent';
 import { InlineDiff } from './inlineDiff';
@@ -16,11 +17,13 @@ import {
   hasResult,
   isPending,
   isTerminal,
+  plural,
   RepoTask,
   stateIcon,
   TaskRecord,
 } from './model';
 import { agentChoices, builtinDetail, ConfigText } from './profiles';
+import { ReviewThreads } from './reviewThreads';
 import { message, Server } from './server';
 import { TaskStore } from './store';
 import { TreeNode } from './tree';
@@ -29,6 +32,7 @@ export interface CommandContext {
   server: Server;
   store: TaskStore;
   inlineDiff: InlineDiff;
+  reviewThreads: ReviewThreads;
   reloadTasks(): Promise<void>;
 }
 
@@ -63,7 +67,10 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
         validateInput: (v) => (v.trim() === '' ? 'Type an instruction for the agent.' : undefined),
       });
       if (text) {
-        await ctx.server.execute('handoff.reply', { task: rt.task.id, message: text, uri: repoUri(rt) });
+        // Pending review comments go with it.
+        await ctx.reviewThreads.whileSending(rt.repository, rt.task.id, () =>
+          ctx.server.execute<TaskRecord>('handoff.reply', { task: rt.task.id, message: text, uri: repoUri(rt) }),
+        );
       }
     }),
     c('handoff.ui.acceptAll', (arg?: unknown) => decideAll(ctx, arg, 'accept')),
@@ -83,6 +90,9 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       }
     }),
     c('handoff.ui.removeTask', (arg?: unknown) => removeTask(ctx, arg)),
+    c('handoff.ui.keepAttempt', (arg?: unknown) => keepAttempt(ctx, arg)),
+    c('handoff.ui.addComment', (reply: vscode.CommentReply) => ctx.reviewThreads.addComment(reply)),
+    c('handoff.ui.sendComments', (arg?: unknown) => sendComments(ctx, arg)),
     c('handoff.ui.review', async (arg?: unknown) => {
       const rt = await resolveTask(ctx, arg, (t) => isTerminal(t.task.state), 'Review which task?');
       if (rt) {
@@ -105,7 +115,7 @@ async function startTask(ctx: CommandContext): Promise<void> {
     return;
   }
   const prompt = await vscode.window.showInputBox({
-    title: 'Handoff: Start background task (1/2)',
+    title: 'Handoff: Start background task (1/3)',
     prompt: 'What should the agent do? It works on a snapshot of the whole repository, on its own branch.',
     placeHolder: 'e.g. Upgrade serde to 1.0.220 and fix what breaks',
     ignoreFocusOut: true,
@@ -114,7 +124,23 @@ async function startTask(ctx: CommandContext): Promise<void> {
   if (!prompt) {
     return;
   }
-  const agent = await pickAgent(target.repository, 'Handoff: Start background task (2/2)');
+  const count = await vscode.window.showInputBox({
+    title: 'Handoff: Start background task (2/3) · Attempts',
+    prompt: `How many attempts? Several start from the same snapshot, to compare and keep the best (1 to ${MAX_ATTEMPTS}).`,
+    value: '1',
+    ignoreFocusOut: true,
+    validateInput: (v) => {
+      const parsed = parseAttempts(v);
+      return 'error' in parsed ? parsed.error : undefined;
+    },
+  });
+  const parsed = count === undefined ? undefined : parseAttempts(count);
+  if (!parsed || 'error' in parsed) {
+    return;
+  }
+  const attempts = parsed.attempts;
+  const title = 'Handoff: Start background task (3/3)';
+  const agent = attempts > 1 ? await pickAgents(target.repository, title) : await pickAgent(target.repository, title);
   if (agent === undefined) {
     return;
   }
@@ -123,10 +149,16 @@ async function startTask(ctx: CommandContext): Promise<void> {
     prompt,
     agent,
     uri: target.uri.toString(),
+    ...(attempts > 1 ? { attempts } : {}),
   });
   if (task) {
     ctx.store.update(target.repository, task);
-    vscode.window.setStatusBarMessage(`$(sync~spin) Handoff #${task.id} started on ${task.branch}`, 5000);
+    vscode.window.setStatusBarMessage(
+      attempts > 1
+        ? `$(sync~spin) Handoff g${task.group ?? task.id}: ${attempts} attempts started`
+        : `$(sync~spin) Handoff #${task.id} started on ${task.branch}`,
+      5000,
+    );
   }
 }
 
@@ -156,8 +188,8 @@ interface AgentItem extends vscode.QuickPickItem {
   agent: string | null | 'other';
 }
 
-/** The agent profile to use: a name, null for the configured default, undefined if dismissed. */
-async function pickAgent(repository: string, title: string): Promise<string | null | undefined> {
+/** The agent profiles a picker offers: the built-in ones and those of the configuration files. */
+async function agentItems(repository: string): Promise<AgentItem[]> {
   const configs: ConfigText[] = [];
   const userConfig = path.join(process.env.XDG_CONFIG_HOME || path.join(os.homedir(), '.config'), 'handoff', 'config.toml');
   for (const [source, file] of [
@@ -170,32 +202,72 @@ async function pickAgent(repository: string, title: string): Promise<string | nu
       // No such file: nothing to add.
     }
   }
-  const items: AgentItem[] = agentChoices(configs).map((a) => ({
+  return agentChoices(configs).map((a) => ({
     label: a.name,
     description: [a.isDefault ? 'default' : '', a.source].filter((s) => s !== '').join(' · '),
     detail: a.image ? `image ${a.image}` : builtinDetail(a.name),
     agent: a.source.startsWith('default_agent') ? null : a.name,
+    picked: a.isDefault,
   }));
-  items.push({ label: '$(edit) Other agent profile…', agent: 'other', alwaysShow: true });
-  const picked = await vscode.window.showQuickPick(items, {
+}
+
+const OTHER_AGENT: AgentItem = { label: '$(edit) Other agent profile…', agent: 'other', alwaysShow: true };
+const PLACEHOLDER = 'Which agent profile runs the task? (profiles: built-in, ~/.config/handoff/config.toml, .handoff.toml)';
+
+/** The agent profile to use: a name, null for the configured default, undefined if dismissed. */
+async function pickAgent(repository: string, title: string): Promise<string | null | undefined> {
+  const items = (await agentItems(repository)).map((i) => ({ ...i, picked: undefined }));
+  const picked = await vscode.window.showQuickPick([...items, OTHER_AGENT], {
     title,
-    placeHolder: 'Which agent profile runs the task? (profiles: built-in, ~/.config/handoff/config.toml, .handoff.toml)',
+    placeHolder: PLACEHOLDER,
     ignoreFocusOut: true,
     matchOnDescription: true,
   });
   if (!picked) {
     return undefined;
   }
-  if (picked.agent !== 'other') {
-    return picked.agent;
+  return picked.agent !== 'other' ? picked.agent : askProfileNames(title, false);
+}
+
+/**
+ * The agent profiles that take several attempts in turn (a multi-select, the default
+ * picked): the `agent` argument of handoff.delegate, or undefined if dismissed.
+ */
+async function pickAgents(repository: string, title: string): Promise<string | null | undefined> {
+  const picked = await vscode.window.showQuickPick([...(await agentItems(repository)), OTHER_AGENT], {
+    title,
+    placeHolder: 'Which agent profiles take the attempts? Several take them in turn.',
+    ignoreFocusOut: true,
+    matchOnDescription: true,
+    canPickMany: true,
+  });
+  if (!picked) {
+    return undefined;
   }
+  const names: Array<string | null> = picked.filter((p) => p.agent !== 'other').map((p) => p.agent as string | null);
+  if (picked.some((p) => p.agent === 'other')) {
+    const more = await askProfileNames(title, true);
+    if (more === undefined) {
+      return undefined;
+    }
+    names.push(...more.split(','));
+  }
+  return agentSpec(names);
+}
+
+async function askProfileNames(title: string, several: boolean): Promise<string | undefined> {
   const name = await vscode.window.showInputBox({
     title,
-    prompt: 'The name of an agent profile (an [agents.NAME] table of your configuration)',
+    prompt: several
+      ? 'Names of agent profiles, comma-separated ([agents.NAME] tables of your configuration)'
+      : 'The name of an agent profile (an [agents.NAME] table of your configuration)',
     ignoreFocusOut: true,
-    validateInput: (v) => (/^[A-Za-z0-9_.-]+$/.test(v.trim()) ? undefined : 'A profile name: letters, digits, "_", "-", "."'),
+    validateInput: (v) =>
+      (several ? v.split(',') : [v]).every((n) => /^[A-Za-z0-9_.-]+$/.test(n.trim()))
+        ? undefined
+        : 'A profile name: letters, digits, "_", "-", "."',
   });
-  return name ? name.trim() : undefined;
+  return name ? name.split(',').map((n) => n.trim()).join(',') : undefined;
 }
 
 /** Asks what to do with a selection; undefined if dismissed. */
@@ -267,7 +339,7 @@ async function resolveTask(
   placeHolder: string,
   none = 'There are no Handoff tasks yet.',
 ): Promise<RepoTask | undefined> {
-  if (isNode(arg) && arg.kind !== 'repository') {
+  if (isNode(arg) && (arg.kind === 'task' || arg.kind === 'file')) {
     return ctx.store.get(arg.rt.repository, arg.rt.task.id) ?? arg.rt;
   }
   if (typeof arg === 'object' && arg !== null && typeof (arg as { task?: unknown }).task === 'number') {
@@ -431,6 +503,119 @@ async function removeTask(ctx: CommandContext, arg: unknown): Promise<void> {
     vscode.window.setStatusBarMessage(`Removed Handoff #${rt.task.id}`, 4000);
   } catch (e) {
     void vscode.window.showErrorMessage(`Handoff: removing task #${rt.task.id} failed: ${message(e)}`);
+  }
+}
+
+/** How long a cancelled task's container removal is given before the task is removed. */
+const CANCEL_SETTLE_MS = 2000;
+
+/**
+ * "Keep this one" on an attempt: removes the other tasks of its group (cancelling those
+ * still at work), as `handoff pick ID` does; their branches stay.
+ */
+async function keepAttempt(ctx: CommandContext, arg: unknown): Promise<void> {
+  const rt = await resolveTask(
+    ctx,
+    arg,
+    (t) => othersInGroup(ctx.store.all(), t).length > 0,
+    'Keep which attempt (the others of its group are removed)?',
+    'No task is one of several attempts.',
+  );
+  if (!rt) {
+    return;
+  }
+  const others = othersInGroup(ctx.store.all(), rt);
+  if (others.length === 0) {
+    void vscode.window.showInformationMessage(`Handoff: task #${rt.task.id} is the only attempt left in its group.`);
+    return;
+  }
+  const ids = others.map((o) => `#${o.task.id}`).join(', ');
+  const running = others.filter((o) => isPending(o.task.state));
+  const confirm = 'Remove the Others';
+  const pick = await vscode.window.showWarningMessage(
+    `Keep task #${rt.task.id} (${rt.task.agent}) and remove the other attempts of g${rt.task.group}: ${ids}?`,
+    {
+      modal: true,
+      detail:
+        (running.length > 0 ? `${running.map((o) => `#${o.task.id}`).join(', ')} still at work will be cancelled. ` : '') +
+        'Their records, containers and scratch files are deleted; their branches stay.',
+    },
+    confirm,
+  );
+  if (pick !== confirm) {
+    return;
+  }
+  const removed: string[] = [];
+  for (const other of others) {
+    if (isPending(other.task.state)) {
+      const cancelled = await ctx.server.execute<TaskRecord>('handoff.cancel', { task: other.task.id, uri: repoUri(other) });
+      if (!cancelled) {
+        continue;
+      }
+      // The server answers once the task has ended, and may still be removing its
+      // container then: a removal at once can fail with Docker's "removal of container
+      // … is already in progress". Give it a moment.
+      await new Promise((resolve) => setTimeout(resolve, CANCEL_SETTLE_MS));
+    }
+    const done = await ctx.server.execute<{ removed: number }>('handoff.removeTask', {
+      task: other.task.id,
+      deleteBranch: false,
+      uri: repoUri(other),
+    });
+    if (done) {
+      ctx.store.remove(other.repository, other.task.id);
+      removed.push(`#${other.task.id}`);
+    }
+  }
+  if (removed.length > 0) {
+    vscode.window.setStatusBarMessage(`Kept Handoff #${rt.task.id}; removed ${removed.join(', ')} (their branches stay)`, 6000);
+  }
+}
+
+function isCommentReply(arg: unknown): arg is vscode.CommentReply {
+  return typeof arg === 'object' && arg !== null && 'thread' in arg && typeof (arg as { text?: unknown }).text === 'string';
+}
+
+function isCommentThread(arg: unknown): arg is vscode.CommentThread {
+  return typeof arg === 'object' && arg !== null && 'uri' in arg && 'comments' in arg && 'canReply' in arg;
+}
+
+/**
+ * "Send comments": a task's pending review comments go to its agent as the next turn.
+ * From a thread (with a comment typed in its box: added first), the task view, or the
+ * palette.
+ */
+async function sendComments(ctx: CommandContext, arg: unknown): Promise<void> {
+  let rt: RepoTask | undefined;
+  if (isCommentReply(arg)) {
+    if (arg.text.trim() !== '' && !(await ctx.reviewThreads.addComment(arg))) {
+      return;
+    }
+    rt = ctx.reviewThreads.taskOf(arg.thread);
+  } else if (isCommentThread(arg)) {
+    rt = ctx.reviewThreads.taskOf(arg);
+  } else {
+    rt = await resolveTask(
+      ctx,
+      arg,
+      (t) => ctx.reviewThreads.pendingCount(t) > 0,
+      'Send the review comments of which task?',
+      'No task has review comments waiting to be sent.',
+    );
+  }
+  if (!rt) {
+    return;
+  }
+  const pending = ctx.reviewThreads.pendingCount(rt);
+  const target = rt;
+  const task = await ctx.reviewThreads.whileSending(rt.repository, rt.task.id, () =>
+    ctx.server.execute<TaskRecord>('handoff.sendComments', { task: target.task.id, uri: repoUri(target) }),
+  );
+  if (task) {
+    ctx.store.update(rt.repository, task);
+    ctx.reviewThreads.noteTask(rt.repository, task);
+    const what = pending > 0 ? plural(pending, 'comment') : 'the comments';
+    vscode.window.setStatusBarMessage(`$(sync~spin) Sent ${what} to Handoff #${task.id}; its next turn runs`, 6000);
   }
 }
 

@@ -1,7 +1,7 @@
 // Handoff for VS Code: starts `handoff lsp` and adds what plain LSP cannot show — the
-// task view, the status bar, notifications with buttons, the inline diff and a real
-// diff editor. Code actions, CodeLens ("Accept | Reject") and edits come from the
-// server through vscode-languageclient.
+// task view, the status bar, notifications with buttons, the inline diff, a real diff
+// editor and review comments in comment threads. Code actions, CodeLens ("Accept |
+// Reject") and edits come from the server through vscode-languageclient.
 
 import * as vscode from 'vscode';
 import { Middleware } from 'vscode-languageclient/node';
@@ -9,8 +9,9 @@ import { askInstruction, CommandContext, registerCommands, relativeIn, review } 
 import { canonical, repositoryRoot } from './git';
 import { GitContent, openTaskDiff } from './gitContent';
 import { InlineDiff } from './inlineDiff';
-import { diffRequest, needsInstruction, withInstruction } from './interception';
+import { commentRequest, diffRequest, needsInstruction, sendsComments, withCommentText, withInstruction } from './interception';
 import { endMessage, hasResult, RepoTask, TaskRecord } from './model';
+import { ReviewThreads } from './reviewThreads';
 import { message, Server } from './server';
 import { TaskStatus } from './statusBar';
 import { TaskStore } from './store';
@@ -23,6 +24,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const output = vscode.window.createOutputChannel('Handoff');
   const store = new TaskStore(context.workspaceState);
   const inlineDiff = new InlineDiff(() => config().get<boolean>('inlineDiff', true));
+  let reviewThreads: ReviewThreads | undefined;
 
   const middleware: Middleware = {
     // Commands of the server's code actions and lenses run through here.
@@ -34,6 +36,25 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
             return undefined;
           }
           args = withInstruction(args, instruction);
+        }
+        const comment = commentRequest(command, args);
+        if (comment) {
+          const text = await askComment(comment.task);
+          if (!text) {
+            return undefined;
+          }
+          args = withCommentText(args, text);
+          const res = (await next(command, args)) as { pending?: unknown } | undefined;
+          if (typeof res?.pending === 'number') {
+            reviewThreads?.noteCommented(comment.uri, comment.task, comment.hunk, text, res.pending);
+          }
+          return res;
+        }
+        const sends = sendsComments(command, args);
+        const sender = sends && store.find(sends.task, sends.uri ? canonical(vscode.Uri.parse(sends.uri).fsPath) : undefined);
+        if (sender && reviewThreads) {
+          const sent = args;
+          return await reviewThreads.whileSending(sender.repository, sender.task.id, () => next(command, sent));
         }
         const diff = diffRequest(command, args);
         if (diff) {
@@ -87,8 +108,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     onReady: () => void reloadTasks(),
   });
 
-  const ctx: CommandContext = { server, store, inlineDiff, reloadTasks };
-  const tree = new TaskTree(store);
+  reviewThreads = new ReviewThreads(server, store, inlineDiff);
+  const ctx: CommandContext = { server, store, inlineDiff, reviewThreads, reloadTasks };
+  const tree = new TaskTree(store, reviewThreads);
   const view = vscode.window.createTreeView('handoff.tasks', { treeDataProvider: tree, showCollapseAll: true });
   const status = new TaskStatus(store, (toReview) => {
     view.badge = toReview > 0 ? { value: toReview, tooltip: `${toReview} Handoff task(s) ready to review` } : undefined;
@@ -98,6 +120,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     server.onDidChangeRunning((running) => status.setServerRunning(running)),
     output,
     inlineDiff,
+    reviewThreads,
     tree,
     view,
     status,
@@ -138,6 +161,17 @@ async function startIfInRepository(ctx: CommandContext): Promise<void> {
 export async function deactivate(): Promise<void> {
   await server?.stop();
   server = undefined;
+}
+
+/** The text of a review comment for "Comment on this change (Handoff #N)…"; undefined if dismissed. */
+async function askComment(task: number): Promise<string | undefined> {
+  const text = await vscode.window.showInputBox({
+    title: `Handoff: comment on this change (Handoff #${task})`,
+    prompt: 'What should the agent change here? Comments wait until you send them together (Send comments).',
+    ignoreFocusOut: true,
+    validateInput: (v) => (v.trim() === '' ? 'Type a comment for the agent.' : undefined),
+  });
+  return text?.trim() || undefined;
 }
 
 /** The notification when a task ends, with "Review" and "Show Log". */

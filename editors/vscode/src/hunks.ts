@@ -1,6 +1,6 @@
 // A pending hunk as the server publishes it: a diagnostic of severity Hint, source
 // "handoff", whose `data` holds the change (docs/protocol.md, "Diagnostics"):
-// `{task, hunk, conflict, oldLines, newLines}`. This module turns it into what the
+// `{task, hunk, conflict, oldLines, newLines, comments}`. This module turns it into what the
 // inline diff draws. The diagnostic's message is for people and is never parsed.
 // No VS Code API here.
 
@@ -12,6 +12,8 @@ export interface HunkView {
   removed: string[];
   /** Lines the agent proposes instead, without line ends. */
   added: string[];
+  /** The user's review comments on it that are not sent yet, oldest first. */
+  comments: string[];
 }
 
 export interface LineRange {
@@ -24,7 +26,14 @@ export function hunkFromData(data: unknown): HunkView | undefined {
   if (!data || typeof data !== 'object') {
     return undefined;
   }
-  const d = data as { task?: unknown; hunk?: unknown; conflict?: unknown; oldLines?: unknown; newLines?: unknown };
+  const d = data as {
+    task?: unknown;
+    hunk?: unknown;
+    conflict?: unknown;
+    oldLines?: unknown;
+    newLines?: unknown;
+    comments?: unknown;
+  };
   if (typeof d.task !== 'number' || typeof d.hunk !== 'number' || !isLines(d.oldLines) || !isLines(d.newLines)) {
     return undefined;
   }
@@ -34,6 +43,7 @@ export function hunkFromData(data: unknown): HunkView | undefined {
     conflict: d.conflict === true,
     removed: d.oldLines.map(withoutLineEnd),
     added: d.newLines.map(withoutLineEnd),
+    comments: isLines(d.comments) ? d.comments : [],
   };
 }
 

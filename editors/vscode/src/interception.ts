@@ -30,3 +30,42 @@ export function diffRequest(command: string, args: readonly unknown[]): { task: 
   }
   return { task: first.task, uri: typeof first.uri === 'string' ? first.uri : undefined };
 }
+
+/**
+ * "Comment on this change (Handoff #N)…" runs `handoff.comment` without text: the
+ * extension asks for it (it sets `initializationOptions.commentInput`). Returns the
+ * hunk it is about, or undefined for any other command.
+ */
+export function commentRequest(
+  command: string,
+  args: readonly unknown[],
+): { task: number; uri: string; hunk: number } | undefined {
+  const first = args[0] as { task?: unknown; uri?: unknown; hunk?: unknown; text?: unknown } | undefined;
+  if (
+    command !== 'handoff.comment' ||
+    typeof first?.task !== 'number' ||
+    typeof first.uri !== 'string' ||
+    typeof first.hunk !== 'number' ||
+    (typeof first.text === 'string' && first.text.trim() !== '')
+  ) {
+    return undefined;
+  }
+  return { task: first.task, uri: first.uri, hunk: first.hunk };
+}
+
+export function withCommentText(args: readonly unknown[], text: string): unknown[] {
+  return [{ ...(args[0] as object), text }, ...args.slice(1)];
+}
+
+/**
+ * The commands that send a task's pending review comments to its agent: "Send
+ * comments" (`handoff.sendComments`, from a lens or action) and any reply
+ * (`handoff.reply`: the comments go with it). Returns the task, or undefined.
+ */
+export function sendsComments(command: string, args: readonly unknown[]): { task: number; uri?: string } | undefined {
+  const first = args[0] as { task?: unknown; uri?: unknown } | undefined;
+  if ((command !== 'handoff.sendComments' && command !== 'handoff.reply') || typeof first?.task !== 'number') {
+    return undefined;
+  }
+  return { task: first.task, uri: typeof first.uri === 'string' ? first.uri : undefined };
+}

@@ -34,9 +34,29 @@ export interface TaskRecord {
   error: string | null;
   exit_code?: number | null;
   origin?: Origin | null;
+  /** The last run of the configured check, if any. */
+  check?: CheckRun | null;
+  /** What the agent spent over the ended turns (from its transcripts). */
+  spent?: Spending;
+  /** The attempts (`attempts` of handoff.delegate) this task is one of, named by the first one's id. */
+  group?: number | null;
+  /** Lines the result adds and removes against the base. */
+  lines_added?: number;
+  lines_removed?: number;
   created_at?: string;
   started_at?: string | null;
   finished_at?: string | null;
+}
+
+export interface CheckRun {
+  command: string;
+  exit_code: number;
+  passed: boolean;
+}
+
+export interface Spending {
+  turns: number;
+  cost_usd: number;
 }
 
 /** A task and the repository (working tree path) it belongs to. */

@@ -121,9 +121,9 @@ export class Server implements vscode.Disposable {
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       // The extension tells the user a task ended itself, with buttons; the server's
       // own "task ended" messages would say it twice. It handles handoff/taskChanged
-      // and handoff/taskRemoved, which the server sends only on request
-      // (docs/protocol.md, "Initialization options").
-      initializationOptions: { taskMessages: false, handoffNotifications: true },
+      // and handoff/taskRemoved, which the server sends only on request, and asks for
+      // the text of review comments itself (docs/protocol.md, "Initialization options").
+      initializationOptions: { taskMessages: false, handoffNotifications: true, commentInput: true },
       middleware: this.hooks.middleware,
       errorHandler: {
         error: (_error, _message, count) => ({

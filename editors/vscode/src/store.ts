@@ -3,7 +3,7 @@
 // tree, the status bar) listen to it. No VS Code API here.
 
 import * as path from 'path';
-import { justEnded, RepoTask, TaskRecord } from './model';
+import { isTerminal, justEnded, RepoTask, TaskRecord } from './model';
 
 /** Where the store keeps what must survive a reload (VS Code's workspaceState). */
 export interface KeyValue {
@@ -46,6 +46,7 @@ export class TaskStore {
     const previous = this.tasks.get(key)?.task;
     const entry = { repository, task };
     this.tasks.set(key, entry);
+    this.reopenIfRunningAgain(key, previous, task);
     const change: StoreChange = {
       changed: [entry],
       ended: justEnded(previous, task) ? [entry] : [],
@@ -68,6 +69,7 @@ export class TaskStore {
       const previous = this.tasks.get(key)?.task;
       const entry = { repository, task };
       this.tasks.set(key, entry);
+      this.reopenIfRunningAgain(key, previous, task);
       if (previous === undefined || JSON.stringify(previous) !== JSON.stringify(task)) {
         change.changed.push(entry);
         if (notifyEnded && previous !== undefined && justEnded(previous, task)) {
@@ -182,6 +184,19 @@ export class TaskStore {
       }
     }
     return ids;
+  }
+
+  /**
+   * A finished task at work again (a reply, review comments) will have a new result:
+   * its old hunks leave the editor without a decision, and it is to review again.
+   */
+  private reopenIfRunningAgain(key: string, previous: TaskRecord | undefined, task: TaskRecord): void {
+    if (previous && isTerminal(previous.state) && !isTerminal(task.state)) {
+      this.hunksSeen.delete(key);
+      if (this.reviewed.delete(key)) {
+        void this.memory?.update(REVIEWED_KEY, [...this.reviewed]);
+      }
+    }
   }
 
   private fire(change: StoreChange): void {

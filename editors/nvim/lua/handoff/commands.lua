@@ -1,5 +1,6 @@
---- `:Handoff {subcommand}`: starting tasks, the task picker and what it offers (log,
---- diff, reply, cancel, accept all), and the review commands.
+--- `:Handoff {subcommand}`: starting tasks (and several attempts), the task picker and
+--- what it offers (log, diff, reply, cancel, accept all, send comments, keep one
+--- attempt), and the review commands (accept, reject, comment, send).
 
 local config = require("handoff.config")
 local lsp = require("handoff.lsp")
@@ -25,17 +26,76 @@ local function present(v)
   return v ~= nil and v ~= vim.NIL
 end
 
---- One line per task in the picker: "#3 ✓ done  Fix the parser · 2 files".
-function M.format_task(task)
+--- What compares attempts: "check passed · 2 files · +10 −3 · $0.12" (what is known).
+local function attempt_detail(task)
+  local parts = {}
+  if type(task.check) == "table" then
+    table.insert(parts, task.check.passed and "check passed" or "check failed")
+  end
+  if tasks.is_terminal(task.state) then
+    local n = #(task.files_changed or {})
+    table.insert(parts, ("%d file%s"):format(n, n == 1 and "" or "s"))
+    if present(task.head_commit) then
+      table.insert(parts, ("+%d −%d"):format(task.lines_added or 0, task.lines_removed or 0))
+    end
+  end
+  local cost = type(task.spent) == "table" and tonumber(task.spent.cost_usd) or 0
+  if cost > 0 then
+    table.insert(parts, ("$%.2f"):format(cost))
+  end
+  return table.concat(parts, " · ")
+end
+
+--- One line per task in the picker: "#3 ✓ done  Fix the parser · 2 files"; an attempt
+--- of a group (`group_size` > 1) names its group and agent and what compares it:
+--- "#4 ✓ done  [g3 claude] Fix the parser · check passed · 2 files · +10 −3 · $0.12".
+---@param group_size integer|nil how many tasks of its group are listed
+---@param comments integer|nil its review comments not sent yet
+function M.format_task(task, group_size, comments)
   local detail = ""
-  if task.state == "done" then
+  local head = ""
+  if present(task.group) and (group_size or 0) > 1 then
+    head = ("[g%d %s] "):format(task.group, task.agent or "?")
+    local d = attempt_detail(task)
+    detail = d ~= "" and " · " .. d or ""
+  elseif task.state == "done" then
     local n = #(task.files_changed or {})
     detail = (" · %d file%s"):format(n, n == 1 and "" or "s")
-  elseif task.state == "failed" and present(task.error) then
-    detail = " · " .. task.error
   end
-  return ("#%d %s %s  %s%s"):format(task.id, icons[task.state] or "?", task.state, task.title or task.prompt or "",
-    detail)
+  if task.state == "failed" and present(task.error) then
+    detail = detail .. " · " .. task.error
+  end
+  if (comments or 0) > 0 then
+    detail = detail .. (" · 💬 %d to send"):format(comments)
+  end
+  return ("#%d %s %s  %s%s%s"):format(task.id, icons[task.state] or "?", task.state, head,
+    task.title or task.prompt or "", detail)
+end
+
+--- The picker's order: newest first, the tasks of a group together where its newest
+--- one is, in the order they were started. Returns the list and each group's size.
+function M.arrange(list)
+  local members, sizes = {}, {}
+  for _, t in ipairs(list) do
+    if present(t.group) then
+      members[t.group] = members[t.group] or {}
+      table.insert(members[t.group], t)
+      sizes[t.group] = (sizes[t.group] or 0) + 1
+    end
+  end
+  local out, placed = {}, {}
+  for _, t in ipairs(list) do
+    local g = present(t.group) and t.group or nil
+    if g == nil or sizes[g] < 2 then
+      table.insert(out, t)
+    elseif not placed[g] then
+      placed[g] = true
+      local group = vim.deepcopy(members[g])
+      table.sort(group, function(a, b) return a.id < b.id end)
+      vim.list_extend(out, group)
+    end
+  end
+  return out, sizes
 end
 
 --- The URI naming the repository of `bufnr` for commands: the buffer's file when it
@@ -57,8 +117,14 @@ local function with_client(fn)
   fn(client, bufnr)
 end
 
-local function started(task)
-  if type(task) == "table" and task.id then
+local function started(task, attempts)
+  if type(task) ~= "table" or not task.id then
+    return
+  end
+  if attempts and attempts > 1 then
+    notify(("Started %d attempts as group g%d: %s — :Handoff tasks to compare them, then keep one")
+      :format(attempts, present(task.group) and task.group or task.id, task.title or ""))
+  else
     notify(("Started task #%d (%s): %s — :Handoff tasks to follow it"):format(task.id, task.agent or "?",
       task.title or ""))
   end
@@ -67,12 +133,26 @@ end
 ---------------------------------------------------------------------------------------
 -- Starting tasks
 
---- `:Handoff[!] start [--agent=NAME] [prompt]`: a task for the whole repository; with
---- the bang, the agent profile is picked first.
+--- Most attempts one start may ask for (the server's MAX_ATTEMPTS).
+M.MAX_ATTEMPTS = 16
+
+--- The attempts typed in, or nil and why not.
+function M.parse_attempts(text)
+  local n = tonumber(vim.trim(text or ""))
+  if not n or n ~= math.floor(n) or n < 1 or n > M.MAX_ATTEMPTS then
+    return nil, ("attempts: a number from 1 to %d"):format(M.MAX_ATTEMPTS)
+  end
+  return n
+end
+
+--- `:Handoff[!] start [--attempts[=N]] [--agent=NAME[,NAME…]] [prompt]`: a task for the
+--- whole repository, or several attempts at it from the same snapshot (the agents named
+--- take them in turn); with the bang, the agent profile is picked first.
 ---@param prompt string|nil asked for when empty
----@param agent string|nil the agent profile; the `agent` option (or the repository's default) when nil
----@param pick boolean|nil pick the agent profile first (`:Handoff start!`)
-function M.start(prompt, agent, pick)
+---@param agent string|nil the agent profile(s); the `agent` option (or the repository's default) when nil
+---@param pick boolean|nil pick the agent profile first (`:Handoff! start`)
+---@param attempts integer|true|nil how many tasks (default 1); true: ask
+function M.start(prompt, agent, pick, attempts)
   with_client(function(client, bufnr)
     if pick and not agent then
       local agents = require("handoff.agents")
@@ -82,9 +162,22 @@ function M.start(prompt, agent, pick)
         kind = "handoff.agent",
       }, function(choice)
         if choice then
-          M.start(prompt, choice.name)
+          M.start(prompt, choice.name, false, attempts)
         end
       end)
+    end
+    if attempts == true then
+      return vim.ui.input({ prompt = ("Handoff: how many attempts (1-%d)? "):format(M.MAX_ATTEMPTS), default = "2" },
+        function(text)
+          if not text then
+            return
+          end
+          local n, err = M.parse_attempts(text)
+          if not n then
+            return notify(err, vim.log.levels.ERROR)
+          end
+          M.start(prompt, agent, false, n)
+        end)
     end
     local function go(text)
       if not text or vim.trim(text) == "" then
@@ -95,8 +188,9 @@ function M.start(prompt, agent, pick)
         prompt = text,
         agent = agent or config.options.agent,
         uri = repo_uri(client, bufnr),
+        attempts = (attempts or 1) > 1 and attempts or nil,
       }, function(err, task)
-        if not err then started(task) end
+        if not err then started(task, attempts) end
       end, { bufnr = bufnr })
     end
     if prompt and vim.trim(prompt) ~= "" then
@@ -236,10 +330,15 @@ local function with_task(id, fn)
       if #list == 0 then
         return notify("no tasks yet in " .. client.config.root_dir .. " (:Handoff start)")
       end
-      vim.ui.select(list, { prompt = "Handoff task", format_item = M.format_task, kind = "handoff.task" },
-        function(task)
-          if task then fn(client, bufnr, task) end
-        end)
+      local items, sizes = M.arrange(list)
+      local comments = require("handoff.inline").pending_comments(client.id)
+      vim.ui.select(items, {
+        prompt = "Handoff task",
+        format_item = function(t) return M.format_task(t, sizes[t.group], comments[t.id]) end,
+        kind = "handoff.task",
+      }, function(task)
+        if task then fn(client, bufnr, task) end
+      end)
     end)
   end)
 end
@@ -373,6 +472,122 @@ local function accept_all(client, _, task)
   end
 end
 
+--- Asks for a review comment's text (unless given) and keeps it on the hunk
+--- `args` = `{ task, uri, hunk }` as pending (`handoff.comment`). Also what the code
+--- action "Comment on this change (Handoff #N)…" runs (lsp.lua).
+function M.comment_on(client, bufnr, args, text)
+  local function go(t)
+    if not t or vim.trim(t) == "" then
+      return
+    end
+    local params = { task = args.task, uri = args.uri, hunk = args.hunk, text = t }
+    lsp.request(client, "handoff.comment", params, function(err, res)
+      if not err and res then
+        notify(("Comment kept for task #%d (%d pending): :Handoff send sends %s"):format(args.task, res.pending,
+          res.pending == 1 and "it" or "them together"))
+      end
+    end, { bufnr = bufnr })
+  end
+  if text and vim.trim(text) ~= "" then
+    go(text)
+  else
+    vim.ui.input({ prompt = ("Comment on this change (Handoff #%d): "):format(args.task) }, go)
+  end
+end
+
+--- `:Handoff comment [text]`: a review comment on the change under the cursor.
+function M.comment(text)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local inline = require("handoff.inline")
+  local h = inline.at_cursor(bufnr)
+  if not h then
+    local next_key = config.options.keymaps.next or ":Handoff next"
+    return notify(("no change on this line to comment on (%s jumps to the next)"):format(next_key),
+      vim.log.levels.WARN)
+  end
+  local client = vim.lsp.get_client_by_id(h.client_id)
+  if not client then
+    return notify("the language server of this buffer has stopped", vim.log.levels.ERROR)
+  end
+  M.comment_on(client, bufnr, { task = h.task, uri = vim.uri_from_bufnr(bufnr), hunk = h.hunk }, text)
+end
+
+local function send_comments(client, bufnr, task)
+  local n = require("handoff.inline").pending_comments(client.id)[task.id] or 0
+  lsp.request(client, "handoff.sendComments", { task = task.id, uri = repo_uri(client, bufnr) }, function(err)
+    if not err then
+      local what = n > 0 and ("%d comment%s"):format(n, n == 1 and "" or "s") or "the comments"
+      notify(("Sent %s to task #%d; its next turn runs (:Handoff log %d)"):format(what, task.id, task.id))
+    end
+  end, { bufnr = bufnr })
+end
+
+--- `:Handoff send [ID]`: sends the task's pending review comments as its next turn —
+--- the task of the change under the cursor, the one task with comments shown, or a pick.
+function M.send(id)
+  if not id then
+    local h = require("handoff.inline").at_cursor(0)
+    if h then
+      id = h.task
+    else
+      local with_comments = vim.tbl_keys(require("handoff.inline").pending_comments())
+      if #with_comments == 1 then
+        id = with_comments[1]
+      end
+    end
+  end
+  with_task(id, send_comments)
+end
+
+--- Keeps one attempt of a group and removes the others (cancelling those still at
+--- work), as `handoff pick ID` does; their branches stay.
+local function keep(client, bufnr, task)
+  fetch(client, bufnr, function(list)
+    local others = vim.tbl_filter(function(t)
+      return present(task.group) and t.group == task.group and t.id ~= task.id
+    end, list)
+    if #others == 0 then
+      return notify(("task #%d is not one of several attempts; nothing to remove"):format(task.id))
+    end
+    local left, removed = #others, {}
+    local function finish()
+      left = left - 1
+      if left > 0 then
+        return
+      end
+      table.sort(removed)
+      notify(("Kept task #%d (%s); removed %s (their branches stay)"):format(task.id, task.branch,
+        #removed > 0 and table.concat(vim.tbl_map(function(i) return "#" .. i end, removed), ", ") or "nothing"))
+    end
+    for _, other in ipairs(others) do
+      local args = { task = other.id, uri = repo_uri(client, bufnr) }
+      local function remove()
+        lsp.request(client, "handoff.removeTask", vim.tbl_extend("force", args, { deleteBranch = false }),
+          function(err)
+            if not err then
+              table.insert(removed, other.id)
+              tasks.remove(client.config.root_dir, other.id)
+            end
+            finish()
+          end, { bufnr = bufnr })
+      end
+      if tasks.is_terminal(other.state) then
+        remove()
+      else
+        lsp.request(client, "handoff.cancel", args, function(err)
+          if err then
+            return finish()
+          end
+          -- The server answers once the task has ended, and may still be removing its
+          -- container then: a removal at once can fail with Docker's "removal of
+          -- container … is already in progress". Give it a moment.
+          vim.defer_fn(remove, 2000)
+        end, { bufnr = bufnr })
+      end
+    end
+  end)
+end
+
 --- `:Handoff tasks`: pick a task, then what to do with it.
 function M.tasks()
   with_task(nil, function(client, bufnr, task)
@@ -387,8 +602,15 @@ function M.tasks()
     if present(task.head_commit) and tasks.is_terminal(task.state) then
       table.insert(actions, { "Accept all changes", accept_all })
     end
+    local comments = require("handoff.inline").pending_comments(client.id)[task.id] or 0
+    if comments > 0 then
+      table.insert(actions, { ("Send %d comment%s"):format(comments, comments == 1 and "" or "s"), send_comments })
+    end
+    if present(task.group) then
+      table.insert(actions, { "Keep this one (remove the others)", keep })
+    end
     vim.ui.select(actions, {
-      prompt = M.format_task(task),
+      prompt = M.format_task(task, nil, comments),
       format_item = function(a) return a[1] end,
       kind = "handoff.action",
     }, function(action)
@@ -401,6 +623,7 @@ function M.log(id) with_task(id, log) end
 function M.diff(id) with_task(id, diff) end
 function M.cancel(id) with_task(id, cancel) end
 function M.accept_all_task(id) with_task(id, accept_all) end
+function M.keep(id) with_task(id, keep) end
 function M.reply(id, message)
   with_task(id, function(client, bufnr, task) reply(client, bufnr, task, message) end)
 end
@@ -421,17 +644,35 @@ end
 
 local subcommands = {
   start = function(args, cmd)
-    local agent, flag
-    if args[1] and args[1]:match("^%-%-agent=") then
-      flag, agent = true, table.remove(args, 1):sub(#"--agent=" + 1)
-    elseif args[1] == "--agent" then
-      table.remove(args, 1)
-      flag, agent = true, table.remove(args, 1)
+    local agent, attempts
+    while args[1] and args[1]:match("^%-%-") do
+      local flag = table.remove(args, 1)
+      local name, value = flag:match("^%-%-([%w-]+)=(.*)$")
+      name = name or flag:sub(3)
+      if name == "agent" then
+        agent = value or table.remove(args, 1)
+        if agent == nil or agent == "" then
+          error("--agent needs a profile name (built-in: claude, codex, shell; more in .handoff.toml)", 0)
+        end
+      elseif name == "attempts" then
+        -- `--attempts=N`, `--attempts N`, or a bare `--attempts`: asked for.
+        if value == nil and args[1] and args[1]:match("^%d+$") then
+          value = table.remove(args, 1)
+        end
+        if value == nil then
+          attempts = true
+        else
+          local err
+          attempts, err = M.parse_attempts(value)
+          if not attempts then
+            error(err, 0)
+          end
+        end
+      else
+        error(("unknown option `%s` of :Handoff start (--agent=NAME, --attempts=N)"):format(flag), 0)
+      end
     end
-    if flag and (agent == nil or agent == "") then
-      error("--agent needs a profile name (built-in: claude, codex, shell; more in .handoff.toml)", 0)
-    end
-    M.start(table.concat(args, " "), agent, cmd.bang)
+    M.start(table.concat(args, " "), agent, cmd.bang, attempts)
   end,
   todo = function() M.todo() end,
   delegate = function(args, cmd)
@@ -445,6 +686,9 @@ local subcommands = {
     M.reply(id, table.concat(args, " ", 2))
   end,
   cancel = function(args) M.cancel(task_id(args[1])) end,
+  comment = function(args) M.comment(table.concat(args, " ")) end,
+  send = function(args) M.send(task_id(args[1])) end,
+  keep = function(args) M.keep(task_id(args[1])) end,
   accept = function() require("handoff.inline").accept() end,
   reject = function() require("handoff.inline").reject() end,
   ["accept-all"] = function(args)
@@ -458,7 +702,7 @@ local subcommands = {
   prev = function() require("handoff.inline").prev() end,
 }
 
-local with_id = { log = true, diff = true, reply = true, cancel = true, ["accept-all"] = true }
+local with_id = { log = true, diff = true, reply = true, cancel = true, ["accept-all"] = true, send = true, keep = true }
 
 function M.complete(arglead, cmdline)
   local words = vim.split(cmdline:gsub("^%S*%s*", ""), "%s+")
@@ -508,7 +752,7 @@ function M.create()
     range = true,
     bang = true,
     complete = M.complete,
-    desc = "Handoff: background agent tasks (start, todo, delegate, tasks, log, diff, reply, cancel, accept, reject, next, prev)",
+    desc = "Handoff: background agent tasks (start, todo, delegate, tasks, log, diff, reply, cancel, keep, accept, reject, comment, send, next, prev)",
   })
 end
 

@@ -74,6 +74,8 @@ function M.accept_all() require("handoff.inline").accept_all() end
 function M.next_hunk() require("handoff.inline").next() end
 function M.prev_hunk() require("handoff.inline").prev() end
 function M.hunks(bufnr) return require("handoff.inline").get(bufnr) end
+function M.comment(text) require("handoff.commands").comment(text) end
+function M.send() require("handoff.commands").send() end
 function M.start(prompt) require("handoff.commands").start(prompt) end
 function M.delegate_todo() require("handoff.commands").todo() end
 function M.pick() require("handoff.commands").tasks() end

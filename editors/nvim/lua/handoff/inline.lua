@@ -4,10 +4,11 @@
 --- The server publishes each pending hunk as a diagnostic (source "handoff") whose
 --- range is the hunk's lines *in the current buffer*: the lines the change would
 --- replace (an empty range where a pure insertion would go), and whose `data` holds the
---- change: `{task, hunk, conflict, oldLines, newLines}` (docs/protocol.md). The
---- message is for people and is never parsed here. The buffer's lines in the range are
---- highlighted as what goes away, and the proposed lines are shown below them as
---- virtual lines: what the buffer would read after Accept.
+--- change: `{task, hunk, conflict, oldLines, newLines, comments}` (docs/protocol.md).
+--- The message is for people and is never parsed here. The buffer's lines in the range
+--- are highlighted as what goes away, and the proposed lines are shown below them as
+--- virtual lines: what the buffer would read after Accept; the user's review comments
+--- on the hunk that are not sent yet follow them.
 
 local config = require("handoff.config")
 local lsp = require("handoff.lsp")
@@ -23,6 +24,7 @@ M.ns = vim.api.nvim_create_namespace("handoff_inline")
 ---@field conflict boolean
 ---@field old string[]
 ---@field new string[]
+---@field comments string[] review comments on it not sent yet (`:Handoff comment`)
 ---@field empty boolean   a pure insertion (empty range)
 ---@field mark integer    extmark spanning the hunk's lines, moving with edits
 
@@ -36,6 +38,7 @@ function M.define_highlights()
     HandoffConflict = "DiffChange",
     HandoffHint = "DiagnosticHint",
     HandoffConflictHint = "DiagnosticWarn",
+    HandoffComment = "DiagnosticInfo",
   }
   for name, target in pairs(links) do
     vim.api.nvim_set_hl(0, name, { link = target, default = true })
@@ -94,6 +97,11 @@ local function hint_text(h)
   return " " .. table.concat(parts, " · ")
 end
 
+--- A pending review comment as its virtual line shows it.
+function M.comment_text(task, text)
+  return ("💬 %s  (for Handoff #%d, not sent yet: :Handoff send)"):format((text:gsub("\n", " ⏎ ")), task)
+end
+
 local function draw(bufnr, h, first, last)
   local opts = config.options.inline
   local line_count = vim.api.nvim_buf_line_count(bufnr)
@@ -106,6 +114,9 @@ local function draw(bufnr, h, first, last)
     local shown = expand_tabs(text, tabstop)
     local pad = math.max(width - vim.fn.strdisplaywidth(shown), 0)
     table.insert(virt, { { shown .. string.rep(" ", pad), hl_new } })
+  end
+  for _, text in ipairs(h.comments) do
+    table.insert(virt, { { M.comment_text(h.task, text), "HandoffComment" } })
   end
 
   if h.empty then
@@ -157,7 +168,10 @@ function M.on_publish(result, client_id)
   local line_count = vim.api.nvim_buf_line_count(bufnr)
   for _, d in ipairs(result.diagnostics or {}) do
     local data = type(d.data) == "table" and d.data or nil
-    if d.source == "handoff" and data and data.task and data.hunk then
+    -- Hunks carry their lines; the server's other diagnostics (a pending comment's own
+    -- hint) do not.
+    if d.source == "handoff" and data and data.task and data.hunk and type(data.oldLines) == "table"
+      and type(data.newLines) == "table" then
       local old, new = data_lines(data.oldLines), data_lines(data.newLines)
       local s, e = d.range.start, d.range["end"]
       local empty = s.line == e.line and s.character == e.character
@@ -174,6 +188,7 @@ function M.on_publish(result, client_id)
         conflict = data.conflict == true,
         old = old,
         new = new,
+        comments = data_lines(data.comments),
         empty = empty,
       }
       local ok, err = pcall(draw, bufnr, h, first, last)
@@ -228,6 +243,21 @@ function M.at_cursor(bufnr)
       return h
     end
   end
+end
+
+--- The review comments not sent yet that the buffers show, by task: `{ [task] = n }`
+--- for the client `client_id` (all clients when nil).
+---@return table<integer, integer>
+function M.pending_comments(client_id)
+  local out = {}
+  for _, hunks in pairs(by_buffer) do
+    for _, h in ipairs(hunks) do
+      if #h.comments > 0 and (client_id == nil or h.client_id == client_id) then
+        out[h.task] = (out[h.task] or 0) + #h.comments
+      end
+    end
+  end
+  return out
 end
 
 local function say(msg)

@@ -168,8 +168,21 @@ local function client_config(root)
     root_dir = root,
     -- The plugin announces finished tasks itself (tasks.lua, from handoff/taskChanged),
     -- with the keys to review them; the server's own announcement would repeat it.
-    -- handoff/* notifications come only to clients that ask (docs/protocol.md).
-    init_options = { taskMessages = not config.options.notify, handoffNotifications = true },
+    -- handoff/* notifications come only to clients that ask, and the code action
+    -- "Comment on this change…" only to those that ask for its text themselves
+    -- (docs/protocol.md).
+    init_options = { taskMessages = not config.options.notify, handoffNotifications = true, commentInput = true },
+    -- That action runs handoff.comment without text: ask for it here (vim.ui.input).
+    commands = {
+      ["handoff.comment"] = function(command, ctx)
+        local client = vim.lsp.get_client_by_id(ctx.client_id)
+        local args = command.arguments and command.arguments[1]
+        if client and type(args) == "table" then
+          local text = type(args.text) == "string" and args.text or nil
+          require("handoff.commands").comment_on(client, ctx.bufnr, args, text)
+        end
+      end,
+    },
     handlers = {
       ["handoff/taskChanged"] = on_task_changed,
       ["handoff/taskRemoved"] = on_task_removed,

@@ -22,7 +22,14 @@ describe('hunkFromData', () => {
       conflict: false,
       removed: ['    # TODO: greet loudly', '    return "hello, " + name'],
       added: ['    return ("hello, " + name).upper()'],
+      comments: [],
     });
+  });
+
+  it('reads the pending review comments on the hunk', () => {
+    const view = hunkFromData({ task: 2, hunk: 1, conflict: false, oldLines: [], newLines: ['x\n'], comments: ['use y', 'and z'] });
+    assert.deepEqual(view?.comments, ['use y', 'and z']);
+    assert.deepEqual(hunkFromData({ task: 2, hunk: 1, oldLines: [], newLines: [], comments: 'x' })?.comments, []);
   });
 
   it('reads empty lines and conflicts, whatever the message says', () => {
@@ -46,6 +53,7 @@ describe('hunkLines', () => {
     task: 1,
     hunk: 0,
     conflict: false,
+    comments: [],
     removed: Array(removed).fill('x'),
     added: ['y'],
   });
@@ -61,7 +69,7 @@ describe('hunkLines', () => {
 });
 
 describe('rendering', () => {
-  const base = { task: 1, hunk: 0, conflict: false };
+  const base = { task: 1, hunk: 0, conflict: false, comments: [] };
   it('previews the first proposed line and counts the rest', () => {
     assert.equal(addedPreview({ ...base, removed: ['a'], added: ['   b  '] }), '⟶ b');
     assert.equal(addedPreview({ ...base, removed: ['a'], added: ['', 'b', 'c'] }), '⟶ b   (+2 more lines: hover to see)');

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { diffRequest, needsInstruction, withInstruction } from '../interception';
+import { commentRequest, diffRequest, needsInstruction, sendsComments, withCommentText, withInstruction } from '../interception';
 
 const selection = { kind: 'selection', uri: 'file:///r/a.py', range: {}, version: 3, agent: null };
 
@@ -28,5 +28,23 @@ describe('interception of server commands', () => {
     assert.deepEqual(diffRequest('handoff.showDiff', [{ task: 3, uri: null }]), { task: 3, uri: undefined });
     assert.equal(diffRequest('handoff.showLog', [{ task: 3 }]), undefined);
     assert.equal(diffRequest('handoff.showDiff', [{}]), undefined);
+  });
+
+  it('asks for the text of "Comment on this change…", and only then', () => {
+    const hunk = { task: 3, uri: 'file:///r/a.py', hunk: 1 };
+    assert.deepEqual(commentRequest('handoff.comment', [{ ...hunk, text: null }]), hunk);
+    assert.deepEqual(commentRequest('handoff.comment', [{ ...hunk }]), hunk);
+    assert.deepEqual(commentRequest('handoff.comment', [{ ...hunk, text: ' ' }]), hunk);
+    assert.equal(commentRequest('handoff.comment', [{ ...hunk, text: 'use y' }]), undefined);
+    assert.equal(commentRequest('handoff.sendComments', [{ task: 3, uri: 'file:///r/a.py' }]), undefined);
+    assert.equal(commentRequest('handoff.comment', [{ task: 3, uri: 'file:///r/a.py' }]), undefined);
+    assert.deepEqual(withCommentText([{ ...hunk, text: null }], 'use y'), [{ ...hunk, text: 'use y' }]);
+  });
+
+  it('knows the commands that send pending comments', () => {
+    assert.deepEqual(sendsComments('handoff.sendComments', [{ task: 3, uri: 'file:///r/a.py' }]), { task: 3, uri: 'file:///r/a.py' });
+    assert.deepEqual(sendsComments('handoff.reply', [{ task: 3, message: 'x', uri: null }]), { task: 3, uri: undefined });
+    assert.equal(sendsComments('handoff.comment', [{ task: 3 }]), undefined);
+    assert.equal(sendsComments('handoff.reply', [{}]), undefined);
   });
 });

@@ -72,4 +72,18 @@ describe('TaskStore', () => {
     assert.deepEqual(mem.data.get('handoff.reviewed'), ['/r#1']);
     assert.equal(new TaskStore(mem).isReviewed(rt), true, 'survives a reload');
   });
+
+  it('a reviewed task at work again (a reply, review comments) is to review again', () => {
+    const mem = memory();
+    const store = new TaskStore(mem);
+    const rt = store.update('/r', done()).changed[0];
+    store.noteHunks('/r', 1, 'greet.py', 1);
+    // The new turn's hunks leave the editor before the server says the task is queued.
+    store.noteHunks('/r', 1, 'greet.py', 0);
+    assert.equal(store.isReviewed(rt), true);
+    store.update('/r', { ...rt.task, state: 'queued' });
+    assert.equal(store.isReviewed(rt), false);
+    assert.deepEqual(mem.data.get('handoff.reviewed'), []);
+    assert.deepEqual(store.tasksWithHunksIn('/r', 'greet.py'), []);
+  });
 });

@@ -47,6 +47,8 @@ const log = (msg) => console.log(`[vscode e2e ${((Date.now() - started) / 1000).
 const GREET = 'def greet(name):\n    # TODO: greet loudly\n    return "hello, " + name\n\nprint(greet("world"))\n';
 const GREET_AFTER = 'def greet(name):\n    return ("hello, " + name).upper()\n\nprint(greet("world"))\n';
 const NOTES_PROMPT = 'Write the release notes for version 0.2';
+const VERSION = 'VERSION = "0.1"\n';
+const VERSION_PROMPT = 'Set the version to 0.2';
 
 function git(repo, ...args) {
   return execFileSync('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', ...args], {
@@ -60,6 +62,7 @@ function makeRepo(dir, state) {
   fs.mkdirSync(dir, { recursive: true });
   git(dir, 'init', '-q', '-b', 'main');
   fs.writeFileSync(path.join(dir, 'greet.py'), GREET);
+  fs.writeFileSync(path.join(dir, 'version.py'), VERSION);
   const toml = String.raw`default_agent = "scripted"
 
 # Resolves the TODO in greet.py as a real agent would, deterministically.
@@ -73,6 +76,19 @@ command = ["sh", "-c", "cat \"$HANDOFF_PROMPT_FILE\"; sed -i 's/return \"hello, 
 image = "${AGENT_IMAGE}"
 memory = "256m"
 command = ["sh", "-c", "printf '%s\\n' \"$HANDOFF_PROMPT\" > NOTES.md; echo wrote NOTES.md"]
+
+# Sets the version to 0.2; asked again with review comments, takes a few seconds (the
+# editor shows them sent meanwhile) and writes 0.2.0.
+[agents.versions]
+image = "${AGENT_IMAGE}"
+memory = "256m"
+command = ["sh", "-c", "cat \"$HANDOFF_PROMPT_FILE\"; if grep -q 'Review comments' \"$HANDOFF_PROMPT_FILE\"; then sleep 4; v=0.2.0; else v=0.2; fi; printf 'VERSION = \"%s\"\\n' $v > version.py"]
+
+# Writes a one-line summary of the prompt to NOTES.md (a second way to do it).
+[agents.summary]
+image = "${AGENT_IMAGE}"
+memory = "256m"
+command = ["sh", "-c", "printf '# %s\\n' \"$HANDOFF_PROMPT\" > NOTES.md; echo wrote a summary"]
 
 [agents.shell]
 image = "${AGENT_IMAGE}"
@@ -490,7 +506,8 @@ async function openHandoffView(page) {
   if (await title.isVisible().catch(() => false)) {
     return;
   }
-  await page.locator('.activitybar .action-item a[aria-label^="Handoff"]').first().click();
+  // The item, not its icon: a badge ("1 task ready to review") lies over the icon.
+  await page.locator('.activitybar .action-item:has(a[aria-label^="Handoff"])').first().click();
   await title.waitFor({ state: 'visible', timeout: 20_000 });
 }
 
@@ -564,6 +581,82 @@ function serverPids(state) {
     }
   }
   return pids;
+}
+
+/** The handoff CLI in the repository (its own config folder, which trusts it), JSON decoded. */
+function handoffJson(repo, ...args) {
+  const env = { ...process.env, XDG_CONFIG_HOME: path.join(repo, '.no-user-config') };
+  return JSON.parse(execFileSync(HANDOFF_BIN, ['-C', repo, ...args, '--json'], { encoding: 'utf8', env }));
+}
+
+function taskIds(repo) {
+  return handoffJson(repo, 'list').map((t) => t.id);
+}
+
+/**
+ * Starts a task from the palette flow: the prompt, the attempts, then the agent
+ * profiles (one picked from the list, or several checked in the multi-select).
+ */
+async function startFromPalette(page, prompt, attempts, agents) {
+  await runCommand(page, 'Handoff: Start background task…');
+  await answerQuickInput(page, 'Start background task (1/3)', prompt);
+  await page.keyboard.press('Enter');
+  await answerQuickInput(page, 'Attempts', String(attempts));
+  await page.keyboard.press('Enter');
+  if (attempts === 1) {
+    await answerQuickInput(page, 'Start background task (3/3)', agents[0]);
+    await until(`the "${agents[0]}" profile to be focused`, 10_000, async () =>
+      ((await page.locator('.quick-input-widget .monaco-list-row.focused').textContent()) ?? '').includes(agents[0]),
+    );
+    await shot(page, 'palette-agent-pick');
+    await page.keyboard.press('Enter');
+    return;
+  }
+  await answerQuickInput(page, 'Start background task (3/3)', '');
+  // The multi-select: the default profile comes checked; check exactly `agents`.
+  const rows = page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+  await until('the agent profiles to check', 10_000, async () => (await rows.count()) > 2);
+  for (const row of await rows.all()) {
+    const name = ((await row.locator('.label-name').first().textContent()) ?? '').trim();
+    const box = row.locator('input[type=checkbox], .monaco-checkbox, .quick-input-list-checkbox').first();
+    const checked = async () =>
+      (await row.getAttribute('aria-checked')) === 'true' ||
+      (await box.evaluate((el) => el.checked === true || el.classList.contains('checked')).catch(() => false));
+    if ((await checked()) !== agents.includes(name)) {
+      await box.click();
+      await until(`"${name}" to be ${agents.includes(name) ? 'checked' : 'unchecked'}`, 5000, async () => (await checked()) === agents.includes(name));
+    }
+  }
+  await shot(page, 'palette-agents-multi');
+  await page.keyboard.press('Enter');
+}
+
+/** The comment thread widget (the review zone) that shows `text`, in the active editor group. */
+function commentThread(page, text) {
+  return page.locator('.editor-group-container.active .review-widget', { hasText: text }).first();
+}
+
+/**
+ * Adds a review comment with the native thread UI on the cursor's line: "Comments: Add
+ * Comment on Current Selection" opens a new thread's reply box (offered once the
+ * extension has said the line is commentable), or, when a thread is there already, its
+ * reply box takes the comment; then "Add Comment".
+ */
+async function addCommentInThread(page, text, thread) {
+  let form;
+  if (thread) {
+    await thread.locator('.review-thread-reply-button').first().click();
+    form = thread.locator('.comment-form-container');
+  } else {
+    await runCommand(page, 'Comments: Add Comment on Current Selection');
+    form = page.locator('.editor-group-container.active .review-widget .comment-form-container').last();
+  }
+  const box = form.locator('.monaco-editor').first();
+  await box.waitFor({ state: 'visible', timeout: 20_000 });
+  await box.click();
+  await page.keyboard.type(text);
+  await shot(page, 'comment-typed');
+  await form.locator('.form-actions .monaco-text-button', { hasText: 'Add Comment' }).first().click();
 }
 
 function assertEqual(actual, expected, what) {
@@ -673,9 +766,11 @@ test('a TODO is delegated from the Quick Fix menu, and its hunk is accepted from
 
 test('a task started from the command palette shows in the Handoff view, with its diff', async ({ page, repo }) => {
   await runCommand(page, 'Handoff: Start background task…');
-  await answerQuickInput(page, 'Start background task (1/2)', NOTES_PROMPT);
+  await answerQuickInput(page, 'Start background task (1/3)', NOTES_PROMPT);
   await page.keyboard.press('Enter');
-  await answerQuickInput(page, 'Start background task (2/2)', 'notes');
+  await answerQuickInput(page, 'Attempts', '1');
+  await page.keyboard.press('Enter');
+  await answerQuickInput(page, 'Start background task (3/3)', 'notes');
   await until('the "notes" profile to be focused', 10_000, async () =>
     ((await page.locator('.quick-input-widget .monaco-list-row.focused').textContent()) ?? '').includes('notes'),
   );
@@ -794,6 +889,155 @@ test('a task removed in a terminal leaves the view, and one removed from the vie
   assert(JSON.stringify(left.map((t) => t.id)) === '[1]', `tasks left: ${left.map((t) => t.id)}`);
   assert(JSON.stringify(branches(repo, 'handoff/2-*')) === JSON.stringify(branch), 'the branch of #2 is kept');
   await shot(page, 'tasks-removed');
+});
+
+test('a review comment added in the thread UI of a hunk is sent to the agent, and its second turn shows', async ({ page, repo }) => {
+  const before = taskIds(repo);
+  await startFromPalette(page, VERSION_PROMPT, 1, ['versions']);
+  const id = await until('the new task', 30_000, async () => taskIds(repo).find((t) => !before.includes(t)));
+  log(`waiting for task #${id} to finish`);
+  await until(`task #${id} done`, 180_000, async () => handoffJson(repo, 'show', String(id)).state === 'done');
+  await dismissToasts(page);
+  await openFile(page, 'version.py');
+  await codeLens(page, `Accept (#${id})`).waitFor({ state: 'visible', timeout: 30_000 });
+
+  // 1. In the editor: a comment on the hunk's line, with the native comment thread.
+  await goToLine(page, 1);
+  await addCommentInThread(page, 'use three numbers');
+  const thread = commentThread(page, 'use three numbers');
+  await thread.waitFor({ state: 'visible', timeout: 20_000 });
+  await until('the thread to say the comment waits to be sent', 20_000, async () =>
+    ((await thread.textContent()) ?? '').includes(`Handoff #${id} · 1 comment to send`),
+  );
+  await shot(page, 'comment-pending-inline');
+
+  // The server's Quick Fix "Comment on this change (Handoff #N)…": the extension asks
+  // for the text (it set initializationOptions.commentInput).
+  await page.locator('.editor-group-container.active .view-lines .view-line', { hasText: 'VERSION' }).first().click();
+  await goToLine(page, 1);
+  await quickFix(page, `Comment on this change (Handoff #${id})`);
+  await answerQuickInput(page, `comment on this change (Handoff #${id})`, 'keep the quotes');
+  await page.keyboard.press('Enter');
+  await until('the thread to show both comments', 20_000, async () => {
+    const text = (await thread.textContent()) ?? '';
+    return text.includes('keep the quotes') && text.includes(`Handoff #${id} · 2 comments to send`);
+  });
+  await shot(page, 'comment-from-quick-fix');
+
+  // 2. In the diff editor (the task's context menu, "Show diff"): another comment on
+  // the result side.
+  await openHandoffView(page);
+  await contextMenu(page, treeRow(page, id), 'Show diff');
+  // Earlier tests' diff editors may still be in the group, hidden.
+  const diff = page.locator('.editor-group-container.active .monaco-diff-editor').filter({ visible: true }).first();
+  await diff.waitFor({ state: 'visible', timeout: 20_000 });
+  await until('the result side to show version 0.2', 20_000, async () =>
+    // The first: the threads' reply boxes are editors too.
+    ((await diff.locator('.editor.modified .view-lines').first().textContent()) ?? '').includes('0.2'),
+  );
+  // The result side shows the hunk's thread too: a reply there adds to it.
+  const diffThread = diff.locator('.editor.modified .review-widget', { hasText: 'use three numbers' }).first();
+  await diffThread.waitFor({ state: 'visible', timeout: 30_000 });
+  await addCommentInThread(page, 'and mention it in NOTES.md', diffThread);
+  await until('the diff editor thread to count the three comments', 20_000, async () =>
+    ((await diffThread.textContent()) ?? '').includes(`Handoff #${id} · 3 comments to send`),
+  );
+  const pending = handoffJson(repo, 'comment', String(id), '--list');
+  assert(
+    pending.length === 3 && pending.every((c) => c.file === 'version.py' && c.sent_in_turn === null),
+    `the server keeps the comments as pending: ${JSON.stringify(pending)}`,
+  );
+  await until('the task view to count them', 20_000, async () =>
+    ((await treeRow(page, id).locator('.label-description').textContent()) ?? '').includes('💬 3 to send'),
+  );
+  await shot(page, 'comment-pending-diff-editor');
+
+  // 3. "Send comments" in the thread's title bar: the task's second turn runs.
+  await diffThread.locator('.head .action-label[aria-label="Send comments"]').first().click();
+  await until('the thread to say they were sent', 20_000, async () =>
+    ((await diffThread.textContent()) ?? '').includes(`Handoff #${id} · sent to the agent`),
+  );
+  await until('the task view to count nothing to send', 20_000, async () =>
+    !((await treeRow(page, id).locator('.label-description').textContent()) ?? '').includes('to send'),
+  );
+  await shot(page, 'comment-sent');
+  const task = await until(`task #${id} done after its second turn`, 180_000, async () => {
+    const t = handoffJson(repo, 'show', String(id));
+    return t.state === 'done' && t.turns.length === 2 ? t : false;
+  });
+  const prompt = task.turns[1].prompt;
+  assert(
+    prompt.includes('Review comments on your changes (3)') &&
+      ['use three numbers', 'keep the quotes', 'and mention it in NOTES.md'].every((c) => prompt.includes(c)),
+    `the second turn's prompt quotes the comments:\n${prompt}`,
+  );
+
+  // 4. Back in version.py: the second turn's hunk, the sent threads gone.
+  await page.keyboard.press('Control+W');
+  await page.locator('.tabs-container .tab', { hasText: 'version.py' }).first().click();
+  await until('the second turn\'s hunk in the editor', 60_000, async () => {
+    const preview = await page.evaluate(() =>
+      [...document.querySelectorAll('.editor-group-container.active .view-lines span')]
+        .map((s) => `${s.textContent} ${getComputedStyle(s, '::after').content}`)
+        .find((t) => t.includes('⟶')),
+    );
+    return preview && preview.includes('0.2.0');
+  });
+  await codeLens(page, `Accept (#${id})`).waitFor({ state: 'visible', timeout: 30_000 });
+  await until('the sent threads to go', 20_000, async () =>
+    (await page.locator('.editor-group-container.active .review-widget').count()) === 0,
+  );
+  await shot(page, 'comment-second-turn');
+  await dismissToasts(page);
+});
+
+test('two attempts started from the palette show as a group, and "Keep this one" removes the other', async ({ page, repo }) => {
+  const before = taskIds(repo);
+  await startFromPalette(page, 'Summarise the changes of version 0.2', 2, ['notes', 'summary']);
+  const ids = await until('the two attempts', 30_000, async () => {
+    const added = taskIds(repo).filter((t) => !before.includes(t));
+    return added.length === 2 ? added.sort((a, b) => a - b) : false;
+  });
+  const records = ids.map((i) => handoffJson(repo, 'show', String(i)));
+  assert(records.every((t) => t.group === ids[0]), `both in group g${ids[0]}: ${records.map((t) => t.group)}`);
+  assert(JSON.stringify(records.map((t) => t.agent)) === '["notes","summary"]', `agents in turn: ${records.map((t) => t.agent)}`);
+
+  await openHandoffView(page);
+  const group = page.locator(`.part.sidebar .monaco-list-row[aria-label^="Handoff group ${ids[0]}:"]`).first();
+  await group.waitFor({ state: 'visible', timeout: 30_000 });
+  assert(
+    ((await group.getAttribute('aria-label')) ?? '').includes(`g${ids[0]}: 2 attempts — Summarise the changes of version 0.2`),
+    `the group row: ${await group.getAttribute('aria-label')}`,
+  );
+  for (const i of ids) {
+    await until(`attempt #${i} done in the tree`, 180_000, async () =>
+      ((await treeRow(page, i).getAttribute('aria-label')) ?? '').includes(', done:'),
+    );
+  }
+  const descriptions = await Promise.all(ids.map((i) => treeRow(page, i).locator('.label-description').textContent()));
+  for (const d of descriptions) {
+    assert(/^done \d+s · 1 file · \+\d+ −\d+$/.test(d ?? ''), `an attempt compares state, files and lines: ${d}`);
+  }
+  const labels = await Promise.all(ids.map((i) => treeRow(page, i).locator('.label-name').textContent()));
+  assert(labels[0]?.includes('notes') && labels[1]?.includes('summary'), `attempt rows name their agents: ${labels}`);
+  await shot(page, 'attempts-group');
+
+  // Keep the second: the first is removed, its branch stays.
+  const branch = records[0].branch;
+  await contextMenu(page, treeRow(page, ids[1]), 'Keep this one');
+  const dialog = page.locator('.monaco-dialog-box');
+  await dialog.waitFor({ state: 'visible', timeout: 10_000 });
+  assert(((await dialog.textContent()) ?? '').includes(`Keep task #${ids[1]}`), `dialog: ${await dialog.textContent()}`);
+  await shot(page, 'attempts-keep-dialog');
+  await dialog.getByRole('button', { name: 'Remove the Others' }).click();
+  await treeRow(page, ids[0]).waitFor({ state: 'detached', timeout: 30_000 });
+  await group.waitFor({ state: 'detached', timeout: 30_000 });
+  await treeRow(page, ids[1]).waitFor({ state: 'visible', timeout: 10_000 });
+  const left = taskIds(repo);
+  assert(left.includes(ids[1]) && !left.includes(ids[0]), `tasks left: ${left}`);
+  assert(branches(repo, branch).length === 1, `the branch of #${ids[0]} stays`);
+  await shot(page, 'attempts-kept');
+  await dismissToasts(page);
 });
 
 test('the language server is restarted when it crashes', async ({ page, state }) => {
