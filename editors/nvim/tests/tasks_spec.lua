@@ -164,15 +164,7 @@ wait(5000, "the cancellation message", function() return #H.notes_with("⊘ Hand
 check(require("handoff").status() == "✓2", "status: %q", require("handoff").status())
 
 -- 9. A task removed in a terminal (`handoff rm`) leaves the plugin's list.
--- Right after a task ended, the server may still be removing its container, and
--- `handoff rm` then fails with Docker's 409 "removal of container … is already in
--- progress" (a server bug, reported with the review-comments work): tried again
--- while it says so. Drop the retry once the server takes that 409 as done.
-local rm
-wait(20000, "handoff rm 3 to get past the server's own container removal", function()
-  rm = vim.system({ H.bin, "-C", H.repo, "rm", "3" }, { text = true }):wait(60000)
-  return rm.code == 0 or not rm.stderr:find("already in progress", 1, true)
-end)
+local rm = vim.system({ H.bin, "-C", H.repo, "rm", "3" }, { text = true }):wait(60000)
 check(rm.code == 0, "handoff rm 3: %s", rm.stderr)
 wait(10000, "task #3 to leave the list", function()
   return not vim.iter(require("handoff").tasks()):any(function(e) return e.task.id == 3 end)
