@@ -506,9 +506,6 @@ async function removeTask(ctx: CommandContext, arg: unknown): Promise<void> {
   }
 }
 
-/** How long a cancelled task's container removal is given before the task is removed. */
-const CANCEL_SETTLE_MS = 2000;
-
 /**
  * "Keep this one" on an attempt: removes the other tasks of its group (cancelling those
  * still at work), as `handoff pick ID` does; their branches stay.
@@ -552,10 +549,6 @@ async function keepAttempt(ctx: CommandContext, arg: unknown): Promise<void> {
       if (!cancelled) {
         continue;
       }
-      // The server answers once the task has ended, and may still be removing its
-      // container then: a removal at once can fail with Docker's "removal of container
-      // … is already in progress". Give it a moment.
-      await new Promise((resolve) => setTimeout(resolve, CANCEL_SETTLE_MS));
     }
     const done = await ctx.server.execute<{ removed: number }>('handoff.removeTask', {
       task: other.task.id,

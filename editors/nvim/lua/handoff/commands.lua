@@ -578,10 +578,7 @@ local function keep(client, bufnr, task)
           if err then
             return finish()
           end
-          -- The server answers once the task has ended, and may still be removing its
-          -- container then: a removal at once can fail with Docker's "removal of
-          -- container … is already in progress". Give it a moment.
-          vim.defer_fn(remove, 2000)
+          remove()
         end, { bufnr = bufnr })
       end
     end
