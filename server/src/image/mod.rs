@@ -511,8 +511,20 @@ fn repository_for(profile: &str) -> String {
     format!("handoff/{}", name_part(profile))
 }
 
+/// The short key naming a repository's own images (`handoff-repo-<key>/…`): the
+/// start of the git blob hash of its canonical common git directory, as the engine's
+/// `Engine::repo_key` makes it.
+pub fn repo_key(git_dir: &Path) -> String {
+    git2::Oid::hash_object(
+        git2::ObjectType::Blob,
+        git_dir.as_os_str().as_encoded_bytes(),
+    )
+    .map(|o| o.to_string()[..10].to_string())
+    .unwrap_or_else(|_| "repo".into())
+}
+
 /// A profile's name as a part of an image name (lowercase, `[a-z0-9._-]`).
-fn name_part(profile: &str) -> String {
+pub fn name_part(profile: &str) -> String {
     let name: String = profile
         .to_ascii_lowercase()
         .chars()
