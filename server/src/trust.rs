@@ -89,8 +89,18 @@ pub fn config_files(workdir: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    walk(workdir, Path::new(".handoff"), &mut files);
-    walk(workdir, Path::new(".devcontainer"), &mut files);
+    // A folder that is a link (to `/`, say) is not walked: its files are not the
+    // repository's, and walking them could take forever.
+    let is_folder = |rel: &str| {
+        std::fs::symlink_metadata(workdir.join(rel)).is_ok_and(|m| m.file_type().is_dir())
+    };
+    if is_folder(".handoff") {
+        walk(workdir, Path::new(".handoff"), &mut files);
+    }
+    // `.devcontainer/` is configuration when it holds the dev container Handoff reads.
+    if is_folder(".devcontainer") && crate::devcontainer::find(workdir).is_some() {
+        walk(workdir, Path::new(".devcontainer"), &mut files);
+    }
     for file in crate::devcontainer::definition_files(workdir) {
         if workdir.join(&file).is_file() && !files.contains(&file) {
             files.push(file);
@@ -230,9 +240,15 @@ mod tests {
             assert!(!seen.contains(&hash), "{what} did not change the hash");
             seen.push(hash);
         };
+        std::fs::create_dir(d.join(".devcontainer")).unwrap();
+        std::fs::write(d.join(".devcontainer/notes.md"), "# notes\n").unwrap();
+        assert_eq!(
+            config_hash(d).unwrap(),
+            None,
+            "a .devcontainer/ without the file Handoff reads is not configuration"
+        );
         std::fs::write(d.join(".devcontainer.json"), r#"{"image": "x"}"#).unwrap();
         changed(".devcontainer.json alone");
-        std::fs::create_dir(d.join(".devcontainer")).unwrap();
         std::fs::write(
             d.join(".devcontainer/devcontainer.json"),
             r#"{"build": {"dockerfile": "../Dockerfile", "context": ".."}}"#,
@@ -247,10 +263,18 @@ mod tests {
             config_files(d),
             [
                 PathBuf::from(".devcontainer/devcontainer.json"),
+                ".devcontainer/notes.md".into(),
                 ".devcontainer/setup.sh".into(),
                 ".devcontainer.json".into(),
                 "Dockerfile".into(),
             ]
         );
+        // A linked folder is not walked.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("secret"), "x").unwrap();
+        std::fs::remove_dir_all(d.join(".devcontainer")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), d.join(".devcontainer")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), d.join(".handoff")).unwrap();
+        assert_eq!(config_files(d), [PathBuf::from(".devcontainer.json")]);
     }
 }
