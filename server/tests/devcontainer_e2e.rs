@@ -100,6 +100,22 @@ fn images_named(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Removes the images of the repository's namespace when the test ends, whatever its
+/// outcome (every test repository has its own).
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let images = images_named(&format!("{}/", self.0));
+        if !images.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rmi", "--force"])
+                .args(&images)
+                .output();
+        }
+    }
+}
+
 fn built_tag(repo: &Repo, profile: &str) -> String {
     let out = repo.handoff(&["image", "build", profile]);
     assert!(
@@ -116,6 +132,7 @@ fn a_trusted_dev_container_is_where_the_agent_works_after_its_setup() {
     let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
     let repo = repo_with(&files, "");
     let namespace = image_namespace(&repo);
+    let _cleanup = Cleanup(namespace.clone());
 
     let out = repo.handoff(&["trust"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -209,6 +226,7 @@ fn an_untrusted_dev_container_is_ignored_and_nothing_of_it_runs() {
     // The user's own shell profile, so that a task can run at all.
     let repo = repo_with(&files, &format!("image = \"{}\"", image()));
     let namespace = image_namespace(&repo);
+    let _cleanup = Cleanup(namespace.clone());
 
     let out = repo.handoff(&["run", "--wait", "--json", REPORT]);
     let said = stderr(&out);
@@ -251,6 +269,7 @@ fn the_agents_cli_is_layered_on_their_image_or_refused_saying_what_it_lacks() {
     let repo = repo_with(&[(".devcontainer.json", &json), ("a.txt", "a\n")], "");
     repo.trust();
     let namespace = image_namespace(&repo);
+    let _cleanup = Cleanup(namespace.clone());
 
     // Codex's static binary runs anywhere: its CLI from Handoff's codex image (built
     // here from the npm cache, or the registry the first time) on their image.
