@@ -195,18 +195,21 @@ async fn build_environment(
     let dir = workdir.join(&build.context);
     let dockerfile_rel = build.dockerfile_in_repository();
     // The file's paths were checked as text; links could still lead out.
-    for (path, key) in [
-        (&dir, "build.context"),
-        (&workdir.join(&dockerfile_rel), "build.dockerfile"),
-    ] {
-        if !devcontainer::inside(workdir, path) {
-            return Err(ImageError::OutsideRepository {
-                file,
-                key,
-                path: path.clone(),
-            });
-        }
+    if !dir.is_dir() {
+        return Err(ImageError::Devcontainer(format!(
+            "{}: `build.context` ({}) is not a folder of the repository",
+            file.display(),
+            dir.display()
+        )));
     }
+    if !devcontainer::inside(workdir, &dir) {
+        return Err(ImageError::OutsideRepository {
+            file,
+            key: "build.context",
+            path: dir,
+        });
+    }
+    // A regular file inside the working tree, or an error that says why not.
     let text = devcontainer::read_repository_file(workdir, Path::new(&dockerfile_rel))
         .map_err(|e| ImageError::Devcontainer(e.to_string()))?;
     let mut hash = InputHash::new("handoff/devcontainer");
