@@ -4,7 +4,7 @@
 //! Unknown keys and bad values are errors that name the file, the line and the key;
 //! nothing here guesses what a user meant.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -212,9 +212,15 @@ pub struct Config {
     pub ignored: Vec<String>,
     /// Things about the configuration the user should hear (not errors).
     pub warnings: Vec<String>,
+    /// The repository's dev container, when its agents run in it
+    /// ([`Config::apply_devcontainer`]).
+    pub devcontainer: Option<crate::devcontainer::Applied>,
     /// `allow_host_network` of the file applied last (kept only from the user's).
     #[serde(skip)]
     user_allows_host: bool,
+    /// Profiles whose `image` a file set: a dev container does not replace it.
+    #[serde(skip)]
+    explicit_images: BTreeSet<String>,
 }
 
 impl Config {
@@ -230,7 +236,9 @@ impl Config {
             trust: TrustState::NoConfig,
             ignored: vec![],
             warnings: vec![],
+            devcontainer: None,
             user_allows_host: false,
+            explicit_images: BTreeSet::new(),
         }
     }
 
@@ -275,8 +283,101 @@ impl Config {
                     config.apply_untrusted(&path, &text)?;
                 }
             }
+            config.apply_devcontainer(w);
         }
         Ok(config)
+    }
+
+    /// Applies the repository's devcontainer.json, if it has one and the user trusts
+    /// the repository, to every built-in profile that no file gave an `image` and no
+    /// `.handoff/` Dockerfile builds for: its image becomes the dev container's image
+    /// with the agent's CLI layered on (`handoff image build` makes it), and its setup,
+    /// unless one is configured, the dev container's lifecycle commands.
+    ///
+    /// Nothing here is an error: the file is the editor's as much as Handoff's, so what
+    /// cannot be used is a warning, and the agents keep their own images.
+    pub fn apply_devcontainer(&mut self, workdir: &Path) {
+        use crate::devcontainer::{self, Applied, Layered, Source};
+        let Some(file) = devcontainer::find(workdir) else {
+            return;
+        };
+        if !self.trust.is_trusted() {
+            self.ignored.push(format!(
+                "{} (its image, build, containerEnv and lifecycle commands)",
+                file.display()
+            ));
+            self.warnings.push(format!(
+                "{} is not trusted, so agents do not run in its dev container: its image, \
+                 build, containerEnv and lifecycle commands are ignored. Review it (and the \
+                 Dockerfile it builds), then run `handoff trust` to use it",
+                file.display()
+            ));
+            return;
+        }
+        let not_used = "agents run in their own images, without this dev container";
+        let (dc, text) = match devcontainer::load(workdir) {
+            Ok(Some(found)) => found,
+            Ok(None) => return,
+            Err(e) => {
+                self.warnings.push(format!("{e}; {not_used}"));
+                return;
+            }
+        };
+        let hash = match devcontainer::definition_hash(workdir, &dc, &text) {
+            Ok(hash) => hash,
+            Err(e) => {
+                self.warnings.push(format!("{e}; {not_used}"));
+                return;
+            }
+        };
+        let Some(key) = repo_key_of(workdir) else {
+            return;
+        };
+        self.warnings.extend(dc.warnings.iter().cloned());
+        let recipes: Vec<&str> = crate::image::builtin_packages()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let mut profiles = BTreeMap::new();
+        let steps = self.steps.clone();
+        for name in agents::builtin_profiles().into_keys() {
+            let own_dockerfile = [format!("{name}.Dockerfile"), "Dockerfile".into()]
+                .iter()
+                .any(|f| workdir.join(".handoff").join(f).is_file());
+            if self.explicit_images.contains(&name) || own_dockerfile {
+                continue;
+            }
+            let Some(profile) = self.agents.get_mut(&name) else {
+                continue;
+            };
+            let layered = Layered {
+                image: format!(
+                    "handoff-repo-{key}/devcontainer-{}:{hash}",
+                    crate::image::name_part(&name)
+                ),
+                agent_image: recipes
+                    .contains(&name.as_str())
+                    .then(|| profile.image.clone()),
+            };
+            profile.image = layered.image.clone();
+            if profile.steps.over(&steps).setup.is_none() {
+                profile.steps.setup = dc.setup.clone();
+            }
+            profiles.insert(name, layered);
+        }
+        if profiles.is_empty() {
+            return;
+        }
+        let environment_image = match &dc.source {
+            Source::Image { image } => image.clone(),
+            Source::Build(_) => format!("handoff-repo-{key}/devcontainer:{hash}"),
+        };
+        self.devcontainer = Some(Applied {
+            definition: dc,
+            repo_key: key,
+            environment_image,
+            profiles,
+        });
     }
 
     /// Applies a repository's file that the user has not trusted: only what cannot
@@ -454,6 +555,9 @@ impl Config {
                 if let Err(e) = rule.get_ref().parse::<crate::egress::Rule>() {
                     return Err(at(rule.span(), &key("allow"), &e.reason));
                 }
+            }
+            if over.image.is_some() {
+                self.explicit_images.insert(name.clone());
             }
             match self.agents.get_mut(&name) {
                 Some(profile) => apply_override(profile, over),
@@ -639,6 +743,14 @@ pub fn state_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(std::env::temp_dir)
         .join("handoff")
+}
+
+/// The key naming the repository's own images on the engine ([`crate::image::repo_key`]);
+/// `None` outside a git repository.
+fn repo_key_of(workdir: &Path) -> Option<String> {
+    let repo = git2::Repository::open(workdir).ok()?;
+    let git_dir = repo.commondir().canonicalize().ok()?;
+    Some(crate::image::repo_key(&git_dir))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -854,6 +966,155 @@ command = ["sh"]
             .unwrap();
         assert!(
             c.warnings[0].contains("line 3") && c.warnings[0].contains("HANDOFF_PROMPT"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    /// A git repository holding `files`, for the dev container's tests.
+    fn repository(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    }
+
+    fn trusted() -> TrustState {
+        TrustState::Trusted {
+            sha256: "test".into(),
+        }
+    }
+
+    #[test]
+    fn a_trusted_dev_container_is_the_environment_of_the_built_in_agents_without_an_image() {
+        let repo = repository(&[
+            (
+                ".devcontainer/devcontainer.json",
+                r#"{
+                  "build": { "dockerfile": "Dockerfile" },
+                  "containerEnv": { "MODE": "dev" },
+                  "postCreateCommand": "npm ci",
+                  "imagee": "typo",
+                }"#,
+            ),
+            (".devcontainer/Dockerfile", "FROM node:20\n"),
+            (".handoff/aider.Dockerfile", "FROM x\n"),
+        ]);
+        let mut c = Config::builtin();
+        c.trust = trusted();
+        // An image set in a file wins over the dev container, and so does a setup.
+        c.apply(
+            Path::new("/home/me/.config/handoff/config.toml"),
+            "[agents.codex]\nimage = \"my/codex\"\n[agents.shell]\nsetup = \"make deps\"\n",
+        )
+        .unwrap();
+        c.apply_devcontainer(repo.path());
+        let applied = c.devcontainer.as_ref().expect("applied");
+        let key = &applied.repo_key;
+        let hash = c.agents["claude"]
+            .image
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(hash.len(), 16);
+        assert_eq!(
+            applied.environment_image,
+            format!("handoff-repo-{key}/devcontainer:{hash}")
+        );
+        assert_eq!(
+            c.agents["claude"].image,
+            format!("handoff-repo-{key}/devcontainer-claude:{hash}")
+        );
+        assert_eq!(
+            applied.profiles["claude"].agent_image.as_deref(),
+            Some("handoff/claude:latest"),
+            "the CLI comes from the agent's own image"
+        );
+        assert_eq!(
+            c.agents["shell"].image,
+            format!("handoff-repo-{key}/devcontainer-shell:{hash}")
+        );
+        assert_eq!(applied.profiles["shell"].agent_image, None);
+        assert_eq!(c.agents["codex"].image, "my/codex");
+        assert_eq!(
+            c.agents["aider"].image, "handoff/aider:latest",
+            ".handoff/aider.Dockerfile wins"
+        );
+        assert_eq!(
+            applied.profiles.keys().collect::<Vec<_>>(),
+            ["claude", "shell"]
+        );
+        assert_eq!(
+            c.steps_for(&c.agents["claude"]).setup.as_deref(),
+            Some("set -e\n# postCreateCommand\nsh -c 'npm ci'\n")
+        );
+        assert_eq!(
+            c.steps_for(&c.agents["shell"]).setup.as_deref(),
+            Some("make deps")
+        );
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("unknown keys ignored: `imagee`")),
+            "{:?}",
+            c.warnings
+        );
+
+        // Another definition, other names: never the image of the old one.
+        std::fs::write(
+            repo.path().join(".devcontainer/Dockerfile"),
+            "FROM node:22\n",
+        )
+        .unwrap();
+        let mut again = Config::builtin();
+        again.trust = trusted();
+        again.apply_devcontainer(repo.path());
+        assert_ne!(again.agents["claude"].image, c.agents["claude"].image);
+    }
+
+    #[test]
+    fn an_untrusted_or_unusable_dev_container_leaves_the_agents_their_own_images() {
+        let files = [(
+            ".devcontainer.json",
+            r#"{"image": "x", "postCreateCommand": "evil"}"#,
+        )];
+        let repo = repository(&files);
+        let mut c = Config::builtin();
+        c.trust = TrustState::Untrusted {
+            sha256: "now".into(),
+            was: None,
+        };
+        c.apply_devcontainer(repo.path());
+        assert_eq!(c.devcontainer, None);
+        assert_eq!(c.agents, Config::builtin().agents);
+        assert_eq!(
+            c.ignored,
+            [".devcontainer.json (its image, build, containerEnv and lifecycle commands)"]
+        );
+        assert!(
+            c.warnings[0].contains(".devcontainer.json is not trusted")
+                && c.warnings[0].contains("`handoff trust`"),
+            "{:?}",
+            c.warnings
+        );
+
+        let repo = repository(&[(
+            ".devcontainer/devcontainer.json",
+            r#"{"image": "x", "features": {"ghcr.io/devcontainers/features/go:1": {}}}"#,
+        )]);
+        let mut c = Config::builtin();
+        c.trust = trusted();
+        c.apply_devcontainer(repo.path());
+        assert_eq!(c.devcontainer, None);
+        assert_eq!(c.agents, Config::builtin().agents);
+        assert!(
+            c.warnings[0].contains("`features` is not supported")
+                && c.warnings[0].contains("agents run in their own images"),
             "{:?}",
             c.warnings
         );

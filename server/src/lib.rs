@@ -2,12 +2,13 @@
 //! and review its work as a branch or inline in the editor.
 //!
 //! Layers (see `docs/architecture.md`): `cli` and (later) `lsp` are front-ends; the
-//! engine (`engine`, `sandbox`, `git`, `agents`, `config`, `image`) never imports them.
+//! engine (`engine`, `sandbox`, `git`, `agents`, `config`, `devcontainer`, `image`) never imports them.
 
 pub mod agents;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod devcontainer;
 pub mod diff;
 pub mod egress;
 pub mod engine;

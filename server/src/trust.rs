@@ -1,7 +1,8 @@
 //! Trust in a repository's own configuration.
 //!
-//! A cloned repository's `.handoff.toml` and `.handoff/` were written by someone else.
-//! Until the user trusts them — for this repository and this exact content — only
+//! A cloned repository's `.handoff.toml`, `.handoff/` and dev container
+//! (`.devcontainer/`, `.devcontainer.json` and the Dockerfile it builds) were written by
+//! someone else. Until the user trusts them — for this repository and this exact content — only
 //! settings that cannot widen the sandbox apply (see [`crate::config`]). Trust is
 //! recorded by the content's SHA-256 in the user's own configuration folder
 //! (`trust.json` beside `config.toml`), so any change to the files asks again.
@@ -64,11 +65,15 @@ fn key(workdir: &Path) -> String {
 }
 
 /// The repository-supplied configuration files of `workdir`, relative, sorted:
-/// `.handoff.toml` and everything under `.handoff/`.
+/// `.handoff.toml`, everything under `.handoff/` and `.devcontainer/`,
+/// `.devcontainer.json`, and the Dockerfile a devcontainer.json builds from wherever it
+/// is in the repository.
 pub fn config_files(workdir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    if workdir.join(".handoff.toml").is_file() {
-        files.push(PathBuf::from(".handoff.toml"));
+    for file in [".handoff.toml", ".devcontainer.json"] {
+        if workdir.join(file).is_file() {
+            files.push(PathBuf::from(file));
+        }
     }
     fn walk(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
@@ -84,7 +89,23 @@ pub fn config_files(workdir: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    walk(workdir, Path::new(".handoff"), &mut files);
+    // A folder that is a link (to `/`, say) is not walked: its files are not the
+    // repository's, and walking them could take forever.
+    let is_folder = |rel: &str| {
+        std::fs::symlink_metadata(workdir.join(rel)).is_ok_and(|m| m.file_type().is_dir())
+    };
+    if is_folder(".handoff") {
+        walk(workdir, Path::new(".handoff"), &mut files);
+    }
+    // `.devcontainer/` is configuration when it holds the dev container Handoff reads.
+    if is_folder(".devcontainer") && crate::devcontainer::find(workdir).is_some() {
+        walk(workdir, Path::new(".devcontainer"), &mut files);
+    }
+    for file in crate::devcontainer::definition_files(workdir) {
+        if workdir.join(&file).is_file() && !files.contains(&file) {
+            files.push(file);
+        }
+    }
     files.sort();
     files
 }
@@ -206,5 +227,54 @@ mod tests {
         assert_ne!(one, two);
         std::fs::write(dir.path().join(".handoff/Dockerfile"), "FROM y\n").unwrap();
         assert_ne!(config_hash(dir.path()).unwrap().unwrap(), two);
+    }
+
+    #[test]
+    fn the_hash_covers_the_dev_container_and_the_dockerfile_it_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut seen = vec![];
+        let mut changed = |what: &str| {
+            let hash = config_hash(d).unwrap();
+            assert!(hash.is_some(), "{what}: no configuration seen");
+            assert!(!seen.contains(&hash), "{what} did not change the hash");
+            seen.push(hash);
+        };
+        std::fs::create_dir(d.join(".devcontainer")).unwrap();
+        std::fs::write(d.join(".devcontainer/notes.md"), "# notes\n").unwrap();
+        assert_eq!(
+            config_hash(d).unwrap(),
+            None,
+            "a .devcontainer/ without the file Handoff reads is not configuration"
+        );
+        std::fs::write(d.join(".devcontainer.json"), r#"{"image": "x"}"#).unwrap();
+        changed(".devcontainer.json alone");
+        std::fs::write(
+            d.join(".devcontainer/devcontainer.json"),
+            r#"{"build": {"dockerfile": "../Dockerfile", "context": ".."}}"#,
+        )
+        .unwrap();
+        changed(".devcontainer/devcontainer.json");
+        std::fs::write(d.join("Dockerfile"), "FROM x\n").unwrap();
+        changed("the Dockerfile it builds, outside .devcontainer/");
+        std::fs::write(d.join(".devcontainer/setup.sh"), "make\n").unwrap();
+        changed("any file under .devcontainer/");
+        assert_eq!(
+            config_files(d),
+            [
+                PathBuf::from(".devcontainer/devcontainer.json"),
+                ".devcontainer/notes.md".into(),
+                ".devcontainer/setup.sh".into(),
+                ".devcontainer.json".into(),
+                "Dockerfile".into(),
+            ]
+        );
+        // A linked folder is not walked.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("secret"), "x").unwrap();
+        std::fs::remove_dir_all(d.join(".devcontainer")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), d.join(".devcontainer")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), d.join(".handoff")).unwrap();
+        assert_eq!(config_files(d), [PathBuf::from(".devcontainer.json")]);
     }
 }

@@ -86,10 +86,10 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
                 crate::trust::TrustState::Untrusted { .. } if !c.ignored.is_empty() => r.line(
                     Level::Warn,
                     &format!(
-                        "the repository's .handoff.toml is not trusted; ignored: {}",
+                        "the repository's configuration is not trusted; ignored: {}",
                         c.ignored.join(", ")
                     ),
-                    Some("review .handoff.toml and .handoff/, then `handoff trust`".into()),
+                    Some("review .handoff.toml, .handoff/ and the dev container, then `handoff trust`".into()),
                 ),
                 crate::trust::TrustState::Trusted { .. } => r.line(
                     Level::Ok,
@@ -144,7 +144,12 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
             Err(SandboxError::ImageMissing { image, .. }) => r.line(
                 if is_default { Level::Fail } else { Level::Warn },
                 &format!("agent `{name}`: image {image} is not in the engine"),
-                Some(if matches!(name.as_str(), "claude" | "codex" | "aider") {
+                Some(if matches!(name.as_str(), "claude" | "codex" | "aider")
+                    || config
+                        .devcontainer
+                        .as_ref()
+                        .is_some_and(|d| d.profiles.contains_key(name))
+                {
                     format!("`handoff image build {name}`, or set [agents.{name}] image = \"...\" in .handoff.toml")
                 } else {
                     format!("`docker pull {image}` (or build it), or set [agents.{name}] image = \"...\" in .handoff.toml")

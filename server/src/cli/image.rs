@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Subcommand;
 
+use super::terminal;
 use crate::config::Config;
 use crate::image::{self, BuildOptions};
 use crate::sandbox::DockerSandbox;
@@ -21,8 +22,8 @@ pub enum ImageCommand {
     /// The image is tagged by a hash of its inputs and as the profile's `image`;
     /// unchanged inputs are not built again. See docs/images.md.
     Build {
-        /// Agent profile (built-in: claude, codex; or one of .handoff.toml with
-        /// .handoff/Dockerfile). Default: the default agent.
+        /// Agent profile (built-in: claude, codex, aider; shell on a dev container; or
+        /// one of .handoff.toml with .handoff/Dockerfile). Default: the default agent.
         profile: Option<String>,
         /// Resolve the agent CLI from the npm cache only; never contact the registry.
         #[arg(long)]
@@ -68,17 +69,39 @@ async fn build(
         },
     };
 
+    for warning in &config.warnings {
+        eprintln!("handoff: warning: {}", terminal::escape(warning));
+    }
+
     let started = Instant::now();
-    let mut progress = |line: &str| eprintln!("{line}");
-    let built = image::build_profile_image(
-        sandbox.client()?,
-        &workdir,
-        profile,
-        &repo,
-        &opts,
-        &mut progress,
-    )
-    .await?;
+    let mut progress = |line: &str| eprintln!("{}", terminal::escape(line));
+    let built = match &config.devcontainer {
+        // The profile runs in the repository's dev container: that image, with the
+        // agent's CLI layered on.
+        Some(applied) if applied.profiles.contains_key(&name) => {
+            image::build_devcontainer_image(
+                sandbox.client()?,
+                &workdir,
+                applied,
+                profile,
+                &repo,
+                &opts,
+                &mut progress,
+            )
+            .await?
+        }
+        _ => {
+            image::build_profile_image(
+                sandbox.client()?,
+                &workdir,
+                profile,
+                &repo,
+                &opts,
+                &mut progress,
+            )
+            .await?
+        }
+    };
     if built.cached {
         eprintln!(
             "handoff: {} is up to date (cached: its inputs are unchanged; nothing rebuilt); {} points at it",

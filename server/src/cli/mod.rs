@@ -598,7 +598,7 @@ fn trust(cwd: &std::path::Path, revoke: bool, status: bool) -> Result<ExitCode> 
             out,
             "{}",
             if removed {
-                "Trust revoked: settings of .handoff.toml that widen the sandbox are ignored again."
+                "Trust revoked: settings of .handoff.toml that widen the sandbox, .handoff/ and the dev container are ignored again."
             } else {
                 "This repository's configuration was not trusted."
             }
@@ -611,9 +611,10 @@ fn trust(cwd: &std::path::Path, revoke: bool, status: bool) -> Result<ExitCode> 
             crate::trust::TrustState::NoConfig => {
                 writeln!(out, "This repository has no configuration of its own.")?
             }
-            crate::trust::TrustState::Trusted { .. } => {
-                writeln!(out, "Trusted: .handoff.toml applies in full.")?
-            }
+            crate::trust::TrustState::Trusted { .. } => writeln!(
+                out,
+                "Trusted: the repository's configuration applies in full."
+            )?,
             crate::trust::TrustState::Untrusted { was, .. } => {
                 let why = if was.is_some() {
                     "changed since you trusted it"
@@ -637,7 +638,7 @@ fn trust(cwd: &std::path::Path, revoke: bool, status: bool) -> Result<ExitCode> 
     match crate::trust::trust(&workdir)? {
         None => writeln!(
             out,
-            "This repository has no .handoff.toml or .handoff/ to trust."
+            "This repository has no .handoff.toml, .handoff/ or devcontainer.json to trust."
         )?,
         Some(hash) => {
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
@@ -653,6 +654,12 @@ fn trust(cwd: &std::path::Path, revoke: bool, status: bool) -> Result<ExitCode> 
                 }
             )?;
             writeln!(out, "Any change to them asks for trust again.")?;
+            if crate::devcontainer::find(&workdir).is_some() {
+                writeln!(
+                    out,
+                    "Agents without an image of their own now run in its dev container: build their images with `handoff image build PROFILE` (claude, codex, aider, shell)."
+                )?;
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

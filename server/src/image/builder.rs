@@ -71,6 +71,8 @@ pub struct Build<'a> {
     pub tag: &'a str,
     pub build_args: HashMap<String, String>,
     pub labels: HashMap<String, String>,
+    /// The stage of a multi-stage Dockerfile to build (its last when `None`).
+    pub target: Option<&'a str>,
 }
 
 /// Builds with the classic builder and network `none`, forwarding the builder's
@@ -80,7 +82,11 @@ pub async fn build(
     build: Build<'_>,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<(), ImageError> {
-    let options = BuildImageOptionsBuilder::default()
+    let mut options = BuildImageOptionsBuilder::default();
+    if let Some(target) = build.target {
+        options = options.target(target);
+    }
+    let options = options
         .dockerfile(build.dockerfile)
         .t(build.tag)
         .networkmode("none")

@@ -39,8 +39,18 @@ impl BuildContext {
     /// Lists everything under `root`. Symbolic links are kept as links, not followed;
     /// sockets and other special files are left out (an engine cannot copy them).
     pub fn scan(root: &Path) -> io::Result<BuildContext> {
+        BuildContext::scan_keeping(root, &|_, _| true)
+    }
+
+    /// Lists what is under `root` that `keep` keeps: it is asked with each relative
+    /// path (`/`-separated) and whether it is a folder; a folder it refuses is not
+    /// entered.
+    pub fn scan_keeping(
+        root: &Path,
+        keep: &dyn Fn(&str, bool) -> bool,
+    ) -> io::Result<BuildContext> {
         let mut entries = Vec::new();
-        walk(root, "", &mut entries)?;
+        walk(root, "", keep, &mut entries)?;
         // Byte order of the paths: the same on every machine and file system.
         entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         Ok(BuildContext {
@@ -135,7 +145,12 @@ impl BuildContext {
     }
 }
 
-fn walk(root: &Path, prefix: &str, out: &mut Vec<Entry>) -> io::Result<()> {
+fn walk(
+    root: &Path,
+    prefix: &str,
+    keep: &dyn Fn(&str, bool) -> bool,
+    out: &mut Vec<Entry>,
+) -> io::Result<()> {
     let dir = root.join(prefix);
     for item in std::fs::read_dir(&dir)? {
         let item = item?;
@@ -165,12 +180,15 @@ fn walk(root: &Path, prefix: &str, out: &mut Vec<Entry>) -> io::Result<()> {
             continue;
         };
         let is_dir = kind == Kind::Dir;
+        if !keep(&path, is_dir) {
+            continue;
+        }
         out.push(Entry {
             path: path.clone(),
             kind,
         });
         if is_dir {
-            walk(root, &path, out)?;
+            walk(root, &path, keep, out)?;
         }
     }
     Ok(())

@@ -17,7 +17,9 @@ mod apt;
 mod base;
 mod builder;
 mod context;
+mod devcontainer;
 mod hash;
+mod layer;
 mod npm;
 mod pip;
 mod recipe;
@@ -34,6 +36,7 @@ use context::BuildContext;
 use hash::InputHash;
 use recipe::AgentRecipe;
 
+pub use devcontainer::build_devcontainer_image;
 pub use npm::default_cache as default_npm_cache;
 
 /// A build (with the base image) can take minutes on a slow mirror; the engine
@@ -80,6 +83,13 @@ pub enum ImageSource {
     BuiltIn { package: String, base: String },
     /// A Dockerfile of the repository.
     Repository { dockerfile: PathBuf },
+    /// The repository's dev container (`file`), image `environment`, with the CLI of
+    /// image `agent` on it.
+    Devcontainer {
+        file: PathBuf,
+        environment: String,
+        agent: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,6 +174,47 @@ pub enum ImageError {
         image: String,
         step: String,
         message: String,
+    },
+    #[error(
+        "agent `{profile}` does not run in this repository's dev container ({}): it has an image of its own (in .handoff.toml, your config, or .handoff/)",
+        file.display()
+    )]
+    NotInDevcontainer { profile: String, file: PathBuf },
+    #[error(
+        "{} names image {image}, which is not in the Docker engine (there is no registry to pull it from): load it (`docker load`) or build it, or build one from a Dockerfile with `build.dockerfile` in {}",
+        file.display(), file.display()
+    )]
+    DevcontainerImageMissing { file: PathBuf, image: String },
+    #[error(
+        "{}: `{key}` ({}) leads outside the repository (through a symbolic link): the build context and the Dockerfile must be in it",
+        file.display(), path.display()
+    )]
+    OutsideRepository {
+        file: PathBuf,
+        key: &'static str,
+        path: PathBuf,
+    },
+    #[error("{0}")]
+    Devcontainer(String),
+    #[error(
+        "building the dev container of {} ({image}) failed at {step}:\n{message}\n(Handoff builds with no network: a step that downloads fails. Build the image yourself and name it with `image` in {}, or give the agent profiles their own `image` in .handoff.toml)",
+        file.display(), file.display()
+    )]
+    DevcontainerBuildFailed {
+        file: PathBuf,
+        image: String,
+        step: String,
+        message: String,
+    },
+    #[error(
+        "agent `{profile}` cannot run in the dev container's image {image} ({}): {reason}. Change the image, or give [agents.{profile}] an `image` of its own in .handoff.toml",
+        file.display()
+    )]
+    DoesNotFit {
+        profile: String,
+        image: String,
+        file: PathBuf,
+        reason: String,
     },
     #[error("{what}: {message}")]
     Engine { what: String, message: String },
@@ -314,6 +365,7 @@ pub async fn build_profile_image(
                 tag: &tag,
                 build_args: staged.build_args,
                 labels,
+                target: None,
             },
             progress,
         )
@@ -511,8 +563,20 @@ fn repository_for(profile: &str) -> String {
     format!("handoff/{}", name_part(profile))
 }
 
+/// The short key naming a repository's own images (`handoff-repo-<key>/…`): the
+/// start of the git blob hash of its canonical common git directory, as the engine's
+/// `Engine::repo_key` makes it.
+pub fn repo_key(git_dir: &Path) -> String {
+    git2::Oid::hash_object(
+        git2::ObjectType::Blob,
+        git_dir.as_os_str().as_encoded_bytes(),
+    )
+    .map(|o| o.to_string()[..10].to_string())
+    .unwrap_or_else(|_| "repo".into())
+}
+
 /// A profile's name as a part of an image name (lowercase, `[a-z0-9._-]`).
-fn name_part(profile: &str) -> String {
+pub fn name_part(profile: &str) -> String {
     let name: String = profile
         .to_ascii_lowercase()
         .chars()

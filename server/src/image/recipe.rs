@@ -15,6 +15,10 @@ pub struct AgentRecipe {
     /// for pip the start of the CLI's wheel's file name.
     pub binary: &'static str,
     pub dockerfile: &'static str,
+    /// How the CLI is put on another image (a dev container's; see `layer.rs`): `sh`
+    /// lines run as root after `/opt/agent` is copied in, with `fail REASON` (the
+    /// image cannot run the agent) and `probe CLI` (`CLI --version` must work).
+    pub fit: &'static str,
 }
 
 /// The package manager a built-in agent's CLI is resolved with, on the host.
@@ -31,6 +35,11 @@ pub const RECIPES: &[AgentRecipe] = &[
         package: "@anthropic-ai/claude-code@2.1.332",
         binary: "node_modules/@anthropic-ai/claude-code-linux-x64/claude",
         dockerfile: include_str!("claude.Dockerfile"),
+        fit: r#"command -v bash >/dev/null 2>&1 || fail "it has no bash, which Claude Code runs every command with: install bash in the image"
+[ -e /lib64/ld-linux-x86-64.so.2 ] || fail "it has no glibc (/lib64/ld-linux-x86-64.so.2), which Claude Code's binary needs: musl-based images such as Alpine cannot run it; start from a glibc-based image (Debian, Ubuntu, ...)"
+ln -sf /opt/agent/node_modules/@anthropic-ai/claude-code-linux-x64/claude /usr/local/bin/claude
+probe claude
+"#,
     },
     AgentRecipe {
         profile: "codex",
@@ -38,6 +47,9 @@ pub const RECIPES: &[AgentRecipe] = &[
         package: "@openai/codex@0.169.0",
         binary: "node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex",
         dockerfile: include_str!("codex.Dockerfile"),
+        fit: r#"ln -sf /opt/agent/node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex /usr/local/bin/codex
+probe codex
+"#,
     },
     AgentRecipe {
         profile: "aider",
@@ -45,6 +57,12 @@ pub const RECIPES: &[AgentRecipe] = &[
         package: "aider-chat==0.86.2",
         binary: "aider_chat-",
         dockerfile: include_str!("aider.Dockerfile"),
+        fit: r#"py=$(command -v python3) || fail "it has no python3, which aider runs on: use an image with Python 3.11"
+"$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || fail "its python3 is $("$py" --version 2>&1), and aider's packages were resolved for Python 3.11 (Handoff's base): use an image with Python 3.11"
+printf '#!%s\nimport sys\nsys.path.insert(0, "/opt/agent/lib")\nfrom aider.main import main\nsys.exit(main())\n' "$py" > /usr/local/bin/aider
+chmod 755 /usr/local/bin/aider
+probe aider
+"#,
     },
 ];
 
@@ -67,6 +85,9 @@ mod tests {
             assert!(recipe.dockerfile.contains(&link), "{}", recipe.profile);
             assert!(recipe.dockerfile.contains("COPY agent/ /opt/agent/"));
             assert!(!recipe.dockerfile.contains("ENTRYPOINT"));
+            // The same link on a dev container's image.
+            let link = format!("ln -sf {in_image} /usr/local/bin/{}", recipe.profile);
+            assert!(recipe.fit.contains(&link), "{}", recipe.profile);
         }
         for recipe in RECIPES.iter().filter(|r| r.source == Source::Pip) {
             assert!(
@@ -77,6 +98,9 @@ mod tests {
             assert!(recipe
                 .dockerfile
                 .contains(&format!("/usr/local/bin/{}", recipe.profile)));
+            assert!(recipe
+                .fit
+                .contains(&format!("> /usr/local/bin/{}", recipe.profile)));
         }
     }
 }

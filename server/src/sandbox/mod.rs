@@ -102,7 +102,7 @@ pub enum SandboxError {
     )]
     Unreachable { endpoint: String, message: String },
     #[error(
-        "image `{image}` is not in the Docker engine at {endpoint}. Build or pull it (`docker pull {image}`, or `handoff image build` for built-in agents), or set `image` of the agent profile in .handoff.toml"
+        "image `{image}` is not in the Docker engine at {endpoint}. Build or pull it (`docker pull {image}`, or `handoff image build PROFILE` for the built-in agents and for images of the repository's own .handoff/Dockerfile or devcontainer.json), or set `image` of the agent profile in .handoff.toml"
     )]
     ImageMissing { image: String, endpoint: String },
     #[error("a container named {name} already exists (another front-end started this task)")]
