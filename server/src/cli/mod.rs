@@ -15,8 +15,8 @@ use clap::{Parser, Subcommand};
 
 use crate::agents::transcript::render::Live;
 use crate::engine::task::{TaskId, TaskState};
-use crate::engine::{Engine, NewTask};
-use crate::sandbox::DockerSandbox;
+use crate::engine::{Engine, EngineError, NewTask};
+use crate::sandbox::{DockerSandbox, SandboxError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -737,7 +737,7 @@ async fn wait_and_report(
 ) -> Result<ExitCode> {
     let tty = std::io::stderr().is_terminal() && !json;
     let mut last_state: Option<TaskState> = None;
-    let task = engine
+    let waited = engine
         .wait(id, |t| {
             let mut err = std::io::stderr();
             if tty {
@@ -748,10 +748,24 @@ async fn wait_and_report(
             }
             last_state = Some(t.state);
         })
-        .await?;
+        .await;
     if tty {
         eprintln!();
     }
+    let task = match waited {
+        Ok(task) => task,
+        Err(e @ EngineError::Sandbox(SandboxError::Unreachable { .. })) => {
+            // The engine went away while the agent worked (or never came): the task
+            // and whatever its agent wrote stay where they are, for the next command.
+            eprintln!(
+                "handoff: {}\n{}",
+                terminal::escape(&e.to_string()),
+                render::kept_while_engine_away(id)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
     } else {

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::terminal::escape as esc;
-use crate::engine::task::{CheckRun, Task};
+use crate::engine::task::{CheckRun, Task, TaskId};
 
 fn elapsed(task: &Task) -> String {
     task.elapsed_text().unwrap_or_else(|| "-".into())
@@ -52,6 +52,15 @@ pub fn replied(task: &Task) -> String {
         id = task.id,
         turn = task.turns.len() + 1,
         state = task.state,
+    )
+}
+
+/// When the engine went away while `--wait` waited: nothing is lost, and what to run.
+pub fn kept_while_engine_away(id: TaskId) -> String {
+    format!(
+        "Task #{id} is kept as it was: its agent may still be running, and what it wrote so \
+         far stays on this machine. Once Docker answers again, `handoff show {id}` brings \
+         its work home."
     )
 }
 
