@@ -1,0 +1,290 @@
+//! Faults lose nothing: a Docker engine killed in the middle of a task, a front-end
+//! killed at every step of starting and finalizing, the repository's disk full while
+//! a result comes home, a damaged task record. Each test runs on a private Docker
+//! engine of its own (`common::engine`), which it can kill and restart, and checks
+//! what the user sees: the branch and its content, `handoff show --json`, `handoff
+//! recover`, `handoff list`.
+//!
+//! Runs as root (namespaces, mounts); no traffic leaves 127.0.0.0/8 (the private
+//! engines have no bridge and the agents network `none`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::engine::PrivateEngine;
+use common::{eventually, stderr, stdout, Repo};
+use serde_json::Value;
+
+fn state(t: &Value) -> &str {
+    t["state"].as_str().unwrap_or("?")
+}
+
+fn record_path(repo: &Repo, id: u64) -> PathBuf {
+    repo.git_dir().join(format!("handoff/tasks/{id}/task.json"))
+}
+
+fn upper_path(repo: &Repo, id: u64) -> PathBuf {
+    repo.git_dir().join(format!("handoff/tasks/{id}/upper"))
+}
+
+/// Task `id` from a plain `handoff list --json` (which reconciles and finalizes).
+fn listed(engine: &PrivateEngine, repo: &Repo, id: u64) -> Value {
+    engine
+        .json(repo, &["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Commits on the task's branch since its base: one when the agent did not commit.
+fn commits_on_branch(repo: &Repo, task: &Value) -> usize {
+    let range = format!(
+        "{}..{}",
+        task["base_commit"].as_str().unwrap(),
+        task["branch"].as_str().unwrap()
+    );
+    repo.git(&["rev-list", "--count", &range])
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn assert_nothing_left_on(engine: &PrivateEngine) {
+    assert!(
+        engine.containers().is_empty(),
+        "containers left: {:?}",
+        engine.containers()
+    );
+    assert!(
+        engine.volumes().is_empty(),
+        "volumes left: {:?}",
+        engine.volumes()
+    );
+}
+
+/// What `handoff run --wait` said when the engine it waited on went away.
+fn assert_told_the_task_is_kept(engine: &PrivateEngine, waited: std::process::Output) {
+    assert!(!waited.status.success());
+    let said = stderr(&waited);
+    assert!(
+        said.contains(&engine.docker_host())
+            && said.contains("Task #1 is kept")
+            && said.contains("`handoff show 1`"),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_docker_engine_killed_mid_task_and_restarted_brings_the_agents_work_home() {
+    let mut engine = PrivateEngine::start();
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let front = engine
+        .handoff_command(repo.path())
+        .args(["run", "--wait", "--json", "sleep 3; echo done > f.txt"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(30, "the agent running", || {
+        std::fs::read_to_string(record_path(&repo, 1)).is_ok_and(|s| s.contains("\"running\""))
+    });
+
+    engine.kill();
+    // The front-end that waited says the engine is gone and that the task is kept.
+    assert_told_the_task_is_kept(&engine, front.wait_with_output().unwrap());
+    // The agent lives on under its shim, and what it writes lands on the host.
+    eventually(20, "the agent's file in the upper folder", || {
+        upper_path(&repo, 1).join("f.txt").exists()
+    });
+    // Without the engine, states are shown as last known, and said to be stale.
+    let down = engine.handoff(&repo, &["list", "--json"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert!(stderr(&down).contains("stale"), "{}", stderr(&down));
+    let tasks: Value = serde_json::from_slice(&down.stdout).unwrap();
+    assert_eq!(state(&tasks[0]), "running", "{tasks:#}");
+
+    engine.restart();
+    let t = listed(&engine, &repo, 1);
+    assert_eq!(state(&t), "done", "{t:#}");
+    let branch = t["branch"].as_str().unwrap();
+    assert_eq!(repo.show_bytes(branch, "f.txt"), b"done\n");
+    assert_eq!(commits_on_branch(&repo, &t), 1);
+    assert_nothing_left_on(&engine);
+}
+
+#[test]
+fn a_docker_engine_crash_that_takes_the_agent_with_it_keeps_the_work_so_far_on_its_branch() {
+    let mut engine = PrivateEngine::start();
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let front = engine
+        .handoff_command(repo.path())
+        .args([
+            "run",
+            "--wait",
+            "--json",
+            "echo partial > p.txt; sleep 120; echo never > f.txt",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(30, "the agent's first file in the upper folder", || {
+        upper_path(&repo, 1).join("p.txt").exists()
+    });
+
+    engine.kill_with_containers();
+    assert_told_the_task_is_kept(&engine, front.wait_with_output().unwrap());
+    engine.restart();
+    let t = listed(&engine, &repo, 1);
+    assert_eq!(state(&t), "failed", "{t:#}");
+    let branch = t["branch"].as_str().unwrap();
+    let error = t["error"].as_str().unwrap();
+    assert!(
+        error.contains(branch),
+        "the error says where the work is: {error}"
+    );
+    assert_eq!(repo.show_bytes(branch, "p.txt"), b"partial\n");
+    assert!(!common::files_on(&repo, branch).contains(&"f.txt".to_string()));
+    assert_nothing_left_on(&engine);
+}
+
+/// A small tmpfs of the test's, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cannot mount a tmpfs (the fault tests run as root): {}",
+            stderr(&out)
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Bytes free for ordinary files.
+    fn free(&self) -> u64 {
+        let c = std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path and a zeroed out-parameter of the right type.
+        unsafe {
+            let mut s: libc::statvfs = std::mem::zeroed();
+            assert_eq!(libc::statvfs(c.as_ptr(), &mut s), 0);
+            s.f_bavail * s.f_frsize
+        }
+    }
+
+    /// `repo`, moved onto this disk (and trusted there).
+    fn take(&self, repo: Repo) -> Repo {
+        let moved = Repo {
+            dir: tempfile::tempdir_in(self.path()).unwrap(),
+        };
+        let out = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", repo.path().display()))
+            .arg(moved.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        moved.trust();
+        moved
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let c = std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
+            eprintln!(
+                "cannot unmount {}: {}",
+                self.path().display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_during_finalize_keeps_the_work_and_recover_brings_it_home_once_space_is_back() {
+    const MIB: u64 = 1 << 20;
+    let engine = PrivateEngine::start();
+    // Declared before the repository, so dropped after it.
+    let disk = SmallDisk::mount("48m");
+    let repo = disk.take(Repo::new(&[("a.txt", "a\n")], ""));
+    // Room for the agent's 8 MiB (random, so git cannot compress them) and a little
+    // more, but not for a second copy of them in the object database.
+    let filler = disk.path().join("filler");
+    let fill = disk.free().saturating_sub(12 * MIB);
+    std::fs::write(&filler, vec![0u8; fill as usize]).unwrap();
+
+    let out = engine.handoff(
+        &repo,
+        &[
+            "run",
+            "--wait",
+            "--json",
+            "head -c 8388608 /dev/urandom > big.bin",
+        ],
+    );
+    assert!(!out.status.success());
+    let t: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", stdout(&out), stderr(&out)));
+    assert_eq!(state(&t), "failed", "{t:#}");
+    let error = t["error"].as_str().unwrap();
+    let upper = upper_path(&repo, 1);
+    let objects = repo.git_dir().join("objects");
+    assert!(
+        error.contains(&format!(
+            "no space left on the disk of {}",
+            objects.display()
+        )) && error.contains(&format!("kept in {}", upper.display()))
+            && error.contains("`handoff recover 1`"),
+        "the error says what failed, where the work is and what to run: {error}"
+    );
+    let kept = std::fs::read(upper.join("big.bin")).unwrap();
+    assert_eq!(kept.len(), 8 << 20);
+    let show = stdout(&engine.handoff(&repo, &["show", "1"]));
+    assert!(show.contains("`handoff recover 1`"), "{show}");
+
+    // Space is back: recover brings the work home, and the kept copy goes.
+    std::fs::remove_file(&filler).unwrap();
+    let out = engine.handoff(&repo, &["recover", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Recovered task #1"),
+        "{}",
+        stdout(&out)
+    );
+    let t = engine.task(&repo, 1);
+    let branch = t["branch"].as_str().unwrap();
+    assert!(
+        repo.show_bytes(branch, "big.bin") == kept,
+        "the branch has the agent's file"
+    );
+    assert_eq!(commits_on_branch(&repo, &t), 1);
+    assert!(t["error"].is_null(), "{t:#}");
+    assert!(!upper.exists(), "the kept copy goes once the work is home");
+    assert_nothing_left_on(&engine);
+}
