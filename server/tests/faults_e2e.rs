@@ -54,15 +54,15 @@ fn commits_on_branch(repo: &Repo, task: &Value) -> usize {
         .unwrap()
 }
 
-fn assert_nothing_left_on(engine: &PrivateEngine) {
+fn assert_nothing_left_on(engine: &PrivateEngine, when: &str) {
     assert!(
         engine.containers().is_empty(),
-        "containers left: {:?}",
+        "{when}: containers left: {:?}",
         engine.containers()
     );
     assert!(
         engine.volumes().is_empty(),
-        "volumes left: {:?}",
+        "{when}: volumes left: {:?}",
         engine.volumes()
     );
 }
@@ -114,7 +114,7 @@ fn a_docker_engine_killed_mid_task_and_restarted_brings_the_agents_work_home() {
     let branch = t["branch"].as_str().unwrap();
     assert_eq!(repo.show_bytes(branch, "f.txt"), b"done\n");
     assert_eq!(commits_on_branch(&repo, &t), 1);
-    assert_nothing_left_on(&engine);
+    assert_nothing_left_on(&engine, "at the end");
 }
 
 #[test]
@@ -150,7 +150,60 @@ fn a_docker_engine_crash_that_takes_the_agent_with_it_keeps_the_work_so_far_on_i
     );
     assert_eq!(repo.show_bytes(branch, "p.txt"), b"partial\n");
     assert!(!common::files_on(&repo, branch).contains(&"f.txt".to_string()));
-    assert_nothing_left_on(&engine);
+    assert_nothing_left_on(&engine, "at the end");
+}
+
+#[test]
+fn a_front_end_killed_at_any_step_of_starting_or_finalizing_loses_nothing_and_imports_once() {
+    let engine = PrivateEngine::start();
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    for (n, point) in handoff::engine::fault::POINTS.iter().enumerate() {
+        let id = n as u64 + 1;
+        let file = format!("f{id}.txt");
+        let out = engine.handoff_env(
+            &repo,
+            &["run", "--wait", "--json", &format!("echo {point} > {file}")],
+            &[("HANDOFF_CRASH_AT", point)],
+        );
+        assert!(
+            !out.status.success() && stderr(&out).contains(&format!("dying at {point}")),
+            "handoff run did not die at {point}: {}\n{}",
+            out.status,
+            stderr(&out)
+        );
+
+        // Plain commands settle it: the next front-end takes the dead one's work over.
+        let mut t = Value::Null;
+        eventually(60, &format!("task #{id} (killed at {point}) done"), || {
+            t = listed(&engine, &repo, id);
+            state(&t) == "done"
+        });
+        let branch = t["branch"].as_str().unwrap();
+        assert_eq!(
+            repo.show_bytes(branch, &file),
+            format!("{point}\n").as_bytes(),
+            "killed at {point}"
+        );
+        assert_eq!(commits_on_branch(&repo, &t), 1, "killed at {point}: {t:#}");
+        assert_eq!(
+            t["turns"].as_array().unwrap().len(),
+            1,
+            "killed at {point}, settled once: {t:#}"
+        );
+        assert!(t["error"].is_null(), "killed at {point}: {t:#}");
+        // What the turn used is gone once its work is on the branch.
+        let when = format!("killed at {point}, then settled");
+        assert_nothing_left_on(&engine, &when);
+        assert!(
+            !upper_path(&repo, id).exists(),
+            "{when}: the scratch copy of the work is left"
+        );
+        let base_ref = format!("refs/handoff/base/{id}");
+        assert!(
+            repo.git(&["for-each-ref", &base_ref]).is_empty(),
+            "{when}: {base_ref} is left"
+        );
+    }
 }
 
 /// A small tmpfs of the test's, unmounted when dropped.
@@ -286,5 +339,5 @@ fn a_full_disk_during_finalize_keeps_the_work_and_recover_brings_it_home_once_sp
     assert_eq!(commits_on_branch(&repo, &t), 1);
     assert!(t["error"].is_null(), "{t:#}");
     assert!(!upper.exists(), "the kept copy goes once the work is home");
-    assert_nothing_left_on(&engine);
+    assert_nothing_left_on(&engine, "at the end");
 }
