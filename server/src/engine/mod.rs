@@ -13,6 +13,7 @@ pub mod fault;
 mod finalize;
 mod pull;
 pub mod redact;
+mod release;
 pub mod review;
 mod scheduler;
 pub mod store;

@@ -84,7 +84,8 @@ impl<S: Sandbox> Engine<S> {
         }
     }
 
-    /// Reconciles every active task; returns the ones to finalize. Call with the lock.
+    /// Reconciles every active task and returns the ones to finalize; releases what
+    /// ended turns left when their front-end died before it could. Call with the lock.
     async fn claim_ended(&self) -> Result<Vec<Job>, EngineError> {
         let mut jobs = Vec::new();
         for task in self.store.list()? {
@@ -92,6 +93,8 @@ impl<S: Sandbox> Engine<S> {
                 if let Some(job) = self.reconcile_one(task).await? {
                     jobs.push(job);
                 }
+            } else {
+                self.release_if_left(&task).await;
             }
         }
         Ok(jobs)

@@ -247,19 +247,52 @@ impl Store {
     /// so that the slow removal of what it holds can run without the lock. Returns
     /// where it went; `None` if there was no folder.
     pub fn detach(&self, id: TaskId) -> Result<Option<PathBuf>, StoreError> {
-        let dir = self.task_dir(id);
+        self.to_trash(&self.task_dir(id), &id.to_string())
+    }
+
+    /// Moves `path` into `trash/` (named after `label`, this process and the time),
+    /// for [`Store::empty_trash`] to delete. `None` if there was nothing.
+    fn to_trash(&self, path: &Path, label: &str) -> Result<Option<PathBuf>, StoreError> {
         let trash = self.root.join("trash");
         fs::create_dir_all(&trash).map_err(io_err("create", &trash))?;
         let to = trash.join(format!(
-            "{id}-{}-{}",
+            "{label}-{}-{}",
             std::process::id(),
             chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
         ));
-        match fs::rename(&dir, &to) {
+        match fs::rename(path, &to) {
             Ok(()) => Ok(Some(to)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("move away", &dir)(e)),
+            Err(e) => Err(io_err("move away", path)(e)),
         }
+    }
+
+    /// Whether the task still holds a turn's overlay scratch folder: it is running a
+    /// turn, or an ended turn was never released (its front-end died after saving the
+    /// outcome).
+    pub fn has_scratch(&self, id: TaskId) -> bool {
+        self.work_path(id).exists()
+    }
+
+    /// Like [`Store::remove_scratch`] (and the runner's reports too), but only moves the
+    /// folders into `trash/`, at once: safe under the lock, however much the agent
+    /// wrote. [`Store::empty_trash`] deletes them.
+    pub fn discard_scratch(&self, id: TaskId, with_upper: bool) -> Result<(), StoreError> {
+        let mut dirs = vec![
+            ("layer", self.layer_path(id)),
+            ("out", self.out_path(id)),
+            ("quarantine", self.quarantine_path(id)),
+            ("workspace", self.task_dir(id).join("workspace")),
+        ];
+        if with_upper {
+            dirs.push(("upper", self.upper_path(id)));
+        }
+        // The overlay scratch folder last: while it is there, the release is unfinished.
+        dirs.push(("work", self.work_path(id)));
+        for (name, dir) in dirs {
+            self.to_trash(&dir, &format!("{id}-{name}"))?;
+        }
+        Ok(())
     }
 
     /// Removes whatever earlier removals left in `trash/` (a front-end may have died
@@ -377,6 +410,35 @@ mod tests {
         let mut t = task(id);
         t.created_at = store.load(TaskId(id)).unwrap().created_at;
         t
+    }
+
+    #[test]
+    fn discarded_scratch_goes_to_the_trash_keeping_the_upper_folder_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = TaskId(7);
+        for d in [
+            store.layer_path(id),
+            store.upper_path(id),
+            store.work_path(id),
+            store.out_path(id),
+            store.home_path(id),
+        ] {
+            fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        assert!(store.has_scratch(id));
+        store.discard_scratch(id, false).unwrap();
+        assert!(!store.has_scratch(id));
+        assert!(!store.layer_path(id).exists() && !store.out_path(id).exists());
+        assert!(
+            store.upper_path(id).join("sub").exists(),
+            "the work is kept"
+        );
+        assert!(store.home_path(id).exists(), "HOME is not scratch");
+        store.discard_scratch(id, true).unwrap();
+        assert!(!store.upper_path(id).exists());
+        store.empty_trash();
+        assert_eq!(fs::read_dir(store.root().join("trash")).unwrap().count(), 0);
     }
 
     #[test]
