@@ -341,3 +341,68 @@ fn a_full_disk_during_finalize_keeps_the_work_and_recover_brings_it_home_once_sp
     assert!(!upper.exists(), "the kept copy goes once the work is home");
     assert_nothing_left_on(&engine, "at the end");
 }
+
+#[test]
+fn a_damaged_task_record_is_named_and_never_blocks_the_other_tasks() {
+    let engine = PrivateEngine::start();
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    for word in ["one", "two", "three"] {
+        let out = engine.handoff(&repo, &["run", &format!("echo {word} > {word}.txt")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    eventually(60, "three tasks done", || {
+        engine
+            .json(&repo, &["list", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| state(t) == "done")
+            .count()
+            == 3
+    });
+    // Damage two: garbage in one, the other cut in half (a disk that lied).
+    std::fs::write(record_path(&repo, 1), b"\x00\xff garbage {{").unwrap();
+    let whole = std::fs::read(record_path(&repo, 2)).unwrap();
+    std::fs::write(record_path(&repo, 2), &whole[..whole.len() / 2]).unwrap();
+
+    // The others are listed, and the damaged ones named with what to do.
+    for args in [&["list"][..], &["list", "--json"][..]] {
+        let out = engine.handoff(&repo, args);
+        assert!(out.status.success(), "handoff {args:?}: {}", stderr(&out));
+        for id in [1, 2] {
+            let file = record_path(&repo, id).display().to_string();
+            assert!(
+                stderr(&out).contains(&file) && stderr(&out).contains("damaged"),
+                "handoff {args:?} names the damaged {file}: {}",
+                stderr(&out)
+            );
+        }
+    }
+    let listed = engine.json(&repo, &["list", "--json"]);
+    let ids: Vec<u64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![3]);
+
+    // A new task still runs to the end.
+    let out = engine.handoff(&repo, &["run", "--wait", "--json", "echo four > four.txt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((t["id"].as_u64(), state(&t)), (Some(4), "done"), "{t:#}");
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "four.txt"),
+        b"four\n"
+    );
+
+    // Asking for a damaged one says what is wrong, where, and what to do.
+    let out = engine.handoff(&repo, &["show", "1"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&record_path(&repo, 1).display().to_string()) && err.contains("damaged"),
+        "{err}"
+    );
+}
