@@ -379,7 +379,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::List { json } => {
             refresh(&engine).await;
-            let tasks = engine.list()?;
+            let (tasks, damaged) = engine.store().scan()?;
+            // A damaged record keeps no other task from the list, but is not hidden.
+            for (id, why) in damaged {
+                eprintln!(
+                    "handoff: warning: task #{id} is left out: {}",
+                    terminal::escape(&format!("{:#}", anyhow::Error::new(why)))
+                );
+            }
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&tasks)?)?;
             } else {

@@ -33,7 +33,7 @@ pub enum StoreError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("task record {path} is damaged ({source}); move it away or remove the task folder")]
+    #[error("task record {path} is damaged; move it away (the task's branch stays)")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -229,8 +229,9 @@ impl Store {
         Ok(self.scan()?.1)
     }
 
+    /// [`Store::list`] and [`Store::damaged`] in one pass over the records.
     #[allow(clippy::type_complexity)]
-    fn scan(&self) -> Result<(Vec<Task>, Vec<(TaskId, StoreError)>), StoreError> {
+    pub fn scan(&self) -> Result<(Vec<Task>, Vec<(TaskId, StoreError)>), StoreError> {
         let mut tasks = Vec::new();
         let mut damaged = Vec::new();
         for id in self.ids()? {
