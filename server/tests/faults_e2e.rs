@@ -206,46 +206,26 @@ fn a_front_end_killed_at_any_step_of_starting_or_finalizing_loses_nothing_and_im
     }
 }
 
-/// A small tmpfs of the test's, unmounted when dropped.
+/// A small disk (a tmpfs the engine unmounts when it goes).
 struct SmallDisk {
-    dir: tempfile::TempDir,
+    path: PathBuf,
 }
 
 impl SmallDisk {
-    fn mount(size: &str) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cannot mount a tmpfs (the fault tests run as root): {}",
-            stderr(&out)
-        );
-        SmallDisk { dir }
+    fn mount(engine: &PrivateEngine, size: &str) -> SmallDisk {
+        SmallDisk {
+            path: engine.tmpfs(size),
+        }
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     /// Bytes free for ordinary files.
     fn free(&self) -> u64 {
-        let c = std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid path and a zeroed out-parameter of the right type.
-        unsafe {
-            let mut s: libc::statvfs = std::mem::zeroed();
-            assert_eq!(libc::statvfs(c.as_ptr(), &mut s), 0);
-            s.f_bavail * s.f_frsize
-        }
+        let fs = rustix::fs::statvfs(self.path()).unwrap();
+        fs.f_bavail * fs.f_frsize
     }
 
     /// `repo`, moved onto this disk (and trusted there).
@@ -260,22 +240,14 @@ impl SmallDisk {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let open = std::fs::Permissions::from_mode(0o755);
+            std::fs::set_permissions(moved.path(), open).unwrap();
+        }
+        moved.give_to_test_user();
         moved.trust();
         moved
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let c = std::ffi::CString::new(self.path().as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-            eprintln!(
-                "cannot unmount {}: {}",
-                self.path().display(),
-                std::io::Error::last_os_error()
-            );
-        }
     }
 }
 
@@ -283,8 +255,7 @@ impl Drop for SmallDisk {
 fn a_full_disk_during_finalize_keeps_the_work_and_recover_brings_it_home_once_space_is_back() {
     const MIB: u64 = 1 << 20;
     let engine = PrivateEngine::start();
-    // Declared before the repository, so dropped after it.
-    let disk = SmallDisk::mount("48m");
+    let disk = SmallDisk::mount(&engine, "48m");
     let repo = disk.take(Repo::new(&[("a.txt", "a\n")], ""));
     // Room for the agent's 8 MiB (random, so git cannot compress them) and a little
     // more, but not for a second copy of them in the object database.

@@ -6,10 +6,10 @@
 //!
 //! Needs root, `ip` (iproute2), `nsenter` (util-linux), `dockerd` and `docker`; a
 //! missing one fails the test with what to install, never a skip. Everything an
-//! engine made — its processes, its containers' processes, mounts, cgroups, the
-//! namespace and the folder — goes when it is dropped, even when the test failed,
-//! and whatever a test run that was itself killed left behind is cleared by the next
-//! [`PrivateEngine::start`].
+//! engine made — its processes, its containers' processes, mounts (the tmpfs disks a
+//! test asked it for too), cgroups, the namespace and the folder — goes when it is
+//! dropped, even when the test failed; and whatever a test run that was itself killed
+//! left behind is cleared by the next [`PrivateEngine::start`].
 //!
 //! Names are `handoff-t-<pid>-<n>` (namespace, folder `/tmp/handoff-t-<pid>-<n>`,
 //! cgroup parent), so engines of tests running in parallel, in one process or
@@ -133,6 +133,26 @@ impl PrivateEngine {
         let _ = fs::remove_file(self.containerd_pidfile());
         let _ = fs::remove_file(self.root.join("docker.pid"));
         self.spawn_dockerd();
+    }
+
+    /// A new tmpfs of `size` (as `mount -o size=` takes it: `48m`), mounted in the
+    /// engine's folder: it goes with the engine, and with the sweep after a killed run.
+    pub fn tmpfs(&self, size: &str) -> PathBuf {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = self
+            .root
+            .join(format!("disk-{}", COUNTER.fetch_add(1, Ordering::SeqCst)));
+        fs::create_dir(&dir).unwrap();
+        run(Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(&dir));
+        dir
     }
 
     /// The docker CLI against this engine.
@@ -516,7 +536,7 @@ fn remove_cgroups(name: &str) {
 }
 
 /// Detaches every mount at or under `root`, deepest first (the engine's own bind
-/// mount of its data root, image layers, volumes, namespace files).
+/// mount of its data root, image layers, volumes, namespace files, tmpfs disks).
 fn unmount_under(root: &Path) {
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
         return;
