@@ -420,12 +420,19 @@ fn sweep_stale() {
     }
     for name in names {
         let root = std::env::temp_dir().join(&name);
-        // An engine being started right now may not have written its owner yet:
-        // leave a folder alone unless its owner is known to be dead.
         let owner = fs::read_to_string(root.join("owner"))
             .ok()
             .and_then(|s| Owner::parse(&s));
-        if owner.is_some_and(|o| !o.is_alive()) {
+        let stale = match owner {
+            Some(owner) => !owner.is_alive(),
+            // An engine being started right now may not have written its owner yet;
+            // one that never did is long dead.
+            None => [root.clone(), Path::new(NETNS_DIR).join(&name)]
+                .iter()
+                .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+                .all(|t| t.elapsed().is_ok_and(|age| age > Duration::from_secs(60))),
+        };
+        if stale {
             clean_up(&name, &root);
         }
     }
