@@ -85,7 +85,7 @@ fn a_docker_engine_killed_mid_task_and_restarted_brings_the_agents_work_home() {
     let repo = Repo::new(&[("a.txt", "a\n")], "");
     let front = engine
         .handoff_command(repo.path())
-        .args(["run", "--wait", "--json", "sleep 3; echo done > f.txt"])
+        .args(["run", "--wait", "--json", "sleep 4; echo done > f.txt"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -98,9 +98,10 @@ fn a_docker_engine_killed_mid_task_and_restarted_brings_the_agents_work_home() {
     // The front-end that waited says the engine is gone and that the task is kept.
     assert_told_the_task_is_kept(&engine, front.wait_with_output().unwrap());
     // The agent lives on under its shim, and what it writes lands on the host.
-    eventually(20, "the agent's file in the upper folder", || {
-        upper_path(&repo, 1).join("f.txt").exists()
+    eventually(20, "the agent to finish on its own", || {
+        engine.container_processes().is_empty()
     });
+    assert!(upper_path(&repo, 1).join("f.txt").exists());
     // Without the engine, states are shown as last known, and said to be stale.
     let down = engine.handoff(&repo, &["list", "--json"]);
     assert!(down.status.success(), "{}", stderr(&down));

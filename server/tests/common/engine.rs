@@ -119,6 +119,12 @@ impl PrivateEngine {
         }
     }
 
+    /// Processes running in this engine's containers (found by their cgroups, so
+    /// also while the engine is dead).
+    pub fn container_processes(&self) -> Vec<u32> {
+        container_pids(&self.name)
+    }
+
     /// Starts the engine again on the same data after [`PrivateEngine::kill`],
     /// clearing what the killed one left: its pid files, and a containerd that
     /// outlived it.
