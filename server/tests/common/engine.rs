@@ -117,6 +117,7 @@ impl PrivateEngine {
                 kill_and_wait(pid);
             }
         }
+        remove_shim_sockets(&self.root);
     }
 
     /// Processes running in this engine's containers (found by their cgroups, so
@@ -466,6 +467,7 @@ fn clean_up(name: &str, root: &Path) {
             kill_and_wait(pid);
         }
     }
+    remove_shim_sockets(root);
     unmount_under(root);
     remove_cgroups(name);
     if root.exists() {
@@ -481,6 +483,24 @@ fn clean_up(name: &str, root: &Path) {
         if !out.as_ref().is_ok_and(|o| o.status.success()) {
             eprintln!("private engine {name}: `ip netns delete {name}` failed: {out:?}");
         }
+    }
+}
+
+/// The sockets of the engine's containerd shims, which a killed shim leaves in the
+/// machine's `/run/containerd/s/` (named, as containerd 1.6 names them, by the hash
+/// of containerd's address, namespace and container id). Call once they are dead.
+fn remove_shim_sockets(root: &Path) {
+    use sha2::{Digest, Sha256};
+    let address = root.join("exec/containerd/containerd.sock");
+    let Ok(containers) = fs::read_dir(root.join("data/containers")) else {
+        return;
+    };
+    for container in containers.flatten() {
+        let id = container.file_name();
+        let key = address.join("moby").join(&id);
+        let hash = Sha256::digest(key.as_os_str().as_encoded_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let _ = fs::remove_file(Path::new("/run/containerd/s").join(hex));
     }
 }
 
