@@ -483,6 +483,14 @@ impl<S: Sandbox> Engine<S> {
         profile: &AgentProfile,
         fresh: bool,
     ) -> Result<String, EngineError> {
+        // A fresh turn starts by wiping the upper folder; a container of it may have run
+        // although its start was not recorded (`adopt.rs`): adopt it instead.
+        if fresh {
+            if let Some((container, phase)) = self.container_to_adopt(task).await? {
+                task.phase = Some(phase);
+                return Ok(container);
+            }
+        }
         let clock = std::time::Instant::now();
         let image = self.image_for(profile);
         self.sandbox.check_image(&image).await?;

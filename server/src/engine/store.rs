@@ -275,6 +275,12 @@ impl Store {
         self.work_path(id).exists()
     }
 
+    /// Whether the task's upper folder holds anything: an agent of the current turn
+    /// wrote (the folder is made empty before its container starts).
+    pub fn has_agent_writes(&self, id: TaskId) -> bool {
+        fs::read_dir(self.upper_path(id)).is_ok_and(|mut entries| entries.next().is_some())
+    }
+
     /// Like [`Store::remove_scratch`] (and the runner's reports too), but only moves the
     /// folders into `trash/`, at once: safe under the lock, however much the agent
     /// wrote. [`Store::empty_trash`] deletes them.
@@ -428,6 +434,7 @@ mod tests {
             fs::create_dir_all(d.join("sub")).unwrap();
         }
         assert!(store.has_scratch(id));
+        assert!(store.has_agent_writes(id));
         store.discard_scratch(id, false).unwrap();
         assert!(!store.has_scratch(id));
         assert!(!store.layer_path(id).exists() && !store.out_path(id).exists());
@@ -438,6 +445,7 @@ mod tests {
         assert!(store.home_path(id).exists(), "HOME is not scratch");
         store.discard_scratch(id, true).unwrap();
         assert!(!store.upper_path(id).exists());
+        assert!(!store.has_agent_writes(id));
         store.empty_trash();
         assert_eq!(fs::read_dir(store.root().join("trash")).unwrap().count(), 0);
     }
