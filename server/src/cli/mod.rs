@@ -292,9 +292,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let tasks = engine.create_attempts(new, &agents, attempts).await?;
             let first = tasks[0].id;
             if let Err(e) = engine.tick().await {
-                eprintln!(
-                    "handoff: task #{first} is queued but cannot start: {e}\nIt starts with the next handoff command once this is fixed."
-                );
+                if is_unreachable(&e) {
+                    // The engine may have gone away after starting the agent.
+                    eprintln!(
+                        "handoff: {}
+{}",
+                        terminal::escape(&e.to_string()),
+                        render::kept_while_engine_away(first)
+                    );
+                } else {
+                    eprintln!(
+                        "handoff: task #{first} is queued but cannot start: {e}
+It starts with the next handoff command once this is fixed."
+                    );
+                }
                 return Ok(ExitCode::FAILURE);
             }
             if tasks.len() > 1 {
@@ -323,9 +334,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let task = engine.reply(id, &message).await?;
             if let Err(e) = engine.tick().await {
-                eprintln!(
-                    "handoff: your reply to task #{id} is kept, but its turn cannot start: {e}\nIt starts with the next handoff command once this is fixed."
-                );
+                if is_unreachable(&e) {
+                    eprintln!(
+                        "handoff: {}\nYour reply is kept. {}",
+                        terminal::escape(&e.to_string()),
+                        render::kept_while_engine_away(id)
+                    );
+                } else {
+                    eprintln!(
+                        "handoff: your reply to task #{id} is kept, but its turn cannot start: {e}\nIt starts with the next handoff command once this is fixed."
+                    );
+                }
                 return Ok(ExitCode::FAILURE);
             }
             let task = engine.get(id).unwrap_or(task);
@@ -761,7 +780,7 @@ async fn wait_and_report(
     }
     let task = match waited {
         Ok(task) => task,
-        Err(e @ EngineError::Sandbox(SandboxError::Unreachable { .. })) => {
+        Err(e) if is_unreachable(&e) => {
             // The engine went away while the agent worked (or never came): the task
             // and whatever its agent wrote stay where they are, for the next command.
             eprintln!(
@@ -779,6 +798,10 @@ async fn wait_and_report(
         writeln!(out, "{}", render::finished(&task))?;
     }
     Ok(exit_for(task.state))
+}
+
+fn is_unreachable(e: &EngineError) -> bool {
+    matches!(e, EngineError::Sandbox(SandboxError::Unreachable { .. }))
 }
 
 /// Reconciles with Docker before showing state; without Docker the records are

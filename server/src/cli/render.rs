@@ -55,12 +55,13 @@ pub fn replied(task: &Task) -> String {
     )
 }
 
-/// When the engine went away while `--wait` waited: nothing is lost, and what to run.
+/// When the engine could not be reached while starting or waiting for a task (it may
+/// have gone away with the agent running): nothing is lost, and what to run.
 pub fn kept_while_engine_away(id: TaskId) -> String {
     format!(
-        "Task #{id} is kept as it was: its agent may still be running, and what it wrote so \
-         far stays on this machine. Once Docker answers again, `handoff show {id}` brings \
-         its work home."
+        "Task #{id} is kept, with whatever its agent wrote so far. Once Docker answers \
+         again, `handoff show {id}` (or any handoff command) carries on: it starts the task \
+         or brings its work home."
     )
 }
 
