@@ -336,7 +336,7 @@ It starts with the next handoff command once this is fixed."
             if let Err(e) = engine.tick().await {
                 if is_unreachable(&e) {
                     eprintln!(
-                        "handoff: {}\nYour reply is kept. {}",
+                        "handoff: your reply to task #{id} is kept: {}\n{}",
                         terminal::escape(&e.to_string()),
                         render::kept_while_engine_away(id)
                     );
