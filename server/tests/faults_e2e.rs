@@ -55,15 +55,11 @@ fn commits_on_branch(repo: &Repo, task: &Value) -> usize {
 }
 
 fn assert_nothing_left_on(engine: &PrivateEngine, when: &str) {
+    let (containers, volumes) = (engine.containers(), engine.volumes());
     assert!(
-        engine.containers().is_empty(),
-        "{when}: containers left: {:?}",
-        engine.containers()
-    );
-    assert!(
-        engine.volumes().is_empty(),
-        "{when}: volumes left: {:?}",
-        engine.volumes()
+        containers.is_empty() && volumes.is_empty(),
+        "{when}: containers {containers:?} and volumes {volumes:?} left; dockerd's log:\n{}",
+        engine.log()
     );
 }
 

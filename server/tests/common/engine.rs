@@ -228,6 +228,13 @@ impl PrivateEngine {
     /// `handoff ARGS` that must succeed and print JSON.
     pub fn json(&self, repo: &Repo, args: &[&str]) -> Value {
         let out = self.handoff(repo, args);
+        if !out.stderr.is_empty() {
+            // Shown only when the test fails: warnings on the way to its outcome.
+            eprintln!(
+                "handoff {args:?} said: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert!(
             out.status.success(),
             "handoff {args:?} failed:\n{}",
