@@ -44,7 +44,7 @@ impl<S: Sandbox> Engine<S> {
             self.sandbox.release_workspace(&name).await?;
             return Ok(None);
         }
-        tracing::warn!(task_id = %task.id, %container, "adopting a container whose start was not recorded");
+        tracing::info!(task_id = %task.id, %container, "adopting a container whose start was not recorded");
         Ok(Some((container, phase)))
     }
 }

@@ -71,8 +71,9 @@ impl<S: Sandbox> Engine<S> {
             .await;
         match released {
             Ok(()) => tracing::info!(task_id = %task.id, "released a turn its front-end left"),
+            // Said on every tick until it works (Docker down, say): not a warning.
             Err(e) => {
-                tracing::warn!(task_id = %task.id, error = %e, "could not release the ended turn yet")
+                tracing::info!(task_id = %task.id, error = %e, "could not release the ended turn yet")
             }
         }
     }
