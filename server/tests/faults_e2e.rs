@@ -133,7 +133,7 @@ fn a_docker_engine_crash_that_takes_the_agent_with_it_keeps_the_work_so_far_on_i
         .spawn()
         .unwrap();
     eventually(30, "the agent's first file in the upper folder", || {
-        upper_path(&repo, 1).join("p.txt").exists()
+        std::fs::read(upper_path(&repo, 1).join("p.txt")).is_ok_and(|b| b == b"partial\n")
     });
 
     engine.kill_with_containers();
@@ -226,8 +226,9 @@ fn a_docker_engine_that_dies_as_the_agent_starts_loses_none_of_its_first_writes(
             .spawn()
             .unwrap();
         let first = upper_path(&repo, id).join(&file);
+        let written = format!("{id}\n");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !first.exists() {
+        while std::fs::read_to_string(&first).ok().as_deref() != Some(written.as_str()) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the agent never wrote"
@@ -258,7 +259,7 @@ fn a_docker_engine_that_dies_as_the_agent_starts_loses_none_of_its_first_writes(
             common::files_on(&repo, branch).contains(&file),
             "round {id}: the agent's first file is not on {branch}: {t:#}"
         );
-        assert_eq!(repo.show_bytes(branch, &file), format!("{id}\n").as_bytes());
+        assert_eq!(repo.show_bytes(branch, &file), written.as_bytes());
         assert_nothing_left_on(&engine, &format!("round {id}"));
     }
 }
