@@ -160,53 +160,60 @@ fn a_docker_engine_crash_that_takes_the_agent_with_it_keeps_the_work_so_far_on_i
 #[test]
 fn a_front_end_killed_at_any_step_of_starting_or_finalizing_loses_nothing_and_imports_once() {
     let engine = PrivateEngine::start();
-    let repo = Repo::new(&[("a.txt", "a\n")], "");
-    for (n, point) in handoff::engine::fault::POINTS.iter().enumerate() {
-        let id = n as u64 + 1;
-        let file = format!("f{id}.txt");
-        let out = engine.handoff_env(
-            &repo,
-            &["run", "--wait", "--json", &format!("echo {point} > {file}")],
-            &[("HANDOFF_CRASH_AT", point)],
-        );
-        assert!(
-            !out.status.success() && stderr(&out).contains(&format!("dying at {point}")),
-            "handoff run did not die at {point}: {}\n{}",
-            out.status,
-            stderr(&out)
-        );
+    // Turns of one phase (the agent), and of two (a setup, then the agent).
+    for (config, turns) in [
+        ("", "agent only"),
+        ("setup = \"true\"\n", "setup and agent"),
+    ] {
+        let repo = Repo::new(&[("a.txt", "a\n")], config);
+        for (n, point) in handoff::engine::fault::POINTS.iter().enumerate() {
+            let id = n as u64 + 1;
+            let file = format!("f{id}.txt");
+            let when = format!("{turns}, killed at {point}");
+            let out = engine.handoff_env(
+                &repo,
+                &["run", "--wait", "--json", &format!("echo {point} > {file}")],
+                &[("HANDOFF_CRASH_AT", point)],
+            );
+            assert!(
+                !out.status.success() && stderr(&out).contains(&format!("dying at {point}")),
+                "{when}: handoff run did not die there: {}\n{}",
+                out.status,
+                stderr(&out)
+            );
 
-        // Plain commands settle it: the next front-end takes the dead one's work over.
-        let mut t = Value::Null;
-        eventually(60, &format!("task #{id} (killed at {point}) done"), || {
-            t = listed(&engine, &repo, id);
-            state(&t) == "done"
-        });
-        let branch = t["branch"].as_str().unwrap();
-        assert_eq!(
-            repo.show_bytes(branch, &file),
-            format!("{point}\n").as_bytes(),
-            "killed at {point}"
-        );
-        assert_eq!(commits_on_branch(&repo, &t), 1, "killed at {point}: {t:#}");
-        assert_eq!(
-            t["turns"].as_array().unwrap().len(),
-            1,
-            "killed at {point}, settled once: {t:#}"
-        );
-        assert!(t["error"].is_null(), "killed at {point}: {t:#}");
-        // What the turn used is gone once its work is on the branch.
-        let when = format!("killed at {point}, then settled");
-        assert_nothing_left_on(&engine, &when);
-        assert!(
-            !upper_path(&repo, id).exists(),
-            "{when}: the scratch copy of the work is left"
-        );
-        let base_ref = format!("refs/handoff/base/{id}");
-        assert!(
-            repo.git(&["for-each-ref", &base_ref]).is_empty(),
-            "{when}: {base_ref} is left"
-        );
+            // Plain commands settle it: the next front-end takes the dead one's work over.
+            let mut t = Value::Null;
+            eventually(60, &format!("task #{id} done ({when})"), || {
+                t = listed(&engine, &repo, id);
+                state(&t) == "done"
+            });
+            let branch = t["branch"].as_str().unwrap();
+            assert_eq!(
+                repo.show_bytes(branch, &file),
+                format!("{point}\n").as_bytes(),
+                "{when}"
+            );
+            assert_eq!(commits_on_branch(&repo, &t), 1, "{when}: {t:#}");
+            assert_eq!(
+                t["turns"].as_array().unwrap().len(),
+                1,
+                "{when}, settled once: {t:#}"
+            );
+            assert!(t["error"].is_null(), "{when}: {t:#}");
+            // What the turn used is gone once its work is on the branch.
+            let when = format!("{when}, then settled");
+            assert_nothing_left_on(&engine, &when);
+            assert!(
+                !upper_path(&repo, id).exists(),
+                "{when}: the scratch copy of the work is left"
+            );
+            let base_ref = format!("refs/handoff/base/{id}");
+            assert!(
+                repo.git(&["for-each-ref", &base_ref]).is_empty(),
+                "{when}: {base_ref} is left"
+            );
+        }
     }
 }
 
