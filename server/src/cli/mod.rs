@@ -15,8 +15,8 @@ use clap::{Parser, Subcommand};
 
 use crate::agents::transcript::render::Live;
 use crate::engine::task::{TaskId, TaskState};
-use crate::engine::{Engine, NewTask};
-use crate::sandbox::DockerSandbox;
+use crate::engine::{Engine, EngineError, NewTask};
+use crate::sandbox::{DockerSandbox, SandboxError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -292,9 +292,20 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let tasks = engine.create_attempts(new, &agents, attempts).await?;
             let first = tasks[0].id;
             if let Err(e) = engine.tick().await {
-                eprintln!(
-                    "handoff: task #{first} is queued but cannot start: {e}\nIt starts with the next handoff command once this is fixed."
-                );
+                if is_unreachable(&e) {
+                    // The engine may have gone away after starting the agent.
+                    eprintln!(
+                        "handoff: {}
+{}",
+                        terminal::escape(&e.to_string()),
+                        render::kept_while_engine_away(first)
+                    );
+                } else {
+                    eprintln!(
+                        "handoff: task #{first} is queued but cannot start: {e}
+It starts with the next handoff command once this is fixed."
+                    );
+                }
                 return Ok(ExitCode::FAILURE);
             }
             if tasks.len() > 1 {
@@ -323,9 +334,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let task = engine.reply(id, &message).await?;
             if let Err(e) = engine.tick().await {
-                eprintln!(
-                    "handoff: your reply to task #{id} is kept, but its turn cannot start: {e}\nIt starts with the next handoff command once this is fixed."
-                );
+                if is_unreachable(&e) {
+                    eprintln!(
+                        "handoff: your reply to task #{id} is kept: {}\n{}",
+                        terminal::escape(&e.to_string()),
+                        render::kept_while_engine_away(id)
+                    );
+                } else {
+                    eprintln!(
+                        "handoff: your reply to task #{id} is kept, but its turn cannot start: {e}\nIt starts with the next handoff command once this is fixed."
+                    );
+                }
                 return Ok(ExitCode::FAILURE);
             }
             let task = engine.get(id).unwrap_or(task);
@@ -379,7 +398,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::List { json } => {
             refresh(&engine).await;
-            let tasks = engine.list()?;
+            let (tasks, damaged) = engine.store().scan()?;
+            // A damaged record keeps no other task from the list, but is not hidden.
+            for (id, why) in damaged {
+                eprintln!(
+                    "handoff: warning: task #{id} is left out: {}",
+                    terminal::escape(&format!("{:#}", anyhow::Error::new(why)))
+                );
+            }
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&tasks)?)?;
             } else {
@@ -744,7 +770,7 @@ async fn wait_and_report(
 ) -> Result<ExitCode> {
     let tty = std::io::stderr().is_terminal() && !json;
     let mut last_state: Option<TaskState> = None;
-    let task = engine
+    let waited = engine
         .wait(id, |t| {
             let mut err = std::io::stderr();
             if tty {
@@ -755,16 +781,34 @@ async fn wait_and_report(
             }
             last_state = Some(t.state);
         })
-        .await?;
+        .await;
     if tty {
         eprintln!();
     }
+    let task = match waited {
+        Ok(task) => task,
+        Err(e) if is_unreachable(&e) => {
+            // The engine went away while the agent worked (or never came): the task
+            // and whatever its agent wrote stay where they are, for the next command.
+            eprintln!(
+                "handoff: {}\n{}",
+                terminal::escape(&e.to_string()),
+                render::kept_while_engine_away(id)
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
     } else {
         writeln!(out, "{}", render::finished(&task))?;
     }
     Ok(exit_for(task.state))
+}
+
+fn is_unreachable(e: &EngineError) -> bool {
+    matches!(e, EngineError::Sandbox(SandboxError::Unreachable { .. }))
 }
 
 /// Reconciles with Docker before showing state; without Docker the records are

@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::terminal::escape as esc;
-use crate::engine::task::{CheckRun, Task};
+use crate::engine::task::{CheckRun, Task, TaskId};
 
 fn elapsed(task: &Task) -> String {
     task.elapsed_text().unwrap_or_else(|| "-".into())
@@ -52,6 +52,16 @@ pub fn replied(task: &Task) -> String {
         id = task.id,
         turn = task.turns.len() + 1,
         state = task.state,
+    )
+}
+
+/// When the engine could not be reached while starting or waiting for a task (it may
+/// have gone away with the agent running): nothing is lost, and what to run.
+pub fn kept_while_engine_away(id: TaskId) -> String {
+    format!(
+        "Task #{id} is kept, with whatever its agent wrote so far. Once Docker answers \
+         again, `handoff show {id}` (or any handoff command) carries on: it starts the task \
+         or brings its work home."
     )
 }
 

@@ -28,7 +28,7 @@ impl<S: Sandbox> Engine<S> {
         let id = task.id;
         let clock = std::time::Instant::now();
         let container = task.container_id.clone();
-        let turn_name = self.turn_container_name(&task);
+        let workspaces = self.turn_workspaces(&task);
         if let Some(container) = &container {
             // The sandbox holds the complete output; the live copy may have gaps.
             if let Err(e) = self.save_log(&task, container).await {
@@ -177,26 +177,14 @@ impl<S: Sandbox> Engine<S> {
         super::fault::point("finalize:after-save");
         tracing::info!(task_id = %id, state = %task.state, "task finalized");
 
-        // The branch now holds the work; the scratch copies can go.
-        if let Some(container) = &container {
-            if let Err(e) = self.sandbox.remove(container).await {
-                tracing::warn!(task_id = %id, error = %e, "could not remove container");
-            }
-        }
-        for name in [turn_name.clone(), format!("{turn_name}-setup")] {
-            if let Err(e) = self.sandbox.release_workspace(&name).await {
-                tracing::warn!(task_id = %id, error = %e, "could not release the workspace");
-            }
-        }
-        let imported_ok = imported.is_ok();
-        let _ = self.store.remove_scratch(id, imported_ok);
-        let _ = crate::untrusted::remove_tree(&self.store.out_path(id));
-        if imported_ok && task.state.is_terminal() {
-            if let Ok(repo) = Repository::open(&self.workdir) {
-                if let Ok(mut r) = repo.find_reference(&format!("refs/handoff/base/{id}")) {
-                    let _ = r.delete();
-                }
-            }
+        // The branch now holds the work (or the upper folder does, for `recover`):
+        // what the turn used can go. If this fails, or this process dies first, a
+        // later tick does it (`release.rs`).
+        let released = self
+            .release_turn(&task, container.as_deref(), &workspaces, imported.is_ok())
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(task_id = %id, error = %e, "could not release the ended turn yet");
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! The engine never imports a front-end (`cli`, `lsp`). Every front-end drives it the
 //! same way: create tasks, call [`Engine::tick`] now and then, read records.
 
+mod adopt;
 mod claim;
 pub mod comments;
 mod egress;
@@ -13,6 +14,7 @@ pub mod fault;
 mod finalize;
 mod pull;
 pub mod redact;
+mod release;
 pub mod review;
 mod scheduler;
 pub mod store;

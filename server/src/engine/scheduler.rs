@@ -84,7 +84,8 @@ impl<S: Sandbox> Engine<S> {
         }
     }
 
-    /// Reconciles every active task; returns the ones to finalize. Call with the lock.
+    /// Reconciles every active task and returns the ones to finalize; releases what
+    /// ended turns left when their front-end died before it could. Call with the lock.
     async fn claim_ended(&self) -> Result<Vec<Job>, EngineError> {
         let mut jobs = Vec::new();
         for task in self.store.list()? {
@@ -92,6 +93,8 @@ impl<S: Sandbox> Engine<S> {
                 if let Some(job) = self.reconcile_one(task).await? {
                     jobs.push(job);
                 }
+            } else {
+                self.release_if_left(&task).await;
             }
         }
         Ok(jobs)
@@ -480,6 +483,14 @@ impl<S: Sandbox> Engine<S> {
         profile: &AgentProfile,
         fresh: bool,
     ) -> Result<String, EngineError> {
+        // A fresh turn starts by wiping the upper folder; a container of it may have run
+        // although its start was not recorded (`adopt.rs`): adopt it instead.
+        if fresh {
+            if let Some((container, phase)) = self.container_to_adopt(task).await? {
+                task.phase = Some(phase);
+                return Ok(container);
+            }
+        }
         let clock = std::time::Instant::now();
         let image = self.image_for(profile);
         self.sandbox.check_image(&image).await?;

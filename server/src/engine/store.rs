@@ -33,7 +33,7 @@ pub enum StoreError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("task record {path} is damaged ({source}); move it away or remove the task folder")]
+    #[error("task record {path} is damaged; move it away (the task's branch stays)")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -229,8 +229,9 @@ impl Store {
         Ok(self.scan()?.1)
     }
 
+    /// [`Store::list`] and [`Store::damaged`] in one pass over the records.
     #[allow(clippy::type_complexity)]
-    fn scan(&self) -> Result<(Vec<Task>, Vec<(TaskId, StoreError)>), StoreError> {
+    pub fn scan(&self) -> Result<(Vec<Task>, Vec<(TaskId, StoreError)>), StoreError> {
         let mut tasks = Vec::new();
         let mut damaged = Vec::new();
         for id in self.ids()? {
@@ -247,19 +248,58 @@ impl Store {
     /// so that the slow removal of what it holds can run without the lock. Returns
     /// where it went; `None` if there was no folder.
     pub fn detach(&self, id: TaskId) -> Result<Option<PathBuf>, StoreError> {
-        let dir = self.task_dir(id);
+        self.to_trash(&self.task_dir(id), &id.to_string())
+    }
+
+    /// Moves `path` into `trash/` (named after `label`, this process and the time),
+    /// for [`Store::empty_trash`] to delete. `None` if there was nothing.
+    fn to_trash(&self, path: &Path, label: &str) -> Result<Option<PathBuf>, StoreError> {
         let trash = self.root.join("trash");
         fs::create_dir_all(&trash).map_err(io_err("create", &trash))?;
         let to = trash.join(format!(
-            "{id}-{}-{}",
+            "{label}-{}-{}",
             std::process::id(),
             chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
         ));
-        match fs::rename(&dir, &to) {
+        match fs::rename(path, &to) {
             Ok(()) => Ok(Some(to)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("move away", &dir)(e)),
+            Err(e) => Err(io_err("move away", path)(e)),
         }
+    }
+
+    /// Whether the task still holds a turn's overlay scratch folder: it is running a
+    /// turn, or an ended turn was never released (its front-end died after saving the
+    /// outcome).
+    pub fn has_scratch(&self, id: TaskId) -> bool {
+        self.work_path(id).exists()
+    }
+
+    /// Whether the task's upper folder holds anything: an agent of the current turn
+    /// wrote (the folder is made empty before its container starts).
+    pub fn has_agent_writes(&self, id: TaskId) -> bool {
+        fs::read_dir(self.upper_path(id)).is_ok_and(|mut entries| entries.next().is_some())
+    }
+
+    /// Like [`Store::remove_scratch`] (and the runner's reports too), but only moves the
+    /// folders into `trash/`, at once: safe under the lock, however much the agent
+    /// wrote. [`Store::empty_trash`] deletes them.
+    pub fn discard_scratch(&self, id: TaskId, with_upper: bool) -> Result<(), StoreError> {
+        let mut dirs = vec![
+            ("layer", self.layer_path(id)),
+            ("out", self.out_path(id)),
+            ("quarantine", self.quarantine_path(id)),
+            ("workspace", self.task_dir(id).join("workspace")),
+        ];
+        if with_upper {
+            dirs.push(("upper", self.upper_path(id)));
+        }
+        // The overlay scratch folder last: while it is there, the release is unfinished.
+        dirs.push(("work", self.work_path(id)));
+        for (name, dir) in dirs {
+            self.to_trash(&dir, &format!("{id}-{name}"))?;
+        }
+        Ok(())
     }
 
     /// Removes whatever earlier removals left in `trash/` (a front-end may have died
@@ -377,6 +417,37 @@ mod tests {
         let mut t = task(id);
         t.created_at = store.load(TaskId(id)).unwrap().created_at;
         t
+    }
+
+    #[test]
+    fn discarded_scratch_goes_to_the_trash_keeping_the_upper_folder_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = TaskId(7);
+        for d in [
+            store.layer_path(id),
+            store.upper_path(id),
+            store.work_path(id),
+            store.out_path(id),
+            store.home_path(id),
+        ] {
+            fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        assert!(store.has_scratch(id));
+        assert!(store.has_agent_writes(id));
+        store.discard_scratch(id, false).unwrap();
+        assert!(!store.has_scratch(id));
+        assert!(!store.layer_path(id).exists() && !store.out_path(id).exists());
+        assert!(
+            store.upper_path(id).join("sub").exists(),
+            "the work is kept"
+        );
+        assert!(store.home_path(id).exists(), "HOME is not scratch");
+        store.discard_scratch(id, true).unwrap();
+        assert!(!store.upper_path(id).exists());
+        assert!(!store.has_agent_writes(id));
+        store.empty_trash();
+        assert_eq!(fs::read_dir(store.root().join("trash")).unwrap().count(), 0);
     }
 
     #[test]

@@ -139,6 +139,24 @@ pub fn import_result(user: &Repository, req: &ImportRequest<'_>) -> Result<Impor
     })
 }
 
+/// Why copying a file of `size` bytes into the object database failed. git2's writer
+/// says only "Write error"; when the disk is what ran out, say so, and which.
+fn write_failure(e: std::io::Error, user: &Repository, size: u64) -> String {
+    if e.raw_os_error().is_some() {
+        // Reading the agent's file failed, not writing.
+        return e.to_string();
+    }
+    let objects = user.path().join("objects");
+    match rustix::fs::statvfs(&objects) {
+        Ok(fs) if fs.f_bavail.saturating_mul(fs.f_frsize) < size => format!(
+            "no space left on the disk of {} for this {} MiB file",
+            objects.display(),
+            size.div_ceil(1 << 20)
+        ),
+        _ => e.to_string(),
+    }
+}
+
 fn untrusted(e: UntrustedError) -> GitError {
     GitError::Untrusted(e.to_string())
 }
@@ -239,8 +257,11 @@ fn content_of(
                     }
                     let (mut file, size) = upper.open_file(rel).map_err(untrusted)?;
                     let mut writer = odb.writer(size as usize, ObjectType::Blob)?;
-                    let copied = std::io::copy(&mut (&mut file).take(size), &mut writer)
-                        .map_err(|e| GitError::Untrusted(format!("{}: {e}", lossy(rel))))?;
+                    let copied =
+                        std::io::copy(&mut (&mut file).take(size), &mut writer).map_err(|e| {
+                            let why = write_failure(e, user, size);
+                            GitError::Untrusted(format!("{}: {why}", lossy(rel)))
+                        })?;
                     if copied != size {
                         return Err(GitError::Untrusted(format!(
                             "{} changed while it was read",

@@ -115,12 +115,17 @@ impl DockerSandbox {
 
     fn engine_err(&self, e: BollardError) -> SandboxError {
         match e {
-            BollardError::HyperLegacyError { .. } | BollardError::SocketNotFoundError(_) => {
-                SandboxError::Unreachable {
-                    endpoint: self.endpoint.clone(),
-                    message: e.to_string(),
-                }
-            }
+            // No answer, or the connection broke before the answer was whole (the
+            // engine died mid-request): the engine cannot be reached, and what it was
+            // asked may or may not have happened.
+            BollardError::HyperLegacyError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::RequestTimeoutError
+            | BollardError::SocketNotFoundError(_) => SandboxError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                message: e.to_string(),
+            },
             other => SandboxError::Engine(other.to_string()),
         }
     }
@@ -247,9 +252,14 @@ impl Sandbox for DockerSandbox {
             Err(e) => return Err(self.engine_err(e)),
         };
         if let Err(e) = self.client()?.start_container(&created.id, None).await {
-            // Keep nothing half-made: a container that never started holds no work.
-            let _ = self.remove(&created.id).await;
-            return Err(self.engine_err(e));
+            let e = self.engine_err(e);
+            // Keep nothing half-made: a container the engine refused to start holds no
+            // work. One whose start went unanswered may be running, its agent writing:
+            // it stays, for the caller to find.
+            if !matches!(e, SandboxError::Unreachable { .. }) {
+                let _ = self.remove(&created.id).await;
+            }
+            return Err(e);
         }
         Ok(created.id)
     }
@@ -538,5 +548,34 @@ impl DockerSandbox {
             std::future::ready(result)
         });
         Box::pin(stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_that_breaks_off_its_answer_is_unreachable_one_that_refuses_is_not() {
+        let sandbox = DockerSandbox::new();
+        let broken = BollardError::IOError {
+            err: std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        };
+        assert!(matches!(
+            sandbox.engine_err(broken),
+            SandboxError::Unreachable { .. }
+        ));
+        assert!(matches!(
+            sandbox.engine_err(BollardError::RequestTimeoutError),
+            SandboxError::Unreachable { .. }
+        ));
+        let refused = BollardError::DockerResponseServerError {
+            status_code: 500,
+            message: "OCI runtime create failed".into(),
+        };
+        assert!(matches!(
+            sandbox.engine_err(refused),
+            SandboxError::Engine(m) if m.contains("OCI runtime create failed")
+        ));
     }
 }
