@@ -87,7 +87,7 @@ for target in "${targets[@]}"; do
   rm -f "$stamp"
   # Keep what grew small: replace it with the fewest inputs that reach the same code,
   # so that loading it never eats the time of the next run.
-  if [ "$(find "$grown" -type f | wc -l)" -gt 4000 ]; then
+  if [ "$(find "$grown" -type f | wc -l)" -gt 10000 ]; then
     log "$target: minimizing $grown"
     cargo +nightly fuzz cmin "${build[@]}" "$target" "$grown" -- "${limits[@]}" >>"$logfile" 2>&1 \
       || die "$target: cargo fuzz cmin failed; see $logfile"
