@@ -39,7 +39,7 @@ apt_install() {
 }
 
 # --- packages -----------------------------------------------------------------
-apt_install git busybox-static ca-certificates python3 python3-pip
+apt_install git busybox-static ca-certificates python3 python3-pip time iproute2 util-linux
 # The built-in agents' images (`handoff image build`): mmdebstrap makes the Debian base
 # with no registry; npm resolves the agent CLIs on the host.
 apt_install mmdebstrap

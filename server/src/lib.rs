@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod diff;
+pub mod egress;
 pub mod engine;
 pub mod git;
 pub mod image;

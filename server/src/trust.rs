@@ -121,6 +121,10 @@ pub fn state(workdir: &Path) -> std::io::Result<TrustState> {
     let Some(sha256) = config_hash(workdir)? else {
         return Ok(TrustState::NoConfig);
     };
+    #[cfg(test)]
+    if workdir.join(TEST_MARKER).exists() {
+        return Ok(TrustState::Trusted { sha256 });
+    }
     let was = store_path()
         .map(|p| read_store(&p))
         .and_then(|mut s| s.remove(&key(workdir)))
@@ -173,6 +177,17 @@ fn write_store(path: &Path, store: &BTreeMap<String, Trusted>) -> std::io::Resul
     let mut bytes = serde_json::to_vec_pretty(store).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     crate::engine::store::write_atomic(path, &bytes).map_err(std::io::Error::other)
+}
+
+/// In unit tests only: a repository with this file is trusted, so that tests need not
+/// write the user's own trust store.
+#[cfg(test)]
+const TEST_MARKER: &str = ".git/handoff-trusted-for-tests";
+
+/// Trusts a unit test's repository (see [`TEST_MARKER`]).
+#[cfg(test)]
+pub fn trust_for_tests(workdir: &Path) {
+    std::fs::write(workdir.join(TEST_MARKER), b"").expect("a test repository");
 }
 
 #[cfg(test)]

@@ -176,7 +176,8 @@ fn run_agent(repo: &Repo, agent: &str, prompt: &str, env: &[(&str, &str)]) -> (V
 }
 
 /// A repository whose `claude` profile runs the real CLI (image `handoff image build
-/// claude`) on network `host`, and a model server for it; `extra` goes into the profile.
+/// claude`) on its default network, and a model server for it; `extra` goes into the
+/// profile.
 struct Claude {
     image: String,
     server: ModelServer,
@@ -190,7 +191,9 @@ impl Claude {
         let server = ModelServer::start();
         let repo = Repo::new(
             files,
-            &format!("[agents.claude]\nimage = \"{image}\"\nnetwork = \"host\"\n{extra}"),
+            // The default network, `egress`: the proxy carries the CLI's requests to the
+            // model server and adds the key, which never enters the container.
+            &format!("[agents.claude]\nimage = \"{image}\"\n{extra}"),
         );
         let url = server.url();
         Claude {
@@ -456,6 +459,7 @@ resume_command = ["codex", "exec", "--json", "--dangerously-bypass-approvals-and
 fn codex_edits_a_file_then_a_reply_resumes_its_thread_and_pull_hands_it_over() {
     let server = ModelServer::start();
     let repo = Repo::new(&[("README.md", "# demo\n")], &codex_config(server.port));
+    repo.write_user_config("allow_host_network = true\n");
     let env = [("MOCK_API_KEY", CODEX_KEY)];
 
     let (task, out) = run_agent(
@@ -611,6 +615,7 @@ fn claude_refused_credentials_and_rate_limits_are_told_in_words() {
 fn codex_refused_credentials_and_rate_limits_are_told_in_words() {
     let server = ModelServer::start();
     let repo = Repo::new(&[("a.txt", "a\n")], &codex_config(server.port));
+    repo.write_user_config("allow_host_network = true\n");
     for (key, words) in [
         (
             "sk-invalid",
@@ -696,4 +701,113 @@ fn a_reply_while_docker_is_down_is_kept_and_its_turn_starts_once_docker_is_back(
         files_on(&repo, task["branch"].as_str().unwrap()),
         ["a.txt", "one.txt", "two.txt"]
     );
+}
+
+/// The credentials a model request carried, as the test server saw them.
+fn keys_seen(server: &ModelServer) -> Vec<String> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "POST")
+        .map(|r| r["key"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn the_builtin_codex_profile_as_shipped_works_with_openai_api_key_and_a_base_url() {
+    let server = ModelServer::start();
+    // Nothing of the profile changed: only the key and the endpoint, as a user sets them.
+    let repo = Repo::new(&[("README.md", "# demo\n")], "");
+    let _ = agent_image("codex");
+    let base = format!("{}/v1", server.url());
+    let env = [
+        ("OPENAI_API_KEY", CODEX_KEY),
+        ("OPENAI_BASE_URL", base.as_str()),
+    ];
+    let (task, out) = run_agent(
+        &repo,
+        "codex",
+        "create hello.txt containing hi from codex",
+        &env,
+    );
+    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
+    assert_eq!(
+        repo.show_bytes(task["branch"].as_str().unwrap(), "hello.txt"),
+        b"hi from codex\n"
+    );
+    let keys = keys_seen(&server);
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k == CODEX_KEY),
+        "{keys:?}"
+    );
+    assert_nowhere_under(&repo.git_dir().join("handoff"), CODEX_KEY);
+}
+
+#[test]
+fn the_builtin_claude_profile_as_shipped_works_with_an_oauth_token_the_container_never_sees() {
+    let server = ModelServer::start();
+    let repo = Repo::new(&[("README.md", "# demo\n")], "");
+    let _ = agent_image("claude");
+    const TOKEN: &str = "sk-ant-oat01-test-token-5e6f";
+    let url = server.url();
+    let env = [
+        ("CLAUDE_CODE_OAUTH_TOKEN", TOKEN),
+        ("ANTHROPIC_BASE_URL", url.as_str()),
+    ];
+    let (task, out) = run_agent(
+        &repo,
+        "claude",
+        "create hello.txt containing hi from claude",
+        &env,
+    );
+    assert_eq!(task["state"], "done", "{task:#}\n{}", stderr(&out));
+    assert_eq!(
+        repo.show_bytes(task["branch"].as_str().unwrap(), "hello.txt"),
+        b"hi from claude\n"
+    );
+    let keys = keys_seen(&server);
+    assert!(
+        !keys.is_empty() && keys.iter().all(|k| k == TOKEN),
+        "{keys:?}"
+    );
+    assert_nowhere_under(&repo.git_dir().join("handoff"), TOKEN);
+}
+
+#[test]
+fn an_unreachable_model_server_ends_the_task_in_words_within_bounded_time() {
+    // Port 1 on loopback: nothing listens there.
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    for (agent, env) in [
+        (
+            "codex",
+            [
+                ("OPENAI_API_KEY", CODEX_KEY),
+                ("OPENAI_BASE_URL", "http://127.0.0.1:1/v1"),
+            ],
+        ),
+        (
+            "claude",
+            [
+                ("ANTHROPIC_API_KEY", API_KEY),
+                ("ANTHROPIC_BASE_URL", "http://127.0.0.1:1"),
+            ],
+        ),
+    ] {
+        let _ = agent_image(agent);
+        let started = Instant::now();
+        let (task, out) = run_agent(&repo, agent, "create b.txt containing b", &env);
+        let took = started.elapsed();
+        assert_eq!(
+            task["state"],
+            "failed",
+            "{agent}: {task:#}\n{}",
+            stderr(&out)
+        );
+        let error = task["error"].as_str().unwrap();
+        assert!(
+            error.contains("could not be reached") && error.contains("_BASE_URL"),
+            "{agent}: {error}"
+        );
+        assert!(took.as_secs() < 150, "{agent} took {took:?}: a retry loop");
+    }
 }

@@ -647,3 +647,37 @@ fn claude_style_output_is_rendered_as_a_transcript_and_failures_are_explained() 
         "{err}"
     );
 }
+
+#[test]
+fn pull_checks_the_branch_out_where_dir_says() {
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let task = repo.run_wait("echo pulled > p.txt");
+    assert_eq!(state(&task), "done", "{task:#}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let dir = elsewhere.path().join("wt");
+    let out = repo.handoff(&["pull", "1", "--dir", dir.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("p.txt")).unwrap(),
+        "pulled\n"
+    );
+    // -C names the repository, --dir the worktree: both at once.
+    let dir2 = elsewhere.path().join("wt2");
+    let out = handoff_in(
+        elsewhere.path(),
+        &[
+            "-C",
+            repo.path().to_str().unwrap(),
+            "pull",
+            "1",
+            "--dir",
+            dir2.to_str().unwrap(),
+        ],
+        &[("XDG_CONFIG_HOME", repo.config_home().to_str().unwrap())],
+    );
+    assert!(
+        out.status.success() || stderr(&out).contains("already pulled"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -103,7 +103,9 @@ fn setup_runs_before_the_agent_and_its_cache_is_shared_by_tasks_with_the_same_lo
     let seen = |task: &Value| {
         String::from_utf8(repo.show_bytes(task["branch"].as_str().unwrap(), "seen.txt")).unwrap()
     };
-    let prompt = "cat $HANDOFF_CACHE/installs > seen.txt";
+    // The agent reads the cache but cannot write it: no task can poison the next.
+    let prompt =
+        "cat $HANDOFF_CACHE/installs > seen.txt; echo poison >> $HANDOFF_CACHE/installs; true";
     let first = run(&repo, "shell", prompt);
     assert_eq!(first["state"], "done", "{first:#}");
     assert_eq!(seen(&first), "installed\n");
@@ -120,6 +122,22 @@ fn setup_runs_before_the_agent_and_its_cache_is_shared_by_tasks_with_the_same_lo
         .map(|e| e.file_name().into_string().unwrap())
         .collect();
     assert_eq!(caches.len(), 2, "{caches:?}");
+    let installs: Vec<String> = caches
+        .iter()
+        .map(|c| {
+            std::fs::read_to_string(
+                repo.git_dir()
+                    .join("handoff/cache")
+                    .join(c)
+                    .join("installs"),
+            )
+            .unwrap()
+        })
+        .collect();
+    assert!(
+        installs.iter().all(|i| !i.contains("poison")),
+        "the agent wrote the shared cache: {installs:?}"
+    );
 }
 
 #[test]

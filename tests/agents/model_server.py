@@ -197,7 +197,7 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         key = self.headers.get("x-api-key") or \
             (self.headers.get("Authorization") or "").removeprefix("Bearer ")
-        log({"method": "POST", "path": path, "key_is_invalid": key == INVALID_KEY,
+        log({"method": "POST", "path": path, "key": key, "key_is_invalid": key == INVALID_KEY,
              "key_is_rate_limited": key == RATE_LIMITED_KEY, "body": body})
         if key == RATE_LIMITED_KEY and path.endswith(("/messages", "/responses")):
             if path.endswith("/messages"):

@@ -24,7 +24,13 @@ end
 
 vim.cmd.edit(repo .. "/greet.py")
 local main_buf = vim.api.nvim_get_current_buf()
-local client_id = vim.lsp.start({ name = "handoff", cmd = { bin, "lsp" }, root_dir = repo })
+local client_id = vim.lsp.start({
+  name = "handoff",
+  cmd = { bin, "lsp" },
+  root_dir = repo,
+  -- This script listens to handoff/taskChanged, sent only to clients that ask.
+  init_options = { handoffNotifications = true },
+})
 local client = vim.lsp.get_client_by_id(client_id)
 
 --- Opens `buf` in the server (attaching it) and waits until the server knows it.

@@ -35,7 +35,13 @@ vim.lsp.handlers["textDocument/publishDiagnostics"] = function(...)
 end
 
 vim.cmd.edit(repo .. "/greet.py")
-local client_id = vim.lsp.start({ name = "handoff", cmd = { bin, "lsp" }, root_dir = repo })
+local client_id = vim.lsp.start({
+  name = "handoff",
+  cmd = { bin, "lsp" },
+  root_dir = repo,
+  -- This script listens to handoff/taskChanged, sent only to clients that ask.
+  init_options = { handoffNotifications = true },
+})
 local client = vim.lsp.get_client_by_id(client_id)
 wait(15000, "the server to open the document", function() return published end)
 
@@ -120,9 +126,11 @@ for _, a in ipairs(actions) do
 end
 check(accept_all, "no Accept all: %s", vim.inspect(vim.tbl_map(function(a) return a.title end, actions)))
 request("workspace/executeCommand", accept_all.command)
-local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
-check(text:find('return ("hello, " + name).upper()', 1, true) and not text:find("TODO", 1, true),
-  "buffer after accept all: %s", text)
+-- The command answers at once; the edit follows as workspace/applyEdit.
+wait(5000, "the buffer to take every change", function()
+  local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n")
+  return text:find('return ("hello, " + name).upper()', 1, true) and not text:find("TODO", 1, true)
+end)
 local diff = request("workspace/executeCommand", { command = "handoff.showDiff", arguments = { { task = 1 } } })
 check(diff and diff.path and vim.fn.filereadable(diff.path) == 1, "showDiff: %s", vim.inspect(diff))
 local diff_text = table.concat(vim.fn.readfile(diff.path), "\n")

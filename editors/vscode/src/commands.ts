@@ -320,6 +320,11 @@ async function decideAll(ctx: CommandContext, arg: unknown, decision: 'accept' |
     { location: vscode.ProgressLocation.Notification, title: `Handoff #${task.id}: ${decision === 'accept' ? 'accepting' : 'rejecting'} all changes` },
     async () => {
       for (const file of task.files_changed) {
+        // Tool, editor, agent and CI settings are read and accepted one by one.
+        if (decision === 'accept' && (task.sensitive_files ?? []).includes(file)) {
+          skipped.push(`${file} (it configures tools: review and accept its changes one by one)`);
+          continue;
+        }
         const full = path.join(rt.repository, file);
         if (!fs.existsSync(full)) {
           // A file the agent created: accepting it creates it empty (an undoable

@@ -1,18 +1,17 @@
 // A pending hunk as the server publishes it: a diagnostic of severity Hint, source
-// "handoff", code "handoff#N", data {task, hunk}, and a message listing the change as
-// "- old" / "+ new" lines (docs/protocol.md, "Diagnostics"). This module turns it into
-// what the inline diff draws. No VS Code API here.
+// "handoff", whose `data` holds the change (docs/protocol.md, "Diagnostics"):
+// `{task, hunk, conflict, oldLines, newLines}`. This module turns it into what the
+// inline diff draws. The diagnostic's message is for people and is never parsed.
+// No VS Code API here.
 
 export interface HunkView {
   task: number;
-  hunk: number | undefined;
+  hunk: number;
   conflict: boolean;
-  /** Lines of the current buffer the agent replaces. */
+  /** Lines of the current buffer the agent replaces, without line ends. */
   removed: string[];
-  /** Lines the agent proposes instead. */
+  /** Lines the agent proposes instead, without line ends. */
   added: string[];
-  /** The server shortens long hunks: the lists above are then incomplete. */
-  truncated: boolean;
 }
 
 export interface LineRange {
@@ -20,46 +19,30 @@ export interface LineRange {
   end: { line: number; character: number };
 }
 
-export function parseHunk(message: string, code: unknown, data: unknown): HunkView | undefined {
-  const [head, ...rest] = message.split('\n');
-  const task = taskOf(code, data, head);
-  if (task === undefined) {
+/** The hunk a Handoff diagnostic's `data` describes, or undefined for any other data. */
+export function hunkFromData(data: unknown): HunkView | undefined {
+  if (!data || typeof data !== 'object') {
     return undefined;
   }
-  const view: HunkView = {
-    task,
-    hunk: hunkOf(data),
-    conflict: /^Handoff #\d+: conflict\b/.test(head),
-    removed: [],
-    added: [],
-    truncated: false,
+  const d = data as { task?: unknown; hunk?: unknown; conflict?: unknown; oldLines?: unknown; newLines?: unknown };
+  if (typeof d.task !== 'number' || typeof d.hunk !== 'number' || !isLines(d.oldLines) || !isLines(d.newLines)) {
+    return undefined;
+  }
+  return {
+    task: d.task,
+    hunk: d.hunk,
+    conflict: d.conflict === true,
+    removed: d.oldLines.map(withoutLineEnd),
+    added: d.newLines.map(withoutLineEnd),
   };
-  for (const line of rest) {
-    if (line === '…') {
-      view.truncated = true;
-    } else if (line.startsWith('-')) {
-      view.removed.push(line.startsWith('- ') ? line.slice(2) : line.slice(1));
-    } else if (line.startsWith('+')) {
-      view.added.push(line.startsWith('+ ') ? line.slice(2) : line.slice(1));
-    }
-  }
-  return view;
 }
 
-function taskOf(code: unknown, data: unknown, head: string): number | undefined {
-  if (data && typeof data === 'object' && typeof (data as { task?: unknown }).task === 'number') {
-    return (data as { task: number }).task;
-  }
-  const text = typeof code === 'object' && code !== null ? String((code as { value?: unknown }).value) : String(code);
-  const m = /^handoff#(\d+)$/.exec(text) ?? /^Handoff #(\d+)/.exec(head);
-  return m ? Number(m[1]) : undefined;
+function isLines(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((l) => typeof l === 'string');
 }
 
-function hunkOf(data: unknown): number | undefined {
-  if (data && typeof data === 'object' && typeof (data as { hunk?: unknown }).hunk === 'number') {
-    return (data as { hunk: number }).hunk;
-  }
-  return undefined;
+function withoutLineEnd(line: string): string {
+  return line.replace(/\r?\n$|\r$/, '');
 }
 
 /**
@@ -72,11 +55,7 @@ export function hunkLines(
   view: HunkView,
 ): { first: number; last: number } | { insertAt: number } {
   const first = range.start.line;
-  if (!view.truncated) {
-    return view.removed.length === 0 ? { insertAt: first } : { first, last: first + view.removed.length - 1 };
-  }
-  const empty = range.start.line === range.end.line && range.start.character === range.end.character;
-  return empty ? { insertAt: first } : { first, last: Math.max(first, range.end.line) };
+  return view.removed.length === 0 ? { insertAt: first } : { first, last: first + view.removed.length - 1 };
 }
 
 /** The one-line preview of the proposed lines drawn after the hunk. */
@@ -90,8 +69,8 @@ export function addedPreview(view: HunkView, max = 120): string {
     text = `${text.slice(0, max - 1)}…`;
   }
   const more = view.added.length - 1;
-  if (more > 0 || view.truncated) {
-    text += `   (+${more}${view.truncated ? '…' : ''} more line${more === 1 ? '' : 's'}: hover to see)`;
+  if (more > 0) {
+    text += `   (+${more} more line${more === 1 ? '' : 's'}: hover to see)`;
   }
   return text;
 }
@@ -99,9 +78,6 @@ export function addedPreview(view: HunkView, max = 120): string {
 /** The hunk as a fenced `diff` block for a Markdown hover. */
 export function diffBlock(view: HunkView): string {
   const lines = [...view.removed.map((l) => `- ${l}`), ...view.added.map((l) => `+ ${l}`)];
-  if (view.truncated) {
-    lines.push('…');
-  }
   const fence = lines.some((l) => l.includes('```')) ? '~~~~' : '```';
   return `${fence}diff\n${lines.join('\n')}\n${fence}`;
 }

@@ -5,7 +5,7 @@
 // links in a hover.
 
 import * as vscode from 'vscode';
-import { addedPreview, diffBlock, hunkLines, HunkView, parseHunk } from './hunks';
+import { addedPreview, diffBlock, hunkFromData, hunkLines, HunkView } from './hunks';
 
 export interface PlacedHunk {
   range: vscode.Range;
@@ -66,7 +66,7 @@ export class InlineDiff implements vscode.Disposable {
       if (d.source !== 'handoff') {
         continue;
       }
-      const view = parseHunk(d.message, d.code, (d as { data?: unknown }).data);
+      const view = hunkFromData((d as { data?: unknown }).data);
       if (view) {
         placed.push({ range: d.range, view });
       }
@@ -187,12 +187,10 @@ function hoverFor(uri: vscode.Uri, view: HunkView): vscode.MarkdownString {
   md.appendMarkdown(`${diffBlock(view)}\n\n`);
   const links: string[] = [];
   const hunkArg = { task: view.task, uri: uri.toString(), hunk: view.hunk };
-  if (!view.conflict && view.hunk !== undefined) {
+  if (!view.conflict) {
     links.push(commandLink('$(check) Accept', 'handoff.accept', hunkArg));
   }
-  if (view.hunk !== undefined) {
-    links.push(commandLink('$(close) Reject', 'handoff.reject', hunkArg));
-  }
+  links.push(commandLink('$(close) Reject', 'handoff.reject', hunkArg));
   links.push(commandLink('$(diff) Open diff', 'handoff.ui.openDiff', { task: view.task, uri: uri.toString() }));
   md.appendMarkdown(links.join(' · '));
   return md;

@@ -29,6 +29,8 @@ export interface TaskRecord {
   base_commit: string;
   head_commit: string | null;
   files_changed: string[];
+  /** Changed files that configure tools, editors, agents or CI (never accepted in bulk). */
+  sensitive_files?: string[];
   error: string | null;
   exit_code?: number | null;
   origin?: Origin | null;
@@ -70,7 +72,7 @@ export function elapsedSeconds(task: TaskRecord, now: number): number | undefine
   return Math.max(0, Math.floor((end - start) / 1000));
 }
 
-/** `42s`, `1m32s`, `2h05m` — the same style as the server's CodeLens. */
+/** `42s`, `1m32s`, `2h05m`, as the server writes them (shared table: src/test/durations.json). */
 export function formatElapsed(seconds: number | undefined): string {
   if (seconds === undefined) {
     return '';

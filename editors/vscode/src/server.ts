@@ -16,12 +16,11 @@ import {
   ServerOptions,
   State,
 } from 'vscode-languageclient/node';
+import { shownByServer } from './errors';
 import { TaskRecord } from './model';
 import { RestartPolicy } from './restartPolicy';
 import { findServer, ServerLookup } from './serverPath';
 
-/** The error code the server uses for failures it has already shown to the user. */
-const SHOWN_FAILURE = -32803;
 
 export interface TaskChangedParams {
   repository: string;
@@ -121,8 +120,10 @@ export class Server implements vscode.Disposable {
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       // The extension tells the user a task ended itself, with buttons; the server's
-      // own "task ended" messages would say it twice (docs/protocol.md).
-      initializationOptions: { taskMessages: false },
+      // own "task ended" messages would say it twice. It handles handoff/taskChanged
+      // and handoff/taskRemoved, which the server sends only on request
+      // (docs/protocol.md, "Initialization options").
+      initializationOptions: { taskMessages: false, handoffNotifications: true },
       middleware: this.hooks.middleware,
       errorHandler: {
         error: (_error, _message, count) => ({
@@ -203,7 +204,7 @@ export class Server implements vscode.Disposable {
       return (await this.client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [args] })) as T;
     } catch (e) {
       this.output.appendLine(`${command} failed: ${message(e)}`);
-      if (!(e instanceof ResponseError && e.code === SHOWN_FAILURE)) {
+      if (!(e instanceof ResponseError && shownByServer(e.data))) {
         void vscode.window.showErrorMessage(`Handoff: ${command} failed: ${message(e)}`);
       }
       return undefined;

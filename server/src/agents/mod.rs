@@ -9,7 +9,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::{MemorySize, Network, ProfileOverride, Steps};
+pub mod budget;
+pub mod credentials;
+pub mod profile;
+
+pub use profile::{Limits, MemorySize, Network, Steps, DEFAULT_CHECK_RETRIES};
 
 /// Linux refuses a single argument or environment string over 128 KiB (MAX_ARG_STRLEN).
 pub const MAX_ARG_BYTES: usize = 128 * 1024 - 1;
@@ -23,17 +27,11 @@ pub const OUT_DIR_IN_SANDBOX: &str = "/run/handoff/out";
 /// Where the shared tool caches appear inside the sandbox.
 pub const CACHE_DIR_IN_SANDBOX: &str = "/cache";
 
-/// Runs setup, the agent and the check in one container (`sh -c RUNNER runner
-/// AGENT-ARGV…`). Setup and check output goes to files, not to the agent's stream,
-/// which stays parseable. Used only when a setup or check is configured, so images
-/// without a shell still run plain agents.
+/// Runs the agent, then the check, in the agent's container (`sh -c RUNNER runner
+/// AGENT-ARGV…`). Check output goes to files, not to the agent's stream, which stays
+/// parseable. Used only when a check is configured, so images without a shell still
+/// run plain agents.
 pub const RUNNER: &str = r#"out=/run/handoff/out
-if [ -n "${HANDOFF_SETUP:-}" ]; then
-  sh -c "$HANDOFF_SETUP" >"$out/setup.log" 2>&1
-  rc=$?
-  echo "$rc" >"$out/setup.rc"
-  [ "$rc" -eq 0 ] || exit 125
-fi
 "$@"
 rc=$?
 echo "$rc" >"$out/agent.rc"
@@ -41,6 +39,15 @@ if [ "$rc" -eq 0 ] && [ -n "${HANDOFF_CHECK:-}" ]; then
   sh -c "$HANDOFF_CHECK" >"$out/check.log" 2>&1
   echo "$?" >"$out/check.rc"
 fi
+exit "$rc"
+"#;
+
+/// Runs `setup` in its own container, before the agent's (`sh -c SETUP_RUNNER`): its
+/// output and exit code go to files the host reads.
+pub const SETUP_RUNNER: &str = r#"out=/run/handoff/out
+sh -c "$HANDOFF_SETUP" >"$out/setup.log" 2>&1
+rc=$?
+echo "$rc" >"$out/setup.rc"
 exit "$rc"
 "#;
 
@@ -139,13 +146,23 @@ pub struct AgentProfile {
     /// no repair turn unless `check_retries` asks for one.
     pub prompt_is_command: bool,
     pub network: Network,
+    /// Where the agent may connect through the egress proxy (`host:port` rules).
+    pub allow: Vec<crate::egress::Rule>,
     pub memory: Option<MemorySize>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
+    pub limits: Limits,
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
+}
+
+fn rules(items: &[&str]) -> Vec<crate::egress::Rule> {
+    items
+        .iter()
+        .map(|s| s.parse().expect("built-in allow rules are valid"))
+        .collect()
 }
 
 pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
@@ -163,9 +180,11 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 steps: Steps::default(),
                 prompt_is_command: false,
                 network,
+                allow: vec![],
                 memory: Some(MemorySize(4 << 30)),
                 cpus: None,
                 pids: Some(1024),
+                limits: Limits::default(),
             },
         )
     };
@@ -187,7 +206,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 "CLAUDE_CODE_OAUTH_TOKEN",
                 "ANTHROPIC_BASE_URL",
             ],
-            Network::Bridge,
+            Network::Egress,
         ),
         profile(
             "codex",
@@ -200,7 +219,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
                 "{prompt}",
             ],
             &["OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL"],
-            Network::Bridge,
+            Network::Egress,
         ),
         // The prompt is a shell command: codemods, formatters, scripted edits.
         profile(
@@ -226,9 +245,33 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             "--verbose",
             "--dangerously-skip-permissions",
         ]));
-        claude.credentials = strings(&["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"]);
+        claude.credentials = strings(&[
+            "ANTHROPIC_API_KEY",
+            "CLAUDE_CODE_OAUTH_TOKEN",
+            "CLAUDE_CODE_USE_BEDROCK",
+            "CLAUDE_CODE_USE_VERTEX",
+        ]);
+        // Amazon Bedrock and Google Vertex, as Claude Code documents them.
+        claude.env.extend(strings(&[
+            "CLAUDE_CODE_USE_BEDROCK",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_BEARER_TOKEN_BEDROCK",
+            "ANTHROPIC_MODEL",
+            "ANTHROPIC_SMALL_FAST_MODEL",
+            "CLAUDE_CODE_USE_VERTEX",
+            "CLOUD_ML_REGION",
+            "ANTHROPIC_VERTEX_PROJECT_ID",
+        ]));
+        claude.allow = rules(&["api.anthropic.com:443"]);
         claude.set_env = BTreeMap::from([
             ("DISABLE_AUTOUPDATER".to_string(), "1".to_string()),
+            // Retries of a model API that does not answer end within about a minute
+            // (the CLI's own default, 10, with backoff, takes three).
+            ("CLAUDE_CODE_MAX_RETRIES".to_string(), "5".to_string()),
             (
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".to_string(),
                 "1".to_string(),
@@ -246,6 +289,7 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
             "{prompt}",
         ]));
         codex.credentials = strings(&["OPENAI_API_KEY", "CODEX_API_KEY"]);
+        codex.allow = rules(&["api.openai.com:443", "chatgpt.com:443"]);
     }
     profiles
 }
@@ -284,72 +328,6 @@ impl AgentProfile {
             "codex" => Some(OutputFormat::CodexExecJson),
             _ => None,
         }
-    }
-
-    pub fn apply(&mut self, over: ProfileOverride) {
-        if let Some(image) = over.image {
-            self.image = image;
-        }
-        if let Some(command) = over.command {
-            self.command = command.into_inner();
-        }
-        if let Some(resume) = over.resume_command {
-            self.resume_command = Some(resume.into_inner());
-        }
-        if let Some(env) = over.env {
-            self.env = env.into_iter().map(|s| s.into_inner()).collect();
-        }
-        if let Some(set_env) = over.set_env {
-            self.set_env = set_env;
-        }
-        if over.setup.is_some() {
-            self.steps.setup = over.setup;
-        }
-        if over.check.is_some() {
-            self.steps.check = over.check;
-        }
-        if let Some(n) = over.check_retries {
-            self.steps.check_retries = u32::try_from(n.into_inner()).ok();
-        }
-        if let Some(credentials) = over.credentials {
-            self.credentials = credentials.into_iter().map(|s| s.into_inner()).collect();
-        }
-        if let Some(network) = over.network {
-            self.network = network;
-        }
-        if over.memory.is_some() {
-            self.memory = over.memory;
-        }
-        if let Some(cpus) = over.cpus {
-            self.cpus = Some(cpus.into_inner());
-        }
-        if let Some(pids) = over.pids {
-            self.pids = Some(pids.into_inner());
-        }
-    }
-
-    /// A profile defined only in a file; `Err` names the missing required key.
-    pub fn from_override(name: &str, over: ProfileOverride) -> Result<AgentProfile, &'static str> {
-        let image = over.image.clone().ok_or("image")?;
-        let command = over.command.clone().ok_or("command")?.into_inner();
-        let mut profile = AgentProfile {
-            name: name.into(),
-            image,
-            command,
-            resume_command: None,
-            env: vec![],
-            set_env: BTreeMap::new(),
-            credentials: vec![],
-            steps: Steps::default(),
-            prompt_is_command: false,
-            // Custom profiles get no network unless they ask for one.
-            network: Network::None,
-            memory: Some(MemorySize(4 << 30)),
-            cpus: None,
-            pids: Some(1024),
-        };
-        profile.apply(over);
-        Ok(profile)
     }
 
     /// The argv to run for `prompt`, or a message saying why it cannot be passed.
@@ -503,7 +481,7 @@ mod tests {
         let none = |_: &str| None;
         let err = profiles["claude"].check_credentials(none).unwrap_err();
         assert!(
-            err.contains("one of `ANTHROPIC_API_KEY` or `CLAUDE_CODE_OAUTH_TOKEN`"),
+            err.contains("one of `ANTHROPIC_API_KEY`, `CLAUDE_CODE_OAUTH_TOKEN`, `CLAUDE_CODE_USE_BEDROCK` or `CLAUDE_CODE_USE_VERTEX`"),
             "{err}"
         );
         let token = |n: &str| (n == "CLAUDE_CODE_OAUTH_TOKEN").then(|| "t".to_string());

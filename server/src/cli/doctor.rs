@@ -159,8 +159,68 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
                 Some(message),
             );
         }
+        policy(&mut r, &config, profile);
+    }
+    match docker.egress_network().await {
+        Ok(net) => r.line(
+            Level::Ok,
+            &format!(
+                "egress: network {} (internal, no route out); the proxy listens on {} for agents on network \"egress\"",
+                net.name, net.gateway
+            ),
+            None,
+        ),
+        Err(e) => r.line(
+            Level::Warn,
+            &format!("egress: the internal network cannot be made: {e}"),
+            Some("agents on network \"egress\" will not start; check the Docker engine".into()),
+        ),
     }
     Ok(exit(&r))
+}
+
+/// The sandbox policy a profile's tasks run under, in one line.
+fn policy(r: &mut Report, config: &Config, profile: &crate::agents::AgentProfile) {
+    use crate::agents::{profile::duration_text, Network, OutputFormat};
+    let name = &profile.name;
+    let network = match profile.network {
+        Network::None => "no network".to_string(),
+        Network::Egress => {
+            let allow: Vec<String> = profile.allow.iter().map(|r| r.to_string()).collect();
+            let mut text = if allow.is_empty() {
+                "egress proxy, nothing allowed".to_string()
+            } else {
+                format!("egress proxy, allowed: {}", allow.join(", "))
+            };
+            if profile.output_format() == Some(OutputFormat::ClaudeStreamJson) {
+                text.push_str("; the API key is added by the proxy and never enters the container");
+            }
+            text
+        }
+        Network::Bridge => "Docker's bridge network, unfiltered".to_string(),
+        Network::Host if config.allow_host_network => {
+            "the host's network (allowed by your config)".to_string()
+        }
+        Network::Host => {
+            r.line(
+                Level::Warn,
+                &format!("agent `{name}`: network \"host\" is refused (its tasks will not start)"),
+                Some("use network \"egress\" with an `allow` list, or set `allow_host_network = true` in your own config".into()),
+            );
+            return;
+        }
+    };
+    let l = profile.limits;
+    r.line(
+        Level::Ok,
+        &format!(
+            "agent `{name}`: {network}; limits: {} per turn, {} MiB on disk, {} MiB brought home",
+            duration_text(l.timeout_secs),
+            l.disk_bytes >> 20,
+            l.import_bytes >> 20
+        ),
+        None,
+    );
 }
 
 fn exit(r: &Report) -> ExitCode {

@@ -25,8 +25,10 @@ use crate::sandbox::DockerSandbox;
 )]
 pub struct Cli {
     /// Run as if started in this directory.
-    #[arg(short = 'C', global = true, value_name = "DIR")]
-    dir: Option<PathBuf>,
+    // Its own id: subcommands have options named `dir` too (`pull --dir`), and clap
+    // would otherwise give one value to both.
+    #[arg(short = 'C', global = true, value_name = "DIR", id = "cwd")]
+    cwd: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -78,7 +80,27 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// What the agent should do next. Use `-` to read it from standard input.
-        message: String,
+        /// Optional when review comments are pending: they are sent (with it).
+        message: Option<String>,
+    },
+    /// Comment on a line of a finished task's changes; pending comments go to the
+    /// agent together with the next `handoff reply`.
+    Comment {
+        id: TaskId,
+        /// Where: `FILE:LINE` or `FILE:FIRST-LAST` (lines of the task's result, from 1).
+        #[arg(required_unless_present_any = ["list", "remove"])]
+        at: Option<String>,
+        /// What the agent should change there. Use `-` to read it from standard input.
+        #[arg(required_unless_present_any = ["list", "remove"])]
+        text: Option<String>,
+        /// List the task's comments instead.
+        #[arg(long, conflicts_with_all = ["at", "text"])]
+        list: bool,
+        /// Remove pending comment N (as `--list` numbers them).
+        #[arg(long, value_name = "N", conflicts_with_all = ["at", "text", "list"])]
+        remove: Option<usize>,
+        #[arg(long)]
+        json: bool,
     },
     /// Check the task branch out in a local worktree and hand over the agent's
     /// session (Claude Code, Codex), printing the command that continues it.
@@ -124,6 +146,18 @@ enum Command {
     },
     /// Speak the Language Server Protocol on stdio.
     Lsp,
+    /// The egress proxy (started by Handoff itself; not for direct use).
+    #[command(hide = true)]
+    Egress {
+        #[command(subcommand)]
+        action: EgressCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EgressCommand {
+    /// Run the proxy until it is idle or told to stop.
+    Serve(crate::egress::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -189,7 +223,7 @@ fn init_lsp_tracing() {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
-    let cwd = match cli.dir {
+    let cwd = match cli.cwd {
         Some(d) => d,
         None => std::env::current_dir().context("cannot read the current directory")?,
     };
@@ -201,6 +235,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
     if let Command::Lsp = cli.command {
         crate::lsp::serve().await;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Command::Egress {
+        action: EgressCommand::Serve(args),
+    } = cli.command
+    {
+        args.run().await?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Trust { revoke, status } = cli.command {
@@ -235,7 +276,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             if !wait {
-                let task = engine.get(task.id)?;
+                let task = engine.get_started(task.id).await?;
                 if json {
                     writeln!(out, "{}", serde_json::to_string_pretty(&task)?)?;
                 } else {
@@ -251,7 +292,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             json,
             message,
         } => {
-            let message = text_or_stdin(message, "reply")?;
+            let message = match message {
+                Some(m) => text_or_stdin(m, "reply")?,
+                None => String::new(),
+            };
             let task = engine.reply(id, &message).await?;
             if let Err(e) = engine.tick().await {
                 eprintln!(
@@ -412,6 +456,45 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Comment {
+            id,
+            at,
+            text,
+            list,
+            remove,
+            json,
+        } => {
+            if let Some(n) = remove {
+                engine.remove_comment(id, n.saturating_sub(1)).await?;
+                writeln!(out, "Removed comment {n} of task #{id}.")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if list {
+                let comments = engine.comments(id)?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&comments)?)?;
+                } else {
+                    write!(out, "{}", render::comments(id, &comments))?;
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let at = at.unwrap_or_default();
+            let (file, first, last) = parse_location(&at)?;
+            let text = text_or_stdin(text.unwrap_or_default(), "comment")?;
+            let comment = engine.add_comment(id, &file, first, last, &text).await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&comment)?)?;
+            } else {
+                let pending = engine.pending_comments(id)?.len();
+                writeln!(
+                    out,
+                    "Comment on {} kept for task #{id} ({pending} pending); `handoff reply {id}` sends {}.",
+                    terminal::escape(&at),
+                    if pending == 1 { "it" } else { "them together" }
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Recover { id } => {
             let task = engine.recover(id).await?;
             writeln!(
@@ -422,7 +505,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor | Command::Lsp | Command::Image { .. } | Command::Trust { .. } => {
+        Command::Doctor
+        | Command::Lsp
+        | Command::Image { .. }
+        | Command::Trust { .. }
+        | Command::Egress { .. } => {
             unreachable!("handled above")
         }
     }
@@ -505,6 +592,28 @@ fn list_or_none(items: &[String]) -> String {
     } else {
         items.join(", ")
     }
+}
+
+/// `FILE:LINE` or `FILE:FIRST-LAST` → (file, first, last).
+fn parse_location(at: &str) -> Result<(String, u32, u32)> {
+    let bad = || {
+        anyhow::anyhow!(
+            "`{}` is not FILE:LINE or FILE:FIRST-LAST (e.g. src/main.rs:12)",
+            terminal::escape(at)
+        )
+    };
+    let (file, lines) = at.rsplit_once(':').ok_or_else(bad)?;
+    let (first, last) = match lines.split_once('-') {
+        Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+        None => {
+            let n = lines.parse().map_err(|_| bad())?;
+            (n, n)
+        }
+    };
+    if file.is_empty() {
+        return Err(bad());
+    }
+    Ok((file.trim_start_matches("./").to_string(), first, last))
 }
 
 /// The argument, or standard input when it is `-`.

@@ -115,6 +115,27 @@ pub fn callouts(task: &Task, sep: &str) -> String {
             files.join(", ")
         );
     }
+    for b in &task.blocked {
+        let _ = write!(
+            s,
+            "{sep}blocked: {}:{} ({} time{}) by the egress policy; to let it through, add \
+             `allow = [\"{}:{}\"]` to [agents.{}] in your config",
+            esc(&b.host),
+            b.port,
+            b.count,
+            if b.count == 1 { "" } else { "s" },
+            esc(&b.host),
+            b.port,
+            esc(&task.agent)
+        );
+    }
+    if let Some(reason) = &task.stopped_for {
+        let _ = write!(
+            s,
+            "{sep}stopped: {}",
+            crate::engine::task::stop_text(reason)
+        );
+    }
     for skipped in &task.not_imported {
         let _ = write!(
             s,
@@ -145,6 +166,37 @@ fn check_line(task: &Task, check: &CheckRun) -> String {
         check.exit_code,
         task.id
     )
+}
+
+/// A task's review comments, numbered as `handoff comment --remove` takes them.
+pub fn comments(
+    id: crate::engine::task::TaskId,
+    comments: &[crate::engine::comments::Comment],
+) -> String {
+    if comments.is_empty() {
+        return format!("Task #{id} has no comments. Add one: handoff comment {id} FILE:LINE \"what to change\"\n");
+    }
+    let mut s = String::new();
+    let mut n = 0;
+    for c in comments {
+        let lines = if c.line == c.end_line {
+            c.line.to_string()
+        } else {
+            format!("{}-{}", c.line, c.end_line)
+        };
+        let state = match c.sent_in_turn {
+            Some(turn) => format!("sent in turn {turn}"),
+            None => {
+                n += 1;
+                format!("pending #{n}")
+            }
+        };
+        let _ = writeln!(s, "{}:{lines}  ({state})", esc(&c.file));
+        for line in c.text.lines() {
+            let _ = writeln!(s, "    {}", esc(line));
+        }
+    }
+    s
 }
 
 pub fn table(tasks: &[Task]) -> String {

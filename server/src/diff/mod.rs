@@ -8,6 +8,8 @@
 //! - `reanchor`: where a hunk computed against the base sits in the buffer
 //!   the user has edited since; `conflict`: why it no longer fits.
 //! - `apply`: the byte-range edits that accept hunks, one or all at once.
+//! - `plan`: what accepting hunks sends to the editor, and where each pending hunk
+//!   stands in an edited buffer (pending, already applied, or in conflict).
 //!
 //! Everything here is a pure function of strings: no I/O, no LSP types. The
 //! LSP layer converts [`Edit`] and [`Position`] to protocol types itself.
@@ -20,10 +22,12 @@ mod apply;
 mod conflict;
 mod hunks;
 mod line_index;
+mod plan;
 mod reanchor;
 
 pub use apply::{accept, apply_all, apply_edit, AcceptAll, Edit};
 pub use conflict::Conflict;
 pub use hunks::{compute_hunks, Hunk};
 pub use line_index::{LineIndex, Position, PositionEncoding};
+pub use plan::{plan_accept, standings, AcceptPlan, Choice, PlanError, Standing};
 pub use reanchor::{reanchor, reanchor_many, Anchor};

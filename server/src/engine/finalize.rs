@@ -13,7 +13,7 @@ use super::redact::Redactor;
 use super::store::write_atomic;
 use super::task::{CheckRun, Task, TaskState};
 use super::{handoff_signature, ms_since, Engine, EngineError};
-use crate::config::{Steps, DEFAULT_CHECK_RETRIES};
+use crate::agents::{Steps, DEFAULT_CHECK_RETRIES};
 use crate::git::import::{self, ImportLimits, ImportRequest, Imported};
 use crate::git::GitError;
 use crate::sandbox::{Sandbox, SandboxStatus};
@@ -31,13 +31,14 @@ impl<S: Sandbox> Engine<S> {
         let turn_name = self.turn_container_name(&task);
         if let Some(container) = &container {
             // The sandbox holds the complete output; the live copy may have gaps.
-            if let Ok(raw) = self.sandbox.logs(container).await {
-                let redacted = self.redactor_for(&task).await.redact(&raw);
-                write_atomic(&self.store.log_path(id), &redacted)?;
+            if let Err(e) = self.save_log(&task, container).await {
+                tracing::warn!(task_id = %id, error = %e, "could not save the agent's output");
             }
         }
 
+        super::fault::point("finalize:after-log");
         let imported = self.import(&task).await;
+        super::fault::point("finalize:after-import");
         let steps = self
             .config
             .agents
@@ -68,7 +69,12 @@ impl<S: Sandbox> Engine<S> {
                 write_atomic(&self.store.task_dir(id).join(name), text.as_bytes())?;
             }
         }
+        let blocked = match self.profile(Some(&task.agent)).map(|p| p.network) {
+            Ok(crate::agents::Network::Egress) => Some(self.close_egress(&task).await),
+            _ => None,
+        };
         let session = self.session_of(&task);
+        let spent_now = self.spent_in_turn(&task);
         let hint = self.failure_hint(&task, status);
         let finalize_ms = ms_since(clock);
 
@@ -139,11 +145,22 @@ impl<S: Sandbox> Engine<S> {
                     task.oom_killed = oom_killed;
                 }
                 task.error = error;
+                match &blocked {
+                    Some(Some(list)) => task.blocked = list.clone(),
+                    Some(None) => warnings.push(
+                        "what the egress proxy refused is not known: it was restarted while \
+                         the agent ran"
+                            .into(),
+                    ),
+                    None => {}
+                }
                 task.warnings = warnings.clone();
                 task.phases_ms.insert("finalize".into(), finalize_ms);
                 if let Some(session) = &session {
                     task.session_id = Some(session.clone());
                 }
+                task.spent.turns += spent_now.turns;
+                task.spent.cost_usd += spent_now.cost_usd;
                 task.transition(state)?;
                 task.turns.push(task.as_turn());
                 // A failing check gets the agent another turn, with the failure, while the
@@ -159,6 +176,7 @@ impl<S: Sandbox> Engine<S> {
         let Some(task) = saved else {
             return Ok(());
         };
+        super::fault::point("finalize:after-save");
         tracing::info!(task_id = %id, state = %task.state, "task finalized");
 
         // The branch now holds the work; the scratch copies can go.
@@ -183,6 +201,45 @@ impl<S: Sandbox> Engine<S> {
         Ok(())
     }
 
+    /// Streams the agent's output from the sandbox into the task log, redacted, in
+    /// bounded memory, cut at [`crate::sandbox::MAX_LOG_BYTES`].
+    async fn save_log(&self, task: &Task, container: &str) -> Result<(), EngineError> {
+        use futures_util::StreamExt;
+        use std::io::Write;
+        let path = self.store.log_path(task.id);
+        let tmp = path.with_extension("saving");
+        let io = |e: std::io::Error| EngineError::Internal(format!("{}: {e}", tmp.display()));
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+        let mut redactor = self.redactor_for(task).await;
+        let mut stream = self.sandbox.follow_logs(container);
+        let mut written = 0usize;
+        let mut cut = false;
+        while let Some(chunk) = stream.next().await {
+            let out = redactor.push(&chunk?);
+            let room = crate::sandbox::MAX_LOG_BYTES.saturating_sub(written);
+            if out.len() > room {
+                file.write_all(&out[..room]).map_err(io)?;
+                cut = true;
+                break;
+            }
+            written += out.len();
+            file.write_all(&out).map_err(io)?;
+        }
+        if cut {
+            let note = format!(
+                "\n[handoff: the output was cut at {} MiB; the rest was not kept]\n",
+                crate::sandbox::MAX_LOG_BYTES >> 20
+            );
+            file.write_all(note.as_bytes()).map_err(io)?;
+        } else {
+            file.write_all(&redactor.finish()).map_err(io)?;
+        }
+        let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(())
+    }
+
     /// Imports what the agent wrote as the task branch: the new head, the changed
     /// files and the sensitive ones among them.
     pub(super) async fn import(
@@ -201,6 +258,14 @@ impl<S: Sandbox> Engine<S> {
             task.title, task.agent
         );
         let legacy = self.store.task_dir(id).join("workspace");
+        let limits = ImportLimits {
+            max_total_bytes: self
+                .config
+                .profile(&task.agent)
+                .map(|p| p.limits.import_bytes)
+                .unwrap_or(ImportLimits::default().max_total_bytes),
+            ..ImportLimits::default()
+        };
         tokio::task::spawn_blocking(move || {
             if !upper.exists() && legacy.exists() {
                 return Err(GitError::Untrusted(format!(
@@ -219,7 +284,7 @@ impl<S: Sandbox> Engine<S> {
                     scratch: &scratch,
                     signature: &sig,
                     message: &message,
-                    limits: ImportLimits::default(),
+                    limits,
                 },
             )?;
             let files = import::files_changed(&user, Oid::from_str(&base)?, imported.head)?;
@@ -259,12 +324,50 @@ impl<S: Sandbox> Engine<S> {
         if repair.is_none() && task.pending_replies.is_empty() {
             return None;
         }
+        // A spent budget gets no repair turn (replies the user sent still go).
+        let limits = self
+            .config
+            .profile(&task.agent)
+            .map(|p| p.limits)
+            .unwrap_or_default();
+        let spent = limits.max_turns.is_some_and(|max| task.spent.turns >= max)
+            || limits
+                .max_cost_usd
+                .is_some_and(|max| task.spent.cost_usd >= max);
+        let repair = match repair {
+            Some(_) if spent => {
+                task.warnings.push(format!(
+                    "no repair turn for the failing check: the task's budget is spent \
+                     ({} model turns, ${:.2})",
+                    task.spent.turns, task.spent.cost_usd
+                ));
+                None
+            }
+            other => other,
+        };
+        if repair.is_none() && task.pending_replies.is_empty() {
+            return None;
+        }
         if repair.is_some() {
             task.check_repairs += 1;
         }
         let mut parts: Vec<String> = repair.into_iter().collect();
         parts.extend(std::mem::take(&mut task.pending_replies));
         Some(parts.join("\n\n"))
+    }
+
+    /// What the turn just ended spent, for agents Handoff understands.
+    fn spent_in_turn(&self, task: &Task) -> crate::agents::budget::Spent {
+        let Some(format) = self
+            .config
+            .agents
+            .get(&task.agent)
+            .and_then(|p| p.output_format())
+        else {
+            return Default::default();
+        };
+        let log = std::fs::read(self.store.log_path(task.id)).unwrap_or_default();
+        crate::agents::budget::spent(&format.parse(&String::from_utf8_lossy(&log)))
     }
 
     /// The session id the current turn's output reports, for agents Handoff understands.
@@ -291,6 +394,15 @@ impl<S: Sandbox> Engine<S> {
         };
         if task.cancel_requested {
             return (TaskState::Cancelled, Some(format!("cancelled; {kept}")));
+        }
+        if let Some(reason) = &task.stopped_for {
+            return (
+                TaskState::Failed,
+                Some(format!(
+                    "Handoff stopped the agent: {}; {kept}",
+                    super::task::stop_text(reason)
+                )),
+            );
         }
         match status {
             SandboxStatus::Exited {

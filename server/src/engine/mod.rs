@@ -5,6 +5,9 @@
 //! same way: create tasks, call [`Engine::tick`] now and then, read records.
 
 mod claim;
+pub mod comments;
+mod egress;
+pub mod fault;
 mod finalize;
 mod pull;
 pub mod redact;
@@ -69,6 +72,8 @@ pub struct Engine<S: Sandbox> {
     store: Store,
     config: Config,
     sandbox: S,
+    /// When this process last measured each running task's disk use.
+    disk_checked: std::sync::Mutex<std::collections::HashMap<TaskId, std::time::Instant>>,
 }
 
 impl<S: Sandbox> Engine<S> {
@@ -83,6 +88,7 @@ impl<S: Sandbox> Engine<S> {
             store,
             config,
             sandbox,
+            disk_checked: Default::default(),
         })
     }
 
@@ -216,6 +222,10 @@ impl<S: Sandbox> Engine<S> {
             not_imported: vec![],
             sensitive_files: vec![],
             warnings: vec![],
+            blocked: vec![],
+            stopped_for: None,
+            phase: None,
+            spent: Default::default(),
         };
         self.store.save(&task)?;
         drop(lock);
@@ -227,6 +237,23 @@ impl<S: Sandbox> Engine<S> {
         Ok(self.store.load(id)?)
     }
 
+    /// The task once it is past starting: when another tick (of this front-end or
+    /// another) claimed its start, waits (up to half a minute) for that to end, so that
+    /// what a front-end reports after `tick` is where the task stands, not the
+    /// moment in between.
+    pub async fn get_started(&self, id: TaskId) -> Result<Task, EngineError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let task = self.store.load(id)?;
+            let starting = task.state == TaskState::Starting
+                && task.claim.as_ref().is_some_and(claim::Claim::is_alive);
+            if !starting || std::time::Instant::now() > deadline {
+                return Ok(task);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn list(&self) -> Result<Vec<Task>, EngineError> {
         Ok(self.store.list()?)
     }
@@ -236,13 +263,22 @@ impl<S: Sandbox> Engine<S> {
     /// the profile can); a queued or running one keeps the message and delivers it
     /// when the current turn ends. The reply is on the record when this returns.
     pub async fn reply(&self, id: TaskId, message: &str) -> Result<Task, EngineError> {
-        let message = message.trim_end();
-        if message.trim().is_empty() {
-            return Err(EngineError::Invalid(
-                "the reply is empty; say what the agent should do next".into(),
-            ));
-        }
         refuse_nul("reply", message)?;
+        // The user's pending review comments go with the reply (or are the reply).
+        let comments = self.comments_prompt(id)?;
+        let message = match (comments, message.trim().is_empty()) {
+            (None, true) => {
+                return Err(EngineError::Invalid(
+                    "the reply is empty; say what the agent should do next (or comment on its \
+                     changes first: `handoff comment`)"
+                        .into(),
+                ))
+            }
+            (Some(comments), true) => comments,
+            (Some(comments), false) => format!("{comments}\n{}", message.trim_end()),
+            (None, false) => message.trim_end().to_string(),
+        };
+        let message = message.as_str();
         let lock = self.lock().await?;
         let mut task = self.store.load(id)?;
         let profile = self.profile(Some(&task.agent))?.clone();
@@ -271,6 +307,8 @@ impl<S: Sandbox> Engine<S> {
             task.pending_replies.push(message.to_string());
             self.store.save(&task)?;
         }
+        // Carried by the turn now queued (or by the reply kept for the running one).
+        self.mark_comments_sent(id, task.turns.len() + 1)?;
         drop(lock);
         Ok(task)
     }

@@ -8,6 +8,9 @@
 /// in a log would destroy it and protect nothing.
 const MIN_SECRET_LEN: usize = 4;
 
+/// The longest unfinished line held back by [`Redactor::push`].
+const MAX_PENDING: usize = 1 << 20;
+
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
     /// (name, value), longest value first so that overlapping secrets redact fully.
@@ -53,6 +56,16 @@ impl Redactor {
                 let rest = self.pending.split_off(end + 1);
                 let lines = std::mem::replace(&mut self.pending, rest);
                 self.redact(&lines)
+            }
+            // A line longer than this is not held whole (output without newlines must
+            // not grow without bound): all but what could be the start of a secret
+            // goes out.
+            None if self.pending.len() > MAX_PENDING => {
+                let out = self.redact(&self.pending);
+                let keep = self.longest().saturating_sub(1);
+                let flush = out.len().saturating_sub(keep);
+                self.pending = out[flush..].to_vec();
+                out[..flush].to_vec()
             }
             None => Vec::new(),
         }
@@ -165,6 +178,21 @@ mod tests {
         let mut out = Vec::new();
         assert!(!r.copy_redacted(&b"nothing to hide"[..], &mut out).unwrap());
         assert_eq!(out, b"nothing to hide");
+    }
+
+    #[test]
+    fn a_stream_without_newlines_is_not_held_whole() {
+        let mut r = redactor();
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            out.extend(r.push(&vec![b'x'; 1 << 20]));
+        }
+        assert!(out.len() >= 4 << 20, "flushed as it came: {}", out.len());
+        out.extend(r.push(b"sk-secret-123"));
+        out.extend(r.finish());
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .ends_with("[redacted:API_KEY]"));
     }
 
     #[test]

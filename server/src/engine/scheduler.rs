@@ -14,12 +14,17 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use git2::{Oid, Repository};
 
 use super::claim::Claim;
-use super::task::{Task, TaskId, TaskState};
+use super::task::{RunPhase, StopReason, Task, TaskId, TaskState};
 use super::{ms_since, Engine, EngineError, MAX_PROMPT_ENV_BYTES};
-use crate::agents::{AgentProfile, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER};
+use crate::agents::credentials::{self, CredentialPlan};
+use crate::agents::{
+    AgentProfile, Network, CACHE_ENV, LOCKFILES, PROMPT_FILE_IN_SANDBOX, RUNNER, SETUP_RUNNER,
+};
 use crate::git::layer::{self, Whiteouts};
 use crate::git::{base, GitError};
-use crate::sandbox::{OverlaySpec, Sandbox, SandboxError, SandboxSpec, SandboxStatus};
+use crate::sandbox::{
+    OverlaySpec, Sandbox, SandboxError, SandboxNetwork, SandboxSpec, SandboxStatus,
+};
 
 /// The uid an agent runs as when the repository belongs to root: agents never run as
 /// root. 65534 is `nobody` on Linux distributions.
@@ -31,12 +36,17 @@ enum Phase {
     Start,
 }
 
+/// How often a running task's disk use is measured.
+const DISK_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long a base checkout nobody starts a task on is kept.
 const BASE_KEEP: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3600);
 
 /// Work a tick claimed, to do without the lock.
 pub(super) enum Job {
     Start(Task),
+    /// The turn's setup succeeded: start its agent.
+    Advance(Task),
     Finalize(Task, SandboxStatus),
 }
 
@@ -57,6 +67,7 @@ impl<S: Sandbox> Engine<S> {
             for job in jobs {
                 let done = match job {
                     Job::Start(task) => self.start_task(task).await,
+                    Job::Advance(task) => self.advance(task).await,
                     Job::Finalize(task, status) => self.finalize(task, status).await,
                 };
                 if let Err(e) = done {
@@ -113,9 +124,17 @@ impl<S: Sandbox> Engine<S> {
             TaskState::Starting => {
                 // Its front-end died half-way. Adopt its container if it got one, else
                 // queue it again.
-                match self.sandbox.find(&self.turn_container_name(&task)).await? {
-                    Some(container) => {
+                let mut found = None;
+                for phase in [RunPhase::Agent, RunPhase::Setup] {
+                    if found.is_none() {
+                        let name = self.phase_container_name(&task, phase);
+                        found = self.sandbox.find(&name).await?.map(|c| (c, phase));
+                    }
+                }
+                match found {
+                    Some((container, phase)) => {
                         task.container_id = Some(container);
+                        task.phase = Some(phase);
                         task.claim = None;
                         task.transition(TaskState::Running)?;
                         self.store.save(&task)?;
@@ -128,7 +147,7 @@ impl<S: Sandbox> Engine<S> {
                     }
                 }
             }
-            TaskState::Finalizing if claimed_elsewhere => return Ok(None),
+            TaskState::Finalizing | TaskState::Running if claimed_elsewhere => return Ok(None),
             _ => {}
         }
         let status = match &task.container_id {
@@ -136,14 +155,115 @@ impl<S: Sandbox> Engine<S> {
             None => SandboxStatus::Missing,
         };
         if status == SandboxStatus::Running && task.state == TaskState::Running {
+            let Some(reason) = self.limit_reached(&task).await else {
+                return Ok(None);
+            };
+            tracing::warn!(task_id = %task.id, ?reason, "stopping the agent: a limit was reached");
+            task.stopped_for = Some(reason);
+            self.store.save(&task)?;
+            if let Some(c) = &task.container_id {
+                self.sandbox.stop(c).await?;
+            }
             return Ok(None);
+        }
+        let setup_ended = task.state == TaskState::Running
+            && task.phase == Some(RunPhase::Setup)
+            && matches!(status, SandboxStatus::Exited { code: 0, .. })
+            && !task.cancel_requested
+            && task.stopped_for.is_none();
+        task.claim = Some(Claim::mine());
+        if setup_ended {
+            // The agent's phase follows; a failed setup ends the turn (finalize says why).
+            self.store.save(&task)?;
+            return Ok(Some(Job::Advance(task)));
         }
         if task.state != TaskState::Finalizing {
             task.transition(TaskState::Finalizing)?;
         }
-        task.claim = Some(Claim::mine());
         self.store.save(&task)?;
         Ok(Some(Job::Finalize(task, status)))
+    }
+
+    /// The limit a running task has gone past, if any: its profile's `timeout`, or its
+    /// `disk_limit` (checked at most every few seconds per task: it walks the folders).
+    async fn limit_reached(&self, task: &Task) -> Option<StopReason> {
+        if task.stopped_for.is_some() {
+            return None;
+        }
+        let limits = self
+            .config
+            .profile(&task.agent)
+            .map(|p| p.limits)
+            .unwrap_or_default();
+        if let Some(secs) = task.elapsed_secs() {
+            if secs as u64 > limits.timeout_secs {
+                return Some(StopReason::Timeout {
+                    seconds: limits.timeout_secs,
+                });
+            }
+        }
+        {
+            let mut checked = self.disk_checked.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if checked
+                .get(&task.id)
+                .is_some_and(|t| now.duration_since(*t) < DISK_CHECK_EVERY)
+            {
+                return None;
+            }
+            checked.insert(task.id, now);
+        }
+        let used = self.disk_used(task.id, limits.disk_bytes);
+        if used > limits.disk_bytes {
+            return Some(StopReason::Disk {
+                limit_bytes: limits.disk_bytes,
+                used_bytes: used,
+            });
+        }
+        self.over_budget(task, &limits).await
+    }
+
+    /// The budget (`max_turns`, `max_cost_usd`) the task has gone past, counting its
+    /// ended turns and the running one's transcript so far.
+    async fn over_budget(&self, task: &Task, limits: &crate::agents::Limits) -> Option<StopReason> {
+        if limits.max_turns.is_none() && limits.max_cost_usd.is_none() {
+            return None;
+        }
+        let format = self.config.profile(&task.agent).ok()?.output_format()?;
+        let container = task.container_id.as_ref()?;
+        let log = self.sandbox.logs(container).await.ok()?;
+        let now = crate::agents::budget::spent(&format.parse(&String::from_utf8_lossy(&log)));
+        budget_passed(
+            limits,
+            task.spent.turns + now.turns,
+            task.spent.cost_usd + now.cost_usd,
+        )
+    }
+
+    /// Bytes in the task's writable folders (what the agent wrote to its workspace, its
+    /// HOME, its reports), counted up to a little past `stop_after`.
+    fn disk_used(&self, id: TaskId, stop_after: u64) -> u64 {
+        use crate::untrusted::{EntryKind, UntrustedTree, Visit, WalkLimits};
+        let mut used = 0u64;
+        for dir in [
+            self.store.upper_path(id),
+            self.store.home_path(id),
+            self.store.out_path(id),
+        ] {
+            let Ok(Some(tree)) = UntrustedTree::open(&dir) else {
+                continue;
+            };
+            let _ = tree.walk(WalkLimits::default(), |e| {
+                if used > stop_after {
+                    return Visit::Skip;
+                }
+                if let EntryKind::File { size, .. } = e.kind {
+                    used += size;
+                }
+                Visit::Descend
+            });
+        }
+        used
     }
 
     /// Loads task `id` under the lock, lets `change` edit it and saves it, unless
@@ -169,6 +289,7 @@ impl<S: Sandbox> Engine<S> {
     /// Prepares the workspace and starts the agent of a task this front-end claimed.
     async fn start_task(&self, task: Task) -> Result<(), EngineError> {
         let id = task.id;
+        super::fault::point("start:after-claim");
         let profile = match self.config.profile(&task.agent) {
             Ok(p) => p.clone(),
             Err(message) => return self.fail_at_start(id, message).await,
@@ -176,8 +297,27 @@ impl<S: Sandbox> Engine<S> {
         if let Err(message) = profile.check_credentials(|name| std::env::var(name).ok()) {
             return self.fail_at_start(id, message).await;
         }
+        if profile.network == Network::Host && !self.config.allow_host_network {
+            return self
+                .fail_at_start(
+                    id,
+                    format!(
+                        "profile `{}` asks for network \"host\", which gives the agent this \
+                         machine's own services (everything listening on localhost, abstract \
+                         sockets) with your uid; Handoff refuses it unless your own config \
+                         allows it: add `allow_host_network = true` to {}, or use network \
+                         \"egress\" with an `allow` list",
+                        profile.name,
+                        crate::config::Config::user_path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| "~/.config/handoff/config.toml".into())
+                    ),
+                )
+                .await;
+        }
         let mut prepared = task.clone();
-        match self.launch(&mut prepared, &profile).await {
+        let phase = self.first_phase(&profile);
+        match self.launch(&mut prepared, &profile, phase).await {
             Ok(container) => {
                 let phases = prepared.phases_ms.clone();
                 let saved = self
@@ -185,6 +325,7 @@ impl<S: Sandbox> Engine<S> {
                         t.container_id = Some(container.clone());
                         t.phases_ms = phases;
                         t.workspace_base = prepared.workspace_base.clone();
+                        t.phase = Some(phase);
                         t.transition(TaskState::Running)?;
                         Ok(())
                     })
@@ -216,6 +357,73 @@ impl<S: Sandbox> Engine<S> {
         }
     }
 
+    /// Starts the agent of a turn whose setup succeeded, in the workspace the setup
+    /// prepared.
+    async fn advance(&self, task: Task) -> Result<(), EngineError> {
+        let id = task.id;
+        let profile = match self.config.profile(&task.agent) {
+            Ok(p) => p.clone(),
+            Err(message) => return self.fail_claimed(id, message).await,
+        };
+        let blocked = match profile.network {
+            Network::Egress => self.close_egress(&task).await.unwrap_or_default(),
+            _ => vec![],
+        };
+        if let Some(setup) = &task.container_id {
+            if let Err(e) = self.sandbox.remove(setup).await {
+                tracing::warn!(task_id = %id, error = %e, "could not remove the setup container");
+            }
+        }
+        let mut prepared = task.clone();
+        match self.launch(&mut prepared, &profile, RunPhase::Agent).await {
+            Ok(container) => {
+                let saved = self
+                    .update_claimed(id, |t| {
+                        t.container_id = Some(container.clone());
+                        t.phase = Some(RunPhase::Agent);
+                        t.blocked.extend(blocked);
+                        Ok(())
+                    })
+                    .await?;
+                match saved {
+                    Some(t) if t.cancel_requested => self.sandbox.stop(&container).await?,
+                    Some(_) => tracing::info!(task_id = %id, "setup done, agent started"),
+                    None => {
+                        let _ = self.sandbox.remove(&container).await;
+                    }
+                }
+                Ok(())
+            }
+            Err(e @ EngineError::Sandbox(SandboxError::Unreachable { .. })) => {
+                // Let the next tick try again (the claim expires with this process).
+                self.update_claimed(id, |_| Ok(())).await?;
+                Err(e)
+            }
+            Err(e) => {
+                let name = self.turn_container_name(&task);
+                let _ = self.sandbox.release_workspace(&name).await;
+                self.fail_claimed(id, e.to_string()).await
+            }
+        }
+    }
+
+    /// Ends a claimed task that cannot go on, with `message` as its error (its
+    /// workspace stays, nothing of the agent's ran).
+    async fn fail_claimed(&self, id: TaskId, message: String) -> Result<(), EngineError> {
+        tracing::warn!(task_id = %id, %message, "the agent could not be started");
+        self.update_claimed(id, |t| {
+            t.error = Some(message);
+            if t.state == TaskState::Running {
+                t.transition(TaskState::Finalizing)?;
+            }
+            t.transition(TaskState::Failed)?;
+            t.turns.push(t.as_turn());
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn fail_at_start(&self, id: TaskId, message: String) -> Result<(), EngineError> {
         tracing::warn!(task_id = %id, %message, "task failed to start");
         self.update_claimed(id, |t| {
@@ -226,28 +434,38 @@ impl<S: Sandbox> Engine<S> {
         Ok(())
     }
 
-    /// Workspace, container spec, container. Returns the container id.
-    async fn launch(&self, task: &mut Task, profile: &AgentProfile) -> Result<String, EngineError> {
+    /// The container of one phase of the turn: the setup (without the agent's
+    /// credentials, the tool cache writable) or the agent (and check; the tool cache
+    /// read-only, so one task cannot poison the next). The workspace is made by the
+    /// turn's first phase and reused by the second. Returns the container id.
+    async fn launch(
+        &self,
+        task: &mut Task,
+        profile: &AgentProfile,
+        phase: RunPhase,
+    ) -> Result<String, EngineError> {
         let clock = std::time::Instant::now();
         let image = self.image_for(profile);
         self.sandbox.check_image(&image).await?;
-        let argv = match &task.reply {
-            Some(reply) => profile.follow_up_argv(reply, task.session_id.as_deref()),
-            None => profile.argv(&task.prompt),
-        }
-        .map_err(EngineError::Invalid)?;
         let steps = self.config.steps_for(profile);
-        let wrapped = steps.setup.is_some() || steps.check.is_some();
-        let argv = if wrapped {
-            let mut runner: Vec<String> = ["sh", "-c", RUNNER, "handoff-runner"]
+        let first_phase = phase == self.first_phase(profile);
+        let argv = match phase {
+            RunPhase::Setup => ["sh", "-c", SETUP_RUNNER, "handoff-setup"]
                 .iter()
                 .map(|s| s.to_string())
-                .collect();
-            runner.extend(argv);
-            runner
-        } else {
-            argv
+                .collect(),
+            RunPhase::Agent => match &task.reply {
+                Some(reply) => profile.follow_up_argv(reply, task.session_id.as_deref()),
+                None => profile.argv(&task.prompt),
+            }
+            .map_err(EngineError::Invalid)?,
         };
+        // How the agent's CLI gets its credentials and endpoint; the setup gets none.
+        let creds = match phase {
+            RunPhase::Agent => credentials::plan(profile, &|name| std::env::var(name).ok()),
+            RunPhase::Setup => CredentialPlan::default(),
+        };
+        let wrapped = steps.setup.is_some() || steps.check.is_some();
 
         let (uid, gid) = agent_ids(&self.workdir)?;
         let start = Oid::from_str(task.turn_start()).map_err(GitError::from)?;
@@ -265,51 +483,64 @@ impl<S: Sandbox> Engine<S> {
         let workdir = self.workdir.clone();
         let branch = task.branch.clone();
         let dirs = cache_dir.clone();
-        let overlay = tokio::task::spawn_blocking(move || -> Result<OverlaySpec, GitError> {
-            let user = Repository::open(&workdir)?;
-            let base = base::ensure(&user, &store.bases_path(), base_commit, (uid, gid))?;
-            // Bases nobody started a task on for a few days go (each is a checkout).
-            base::prune(
-                &store.bases_path(),
-                std::slice::from_ref(&base.tree),
-                BASE_KEEP,
-            );
-            // The agent owns its HOME; files it made in earlier turns stay.
-            agent_dir(&store.home_path(id), uid, gid, false)?;
-            // Results of this turn's setup and check only.
-            agent_dir(&store.out_path(id), uid, gid, true)?;
-            if let Some(cache) = &dirs {
-                agent_dir(cache, uid, gid, false)?;
-            }
-            // Nothing of a previous attempt to start is the agent's work yet.
-            store
-                .remove_scratch(id, true)
-                .map_err(|e| GitError::Untrusted(e.to_string()))?;
-            let layer_dir = store.layer_path(id);
-            layer::build(
-                &user,
-                &base,
-                start,
-                &branch,
-                &layer_dir,
-                (uid, gid),
-                Whiteouts::for_this_process(),
-            )?;
-            agent_dir(&store.upper_path(id), uid, gid, true)?;
-            let work = store.work_path(id);
-            std::fs::create_dir_all(&work).map_err(|source| GitError::Write {
-                path: work.clone(),
-                source,
-            })?;
-            Ok(OverlaySpec {
-                lowers: vec![layer_dir, base.tree],
-                upper: store.upper_path(id),
-                work,
+        let overlay = if first_phase {
+            tokio::task::spawn_blocking(move || -> Result<OverlaySpec, GitError> {
+                let user = Repository::open(&workdir)?;
+                let base = base::ensure(&user, &store.bases_path(), base_commit, (uid, gid))?;
+                // Bases nobody started a task on for a few days go (each is a checkout).
+                base::prune(
+                    &store.bases_path(),
+                    std::slice::from_ref(&base.tree),
+                    BASE_KEEP,
+                );
+                // The agent owns its HOME; files it made in earlier turns stay.
+                agent_dir(&store.home_path(id), uid, gid, false)?;
+                // Results of this turn's setup and check only.
+                agent_dir(&store.out_path(id), uid, gid, true)?;
+                if let Some(cache) = &dirs {
+                    agent_dir(cache, uid, gid, false)?;
+                }
+                // Nothing of a previous attempt to start is the agent's work yet.
+                store
+                    .remove_scratch(id, true)
+                    .map_err(|e| GitError::Untrusted(e.to_string()))?;
+                let layer_dir = store.layer_path(id);
+                layer::build(
+                    &user,
+                    &base,
+                    start,
+                    &branch,
+                    &layer_dir,
+                    (uid, gid),
+                    Whiteouts::for_this_process(),
+                )?;
+                agent_dir(&store.upper_path(id), uid, gid, true)?;
+                let work = store.work_path(id);
+                std::fs::create_dir_all(&work).map_err(|source| GitError::Write {
+                    path: work.clone(),
+                    source,
+                })?;
+                Ok(OverlaySpec {
+                    lowers: vec![layer_dir, base.tree],
+                    upper: store.upper_path(id),
+                    work,
+                })
             })
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))??
+        } else {
+            // The setup made the workspace; the agent continues in it.
+            OverlaySpec {
+                lowers: vec![
+                    self.store.layer_path(id),
+                    base::base_dir(&self.store.bases_path(), base_commit, uid).join("tree"),
+                ],
+                upper: self.store.upper_path(id),
+                work: self.store.work_path(id),
+            }
+        };
         task.phases_ms.insert("workspace".into(), ms_since(clock));
+        super::fault::point("start:after-workspace");
         let clock = std::time::Instant::now();
 
         let prompt_file = self.store.prompt_path(task.id);
@@ -344,18 +575,65 @@ impl<S: Sandbox> Engine<S> {
         for (name, value) in &profile.set_env {
             env.push((name.clone(), value.clone()));
         }
-        if let Some(setup) = &steps.setup {
-            env.push(("HANDOFF_SETUP".into(), setup.clone()));
-        }
-        if let Some(check) = &steps.check {
-            env.push(("HANDOFF_CHECK".into(), check.clone()));
+        match phase {
+            RunPhase::Setup => {
+                if let Some(setup) = &steps.setup {
+                    env.push(("HANDOFF_SETUP".into(), setup.clone()));
+                }
+            }
+            RunPhase::Agent => {
+                if let Some(check) = &steps.check {
+                    env.push(("HANDOFF_CHECK".into(), check.clone()));
+                }
+            }
         }
         if wrapped {
             for (name, value) in CACHE_ENV {
                 env.push((name.to_string(), value.to_string()));
             }
         }
+        let withheld = creds.withheld.clone();
+        let (network, cli_args) = match profile.network {
+            Network::Egress => {
+                let net = self.sandbox.egress_network().await?;
+                let plan = self.open_egress(task, profile, &net, phase, &creds).await?;
+                env.extend(plan.env);
+                (SandboxNetwork::Egress(net), plan.args)
+            }
+            other => {
+                env.extend(creds.env.iter().cloned());
+                let network = match other {
+                    Network::Bridge => SandboxNetwork::Bridge,
+                    Network::Host => SandboxNetwork::Host,
+                    _ => SandboxNetwork::None,
+                };
+                (network, creds.args.clone())
+            }
+        };
+        let argv = match phase {
+            RunPhase::Setup => argv,
+            RunPhase::Agent => {
+                let mut argv = with_cli_args(argv, &cli_args);
+                if steps.check.is_some() {
+                    let mut runner: Vec<String> = ["sh", "-c", RUNNER, "handoff-runner"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect();
+                    runner.append(&mut argv);
+                    argv = runner;
+                }
+                argv
+            }
+        };
         for name in &profile.env {
+            if withheld.contains(name) {
+                continue;
+            }
+            // Setup runs without the agent's credentials: what it leaves behind (the
+            // tool cache, later a snapshot) never holds them.
+            if phase == RunPhase::Setup && profile.credentials.contains(name) {
+                continue;
+            }
             if let Ok(value) = std::env::var(name) {
                 env.push((name.clone(), value));
             }
@@ -369,7 +647,7 @@ impl<S: Sandbox> Engine<S> {
             ("handoff.agent".to_string(), task.agent.clone()),
         ]);
         let spec = SandboxSpec {
-            name: self.turn_container_name(task),
+            name: self.phase_container_name(task, phase),
             image,
             argv,
             env,
@@ -380,13 +658,17 @@ impl<S: Sandbox> Engine<S> {
             home: self.store.home_path(task.id),
             out_dir: self.store.out_path(task.id),
             cache_dir,
+            cache_read_only: phase == RunPhase::Agent,
             prompt_file,
-            network: profile.network,
+            network,
             memory_bytes: profile.memory.map(|m| m.0),
             cpus: profile.cpus,
             pids: profile.pids,
         };
         let started = self.sandbox.start(&spec).await;
+        if started.is_ok() {
+            super::fault::point("start:after-container");
+        }
         task.phases_ms.insert("container".into(), ms_since(clock));
         match started {
             Ok(id) => Ok(id),
@@ -396,6 +678,23 @@ impl<S: Sandbox> Engine<S> {
                 .await?
                 .ok_or_else(|| EngineError::Internal(format!("container {name} vanished"))),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The phase a turn of `profile` starts with: its setup, if it has one.
+    pub(super) fn first_phase(&self, profile: &AgentProfile) -> RunPhase {
+        match self.config.steps_for(profile).setup {
+            Some(_) => RunPhase::Setup,
+            None => RunPhase::Agent,
+        }
+    }
+
+    /// The container of one phase of the current turn: the turn's own name for the
+    /// agent, with `-setup` after it for the setup.
+    pub fn phase_container_name(&self, task: &Task, phase: RunPhase) -> String {
+        match phase {
+            RunPhase::Agent => self.turn_container_name(task),
+            RunPhase::Setup => format!("{}-setup", self.turn_container_name(task)),
         }
     }
 
@@ -463,6 +762,44 @@ impl<S: Sandbox> Engine<S> {
         };
         Ok(self.store.root().join("cache").join(name))
     }
+}
+
+/// The budget of `limits` that `turns` and `cost_usd` have gone past, if any.
+pub(super) fn budget_passed(
+    limits: &crate::agents::Limits,
+    turns: u32,
+    cost_usd: f64,
+) -> Option<StopReason> {
+    if let Some(max) = limits.max_turns.filter(|max| turns > *max) {
+        return Some(StopReason::Turns { max, used: turns });
+    }
+    if let Some(max) = limits.max_cost_usd.filter(|max| cost_usd > *max) {
+        return Some(StopReason::Cost {
+            limit_usd: max,
+            used_usd: cost_usd,
+        });
+    }
+    None
+}
+
+/// `argv` with `args` inserted after the CLI's subcommand (`codex exec -c …`): after
+/// the first argument that is not an option, past the program.
+fn with_cli_args(mut argv: Vec<String>, args: &[String]) -> Vec<String> {
+    if args.is_empty() {
+        return argv;
+    }
+    let at = argv
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find(|(_, a)| !a.starts_with('-'))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(1)
+        .min(argv.len());
+    for (n, arg) in args.iter().enumerate() {
+        argv.insert(at + n, arg.clone());
+    }
+    argv
 }
 
 /// Creates `path` for the agent (emptied first when `fresh`) and gives it to `uid`.

@@ -333,6 +333,10 @@ mod tests {
             not_imported: vec![],
             sensitive_files: vec![],
             warnings: vec![],
+            blocked: vec![],
+            stopped_for: None,
+            phase: None,
+            spent: Default::default(),
         }
     }
 

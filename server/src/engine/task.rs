@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use super::claim::Claim;
+pub use crate::egress::Blocked;
 pub use crate::git::import::Skipped;
 
 /// A task's number within its repository: `#12`, `handoff show 12`.
@@ -189,6 +190,79 @@ pub struct Task {
     /// Things the user should know about the result that are not errors.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Connections the egress proxy refused the agent, by destination.
+    #[serde(default)]
+    pub blocked: Vec<Blocked>,
+    /// Why Handoff stopped the agent before it ended by itself, if it did.
+    #[serde(default)]
+    pub stopped_for: Option<StopReason>,
+    /// Which container of the turn runs: its setup, then its agent.
+    #[serde(default)]
+    pub phase: Option<RunPhase>,
+    /// What the agent spent over the ended turns (from their transcripts).
+    #[serde(default)]
+    pub spent: Spending,
+}
+
+/// Model turns and money, as the agents' transcripts report them (estimated from
+/// tokens where a CLI reports no cost).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spending {
+    pub turns: u32,
+    pub cost_usd: f64,
+}
+
+/// The phases of a turn, each in its own container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPhase {
+    /// `setup`: without the agent's credentials, the tool cache writable.
+    Setup,
+    /// The agent, then the `check`; the tool cache read-only.
+    Agent,
+}
+
+/// What a [`StopReason`] means, in words.
+pub fn stop_text(reason: &StopReason) -> String {
+    match reason {
+        StopReason::Timeout { seconds } => format!(
+            "it ran longer than its timeout of {} (raise `timeout` of the profile to give it more)",
+            crate::agents::profile::duration_text(*seconds)
+        ),
+        StopReason::Disk {
+            limit_bytes,
+            used_bytes,
+        } => format!(
+            "its workspace changes and HOME grew to {} MiB, past its disk limit of {} MiB \
+             (raise `disk_limit` of the profile to give it more)",
+            used_bytes >> 20,
+            limit_bytes >> 20
+        ),
+        StopReason::Turns { max, used } => format!(
+            "it took {used} model turns, past its budget of {max} (`max_turns` of the profile)"
+        ),
+        StopReason::Cost {
+            limit_usd,
+            used_usd,
+        } => format!(
+            "it spent ${used_usd:.2}, past its budget of ${limit_usd:.2} (`max_cost_usd` of the \
+             profile; estimated from tokens where the agent reports no cost)"
+        ),
+    }
+}
+
+/// A limit the agent reached, for which Handoff stopped it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "limit")]
+pub enum StopReason {
+    /// It ran longer than the profile's `timeout`.
+    Timeout { seconds: u64 },
+    /// Its writable folders grew past the profile's `disk_limit`.
+    Disk { limit_bytes: u64, used_bytes: u64 },
+    /// It spent more model turns than the profile's `max_turns`.
+    Turns { max: u32, used: u32 },
+    /// It spent more than the profile's `max_cost_usd`.
+    Cost { limit_usd: f64, used_usd: f64 },
 }
 
 /// One run of the check command after the agent.

@@ -1,33 +1,110 @@
-//! Handoff's extensions to LSP: command names, their arguments, and custom
-//! notifications. Documented in `docs/protocol.md`; keep the two in step.
+//! Handoff's extensions to LSP: commands (`workspace/executeCommand`) with their
+//! argument and result types, custom notifications, initialization options, and the
+//! `data` of hunk diagnostics and of errors.
+//!
+//! `docs/protocol.md` documents every type here and records a hash of this file; the
+//! test at the end fails when this file changes and the document does not.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tower_lsp_server::ls_types::notification::Notification;
 use tower_lsp_server::ls_types::{Range, Uri};
 
+use super::error::ErrorKind;
 use crate::engine::task::Task;
 
-pub const DELEGATE: &str = "handoff.delegate";
-pub const ACCEPT: &str = "handoff.accept";
-pub const REJECT: &str = "handoff.reject";
-pub const CANCEL: &str = "handoff.cancel";
-pub const REPLY: &str = "handoff.reply";
-pub const SHOW_DIFF: &str = "handoff.showDiff";
-pub const SHOW_LOG: &str = "handoff.showLog";
-pub const LIST_TASKS: &str = "handoff.listTasks";
-pub const REMOVE_TASK: &str = "handoff.removeTask";
+/// A command of `workspace/executeCommand`: its name, the one argument object it takes
+/// and what it returns.
+pub trait ExtCommand {
+    const NAME: &'static str;
+    type Args: DeserializeOwned + Serialize;
+    type Result: Serialize;
+}
 
-pub const ALL_COMMANDS: &[&str] = &[
-    DELEGATE,
-    ACCEPT,
-    REJECT,
-    CANCEL,
-    REPLY,
-    SHOW_DIFF,
-    SHOW_LOG,
-    LIST_TASKS,
-    REMOVE_TASK,
-];
+macro_rules! commands {
+    ($($(#[$doc:meta])* $ty:ident = $name:literal, $args:ty => $result:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub enum $ty {}
+            impl ExtCommand for $ty {
+                const NAME: &'static str = $name;
+                type Args = $args;
+                type Result = $result;
+            }
+        )*
+        /// Every command, as the server announces them at `initialize`.
+        pub const ALL_COMMANDS: &[&str] = &[$($name),*];
+    };
+}
+
+commands! {
+    /// Starts a task; `null` while the server asks the user for an instruction.
+    Delegate = "handoff.delegate", DelegateArgs => Option<Task>;
+    /// Accepts one or every pending hunk of a task in an open document.
+    Accept = "handoff.accept", HunkArgs => AcceptResult;
+    /// Rejects one or every pending hunk of a task in an open document.
+    Reject = "handoff.reject", HunkArgs => RejectResult;
+    /// Stops a queued or running task.
+    Cancel = "handoff.cancel", TaskArgs => Task;
+    /// Sends a follow-up to a task.
+    Reply = "handoff.reply", ReplyArgs => Task;
+    /// Writes the task's unified diff to a file and asks the editor to show it.
+    ShowDiff = "handoff.showDiff", TaskArgs => ShownFile;
+    /// Writes the agent's output (or transcript) to a file and asks the editor to show it.
+    ShowLog = "handoff.showLog", TaskArgs => ShownFile;
+    /// The task records of one or every open repository.
+    ListTasks = "handoff.listTasks", ListArgs => Vec<ListedTask>;
+    /// Removes an ended task (and its branch, if asked).
+    RemoveTask = "handoff.removeTask", RemoveArgs => RemoveResult;
+    /// Trusts the repository's own configuration (`.handoff.toml`, `.handoff/`) as it
+    /// is now, as `handoff trust` does.
+    Trust = "handoff.trust", TrustArgs => TrustResult;
+    /// Keeps a review comment on a hunk of a finished task, pending until sent.
+    Comment = "handoff.comment", CommentArgs => CommentResult;
+    /// Sends the task's pending comments to the agent as its next turn.
+    SendComments = "handoff.sendComments", TaskArgs => Task;
+}
+
+/// Arguments of `handoff.comment`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentArgs {
+    pub task: u64,
+    /// The open document the hunk is in.
+    pub uri: Uri,
+    /// The hunk's index, as in its diagnostic's `data.hunk`.
+    pub hunk: usize,
+    /// The comment; a client that can ask for text (the bundled extensions) asks first.
+    pub text: Option<String>,
+}
+
+/// The result of `handoff.comment`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentResult {
+    /// The task's pending comments, this one included.
+    pub pending: usize,
+}
+
+/// Arguments of `handoff.trust`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustArgs {
+    /// A file of the repository; the first workspace folder's when absent.
+    pub uri: Option<Uri>,
+}
+
+/// The result of `handoff.trust`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustResult {
+    /// The repository's working tree.
+    pub repository: String,
+    /// False when the repository has no configuration of its own to trust.
+    pub trusted: bool,
+    /// The settings that were ignored until now and apply from now on.
+    pub applied: Vec<String>,
+}
 
 /// Instructions a plain client can pick for a selection (`window/showMessageRequest`)
 /// when no instruction came with the command.
@@ -47,6 +124,36 @@ pub const SELECTION_INSTRUCTIONS: &[(&str, &str)] = &[
         "Write documentation comments for the selected code.",
     ),
 ];
+
+/// `initializationOptions`, all optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InitOptions {
+    /// A `window/showMessage` when a task ends (default true). Editor extensions
+    /// with their own notifications turn it off.
+    pub task_messages: bool,
+    /// Failed commands are also shown with `window/showMessage`, not only returned as
+    /// errors (default true).
+    pub error_messages: bool,
+    /// The client handles `handoff/taskChanged` and `handoff/taskRemoved` (default
+    /// false: clients that do not know them may warn about each one).
+    pub handoff_notifications: bool,
+    /// The client asks the user for a comment's text when it runs `handoff.comment`
+    /// without one (default false: plain clients cannot, and are offered no comment
+    /// action).
+    pub comment_input: bool,
+}
+
+impl Default for InitOptions {
+    fn default() -> InitOptions {
+        InitOptions {
+            task_messages: true,
+            error_messages: true,
+            handoff_notifications: false,
+            comment_input: false,
+        }
+    }
+}
 
 /// Arguments of `handoff.delegate`, one object, told apart by `kind`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +205,23 @@ pub struct HunkArgs {
     pub hunk: Option<usize>,
 }
 
+/// Result of `handoff.accept`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcceptResult {
+    /// The hunks the edit accepts.
+    pub accepted: Vec<usize>,
+    /// Chosen hunks left for review because the user edited their lines.
+    pub conflicts: usize,
+}
+
+/// Result of `handoff.reject`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectResult {
+    pub rejected: Vec<usize>,
+}
+
 /// Arguments of `handoff.cancel`, `handoff.showDiff`, `handoff.showLog`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -116,11 +240,28 @@ pub struct ReplyArgs {
     pub uri: Option<Uri>,
 }
 
+/// Result of `handoff.showDiff` and `handoff.showLog`: the file written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShownFile {
+    pub uri: Uri,
+    pub path: String,
+}
+
 /// Arguments of `handoff.listTasks` (all optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListArgs {
     pub uri: Option<Uri>,
+}
+
+/// One entry of `handoff.listTasks`: the task record plus its repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListedTask {
+    #[serde(flatten)]
+    pub task: Task,
+    /// The repository's working tree, as in `handoff/taskChanged`.
+    pub repository: String,
 }
 
 /// Arguments of `handoff.removeTask`.
@@ -132,6 +273,15 @@ pub struct RemoveArgs {
     #[serde(default)]
     pub delete_branch: bool,
     pub uri: Option<Uri>,
+}
+
+/// Result of `handoff.removeTask`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoveResult {
+    pub removed: u64,
+    pub branch: String,
+    pub branch_deleted: bool,
 }
 
 /// `handoff/taskRemoved`: a task's record is gone (`handoff rm`, from any front-end).
@@ -165,9 +315,65 @@ impl Notification for TaskChanged {
     const METHOD: &'static str = "handoff/taskChanged";
 }
 
+/// The `data` of a hunk diagnostic: the whole change, for clients that draw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HunkData {
+    pub task: u64,
+    /// The hunk's index within the file, as `handoff.accept` takes it.
+    pub hunk: usize,
+    /// The user edited the lines the hunk replaces: it cannot be accepted here.
+    pub conflict: bool,
+    /// The lines the hunk replaces, each with its line end.
+    pub old_lines: Vec<String>,
+    /// The lines the agent proposes instead, each with its line end.
+    pub new_lines: Vec<String>,
+    /// The file configures tools, editors, agents or CI (`.vscode/`, `.handoff.toml`,
+    /// CI files…): accept its hunks one by one, never with "accept all".
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Pending review comments on this hunk (`handoff.comment`), oldest first.
+    #[serde(default)]
+    pub comments: Vec<String>,
+}
+
+/// The `data` of an error response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorData {
+    pub kind: ErrorKind,
+    /// The server has shown the message to the user already (`window/showMessage`).
+    pub shown: bool,
+}
+
 /// What code actions carry in `data` until `codeAction/resolve` fills them in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionData {
     pub delegate: DelegateArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    /// rust-analyzer's rule for `lsp-extensions.md`: the document records a hash of
+    /// this file, so a change here without a look at the document fails.
+    #[test]
+    fn protocol_md_is_in_step_with_ext_rs() {
+        let ext = include_str!("ext.rs").replace("\r\n", "\n");
+        let hash = format!("{:x}", Sha256::digest(ext.as_bytes()));
+        let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/protocol.md");
+        let doc = std::fs::read_to_string(doc_path).unwrap();
+        let recorded = doc
+            .lines()
+            .find_map(|l| l.strip_prefix("<!-- ext.rs sha256: "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or("(none)");
+        assert_eq!(
+            recorded, hash,
+            "server/src/lsp/ext.rs changed: update docs/protocol.md to match it, then \
+             record the new hash there: <!-- ext.rs sha256: {hash} -->"
+        );
+    }
 }

@@ -16,12 +16,17 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::{LogStream, Sandbox, SandboxError, SandboxSpec, SandboxStatus};
+use super::{
+    EgressNetwork, LogStream, Sandbox, SandboxError, SandboxNetwork, SandboxSpec, SandboxStatus,
+};
 use crate::agents::{CACHE_DIR_IN_SANDBOX, OUT_DIR_IN_SANDBOX, PROMPT_FILE_IN_SANDBOX};
 
 /// The agent's HOME inside the container: a private folder of the task's, kept between
 /// turns (the agent's sessions live there).
 pub const HOME_IN_SANDBOX: &str = "/home/agent";
+
+/// The internal network of agents whose way out is the egress proxy.
+pub const EGRESS_NETWORK: &str = "handoff-egress";
 
 #[derive(Clone)]
 pub struct DockerSandbox {
@@ -146,7 +151,7 @@ impl DockerSandbox {
             bind(&spec.out_dir, OUT_DIR_IN_SANDBOX, false),
         ];
         if let Some(cache) = &spec.cache_dir {
-            mounts.push(bind(cache, CACHE_DIR_IN_SANDBOX, false));
+            mounts.push(bind(cache, CACHE_DIR_IN_SANDBOX, spec.cache_read_only));
         }
         let host = HostConfig {
             mounts: Some(mounts),
@@ -161,7 +166,20 @@ impl DockerSandbox {
             memory_swap: spec.memory_bytes,
             nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
             pids_limit: spec.pids,
-            network_mode: Some(spec.network.to_string()),
+            network_mode: Some(match &spec.network {
+                SandboxNetwork::None => "none".to_string(),
+                SandboxNetwork::Egress(net) => net.name.clone(),
+                SandboxNetwork::Bridge => "bridge".to_string(),
+                SandboxNetwork::Host => "host".to_string(),
+            }),
+            log_config: Some(bollard::models::HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                // What the engine keeps of a flood of output: the last 2 × 32 MiB.
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), "32m".to_string()),
+                    ("max-file".to_string(), "2".to_string()),
+                ])),
+            }),
             auto_remove: Some(false),
             init: Some(false),
             ..Default::default()
@@ -369,6 +387,67 @@ impl Sandbox for DockerSandbox {
             Err(e) if is_status(&e, 404) => Ok(()),
             Err(e) => Err(self.engine_err(e)),
         }
+    }
+
+    async fn egress_network(&self) -> Result<EgressNetwork, SandboxError> {
+        let client = self.client()?;
+        let inspect = match client
+            .inspect_network(
+                EGRESS_NETWORK,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(n) => n,
+            Err(e) if is_status(&e, 404) => {
+                let request = bollard::models::NetworkCreateRequest {
+                    name: EGRESS_NETWORK.to_string(),
+                    driver: Some("bridge".into()),
+                    // No route out: the gateway address (the host) is all it reaches.
+                    internal: Some(true),
+                    labels: Some(HashMap::from([(
+                        "handoff.egress".to_string(),
+                        "true".to_string(),
+                    )])),
+                    ..Default::default()
+                };
+                match client.create_network(request).await {
+                    Ok(_) => {}
+                    // Another front-end made it meanwhile.
+                    Err(e) if is_status(&e, 409) => {}
+                    Err(e) => return Err(self.engine_err(e)),
+                }
+                client
+                    .inspect_network(
+                        EGRESS_NETWORK,
+                        None::<bollard::query_parameters::InspectNetworkOptions>,
+                    )
+                    .await
+                    .map_err(|e| self.engine_err(e))?
+            }
+            Err(e) => return Err(self.engine_err(e)),
+        };
+        if inspect.internal != Some(true) {
+            return Err(SandboxError::Engine(format!(
+                "the network {EGRESS_NETWORK} exists but is not internal (it has a route out); \
+                 remove it (`docker network rm {EGRESS_NETWORK}`) and Handoff makes it again"
+            )));
+        }
+        let gateway = inspect
+            .ipam
+            .and_then(|i| i.config)
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.gateway.and_then(|g| g.parse().ok()))
+            .ok_or_else(|| {
+                SandboxError::Engine(format!(
+                    "the network {EGRESS_NETWORK} has no gateway address"
+                ))
+            })?;
+        Ok(EgressNetwork {
+            name: EGRESS_NETWORK.to_string(),
+            gateway,
+        })
     }
 
     async fn release_workspace(&self, name: &str) -> Result<(), SandboxError> {

@@ -15,8 +15,6 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 
-use crate::config::Network;
-
 pub use docker::DockerSandbox;
 
 /// The most of an agent's output read back per turn.
@@ -46,9 +44,11 @@ pub struct SandboxSpec {
     /// Tool caches shared by the repository's tasks with the same lockfiles; appears
     /// at [`crate::agents::CACHE_DIR_IN_SANDBOX`].
     pub cache_dir: Option<PathBuf>,
+    /// The tool cache is mounted read-only (the agent's phase): only setup fills it.
+    pub cache_read_only: bool,
     /// The prompt file on the host; appears at [`crate::agents::PROMPT_FILE_IN_SANDBOX`].
     pub prompt_file: PathBuf,
-    pub network: Network,
+    pub network: SandboxNetwork,
     pub memory_bytes: Option<i64>,
     pub cpus: Option<f64>,
     pub pids: Option<i64>,
@@ -63,6 +63,24 @@ pub struct OverlaySpec {
     pub upper: PathBuf,
     /// overlayfs's scratch folder, on the same file system as `upper`.
     pub work: PathBuf,
+}
+
+/// The network a container is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxNetwork {
+    None,
+    /// The internal network where Handoff's egress proxy is the only way out.
+    Egress(EgressNetwork),
+    Bridge,
+    Host,
+}
+
+/// An internal network of the engine: containers on it reach the gateway address
+/// (where the host's egress proxy listens) and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressNetwork {
+    pub name: String,
+    pub gateway: std::net::IpAddr,
 }
 
 /// Where a started agent is.
@@ -136,6 +154,9 @@ pub trait Sandbox: Send + Sync + 'static {
 
     /// Removes the container. Removing a missing one is not an error.
     fn remove(&self, id: &str) -> impl Future<Output = Result<(), SandboxError>> + Send;
+
+    /// The internal network for egress through the proxy, created when missing.
+    fn egress_network(&self) -> impl Future<Output = Result<EgressNetwork, SandboxError>> + Send;
 
     /// Releases the workspace of the container named `name` (after the container is
     /// removed). Releasing one that is gone is not an error.

@@ -316,7 +316,17 @@ end
 --- saves them.
 local function accept_all(client, _, task)
   local root = client.config.root_dir
-  local files = task.files_changed or {}
+  -- Files that configure tools, editors, agents or CI are read and accepted one by one.
+  local sensitive, files = {}, {}
+  for _, f in ipairs(task.sensitive_files or {}) do sensitive[f] = true end
+  local held = {}
+  for _, f in ipairs(task.files_changed or {}) do
+    if sensitive[f] then table.insert(held, f) else table.insert(files, f) end
+  end
+  if #held > 0 then
+    notify(("task #%d changes tool settings in %s: review and accept those changes one by one")
+      :format(task.id, table.concat(held, ", ")), vim.log.levels.WARN)
+  end
   local pending, accepted, conflicts, problems, touched = #files, 0, 0, {}, {}
   if pending == 0 then
     return notify(("task #%d changed no files"):format(task.id))

@@ -1,13 +1,13 @@
 --- Inline review: the pending changes of finished tasks, drawn with extmarks in the
 --- buffers they apply to, and the keys to accept, reject and move between them.
 ---
---- The server publishes each pending hunk as a diagnostic (source "handoff", data
---- `{task, hunk}`) whose range is the hunk's lines *in the current buffer*: the lines
---- the change would replace (an empty range where a pure insertion would go). Its
---- message lists them as `- old` lines, followed by the proposed `+ new` lines. So the
---- buffer's lines in the range are highlighted as what goes away, and the proposed
---- lines are shown below them as virtual lines: what the buffer would read after
---- Accept.
+--- The server publishes each pending hunk as a diagnostic (source "handoff") whose
+--- range is the hunk's lines *in the current buffer*: the lines the change would
+--- replace (an empty range where a pure insertion would go), and whose `data` holds the
+--- change: `{task, hunk, conflict, oldLines, newLines}` (docs/protocol.md). The
+--- message is for people and is never parsed here. The buffer's lines in the range are
+--- highlighted as what goes away, and the proposed lines are shown below them as
+--- virtual lines: what the buffer would read after Accept.
 
 local config = require("handoff.config")
 local lsp = require("handoff.lsp")
@@ -23,7 +23,6 @@ M.ns = vim.api.nvim_create_namespace("handoff_inline")
 ---@field conflict boolean
 ---@field old string[]
 ---@field new string[]
----@field truncated boolean
 ---@field empty boolean   a pure insertion (empty range)
 ---@field mark integer    extmark spanning the hunk's lines, moving with edits
 
@@ -43,22 +42,13 @@ function M.define_highlights()
   end
 end
 
---- `- old` / `+ new` lines of a hunk diagnostic's message (see docs/protocol.md).
-local function parse(message)
-  local lines = vim.split(message or "", "\n", { plain = true })
-  local header = table.remove(lines, 1) or ""
-  local old, new, truncated = {}, {}, false
-  for _, line in ipairs(lines) do
-    local sign = line:sub(1, 1)
-    if sign == "-" then
-      table.insert(old, line:sub(3))
-    elseif sign == "+" then
-      table.insert(new, line:sub(3))
-    elseif line == "…" then
-      truncated = true
-    end
+--- The lines of a hunk's `data` (`oldLines`/`newLines`), without their line ends.
+local function data_lines(list)
+  local out = {}
+  for _, line in ipairs(type(list) == "table" and list or {}) do
+    table.insert(out, (tostring(line):gsub("\r?\n$", ""):gsub("\r$", "")))
   end
-  return header, old, new, truncated
+  return out
 end
 
 local function buffer_of(uri, client_id)
@@ -117,9 +107,6 @@ local function draw(bufnr, h, first, last)
     local pad = math.max(width - vim.fn.strdisplaywidth(shown), 0)
     table.insert(virt, { { shown .. string.rep(" ", pad), hl_new } })
   end
-  if h.truncated then
-    table.insert(virt, { { ("… (more in :Handoff diff %d)"):format(h.task), "HandoffHint" } })
-  end
 
   if h.empty then
     -- A pure insertion: the new lines go above `first` (or after the last line).
@@ -171,23 +158,22 @@ function M.on_publish(result, client_id)
   for _, d in ipairs(result.diagnostics or {}) do
     local data = type(d.data) == "table" and d.data or nil
     if d.source == "handoff" and data and data.task and data.hunk then
-      local header, old, new, truncated = parse(d.message)
+      local old, new = data_lines(data.oldLines), data_lines(data.newLines)
       local s, e = d.range.start, d.range["end"]
       local empty = s.line == e.line and s.character == e.character
       -- An insertion may sit just past the last line (it goes at the end of the file).
       local first = math.min(s.line, empty and line_count or line_count - 1)
       -- The range ends on the hunk's last line (server/src/lsp/convert.rs); the count
       -- of `-` lines says the same and is not ambiguous when that line is empty.
-      local last = (not truncated and #old > 0) and s.line + #old - 1 or e.line
+      local last = #old > 0 and s.line + #old - 1 or e.line
       last = math.max(math.min(last, line_count - 1), math.min(first, line_count - 1))
       local h = {
         client_id = client_id,
         task = data.task,
         hunk = data.hunk,
-        conflict = header:find(": conflict", 1, true) ~= nil,
+        conflict = data.conflict == true,
         old = old,
         new = new,
-        truncated = truncated,
         empty = empty,
       }
       local ok, err = pcall(draw, bufnr, h, first, last)

@@ -168,7 +168,8 @@ local function client_config(root)
     root_dir = root,
     -- The plugin announces finished tasks itself (tasks.lua, from handoff/taskChanged),
     -- with the keys to review them; the server's own announcement would repeat it.
-    init_options = { taskMessages = not config.options.notify },
+    -- handoff/* notifications come only to clients that ask (docs/protocol.md).
+    init_options = { taskMessages = not config.options.notify, handoffNotifications = true },
     handlers = {
       ["handoff/taskChanged"] = on_task_changed,
       ["handoff/taskRemoved"] = on_task_removed,

@@ -1,62 +1,59 @@
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addedPreview, diffBlock, hunkLines, parseHunk } from '../hunks';
+import { addedPreview, diffBlock, hunkFromData, hunkLines } from '../hunks';
 
 const range = (l1: number, c1: number, l2: number, c2: number) => ({
   start: { line: l1, character: c1 },
   end: { line: l2, character: c2 },
 });
 
-describe('parseHunk', () => {
-  it('reads the removed and added lines of a proposal', () => {
-    const view = parseHunk(
-      'Handoff #1 proposes:\n-     # TODO: greet loudly\n-     return "hello, " + name\n+     return ("hello, " + name).upper()',
-      'handoff#1',
-      { task: 1, hunk: 0 },
-    );
+describe('hunkFromData', () => {
+  it('reads the removed and added lines from the data, without line ends', () => {
+    const view = hunkFromData({
+      task: 1,
+      hunk: 0,
+      conflict: false,
+      oldLines: ['    # TODO: greet loudly\n', '    return "hello, " + name\r\n'],
+      newLines: ['    return ("hello, " + name).upper()'],
+    });
     assert.deepEqual(view, {
       task: 1,
       hunk: 0,
       conflict: false,
       removed: ['    # TODO: greet loudly', '    return "hello, " + name'],
       added: ['    return ("hello, " + name).upper()'],
-      truncated: false,
     });
   });
 
-  it('reads empty lines, conflicts and truncation', () => {
-    const view = parseHunk(
-      'Handoff #12: conflict, not applicable here (line 3 changed). Open the diff to merge by hand:\n- \n-\n+ x\n…',
-      { value: 'handoff#12' },
-      undefined,
-    );
+  it('reads empty lines and conflicts, whatever the message says', () => {
+    const view = hunkFromData({ task: 12, hunk: 3, conflict: true, oldLines: ['\n', '\n'], newLines: ['x\n'] });
     assert.equal(view?.task, 12);
-    assert.equal(view?.hunk, undefined);
+    assert.equal(view?.hunk, 3);
     assert.equal(view?.conflict, true);
     assert.deepEqual(view?.removed, ['', '']);
     assert.deepEqual(view?.added, ['x']);
-    assert.equal(view?.truncated, true);
   });
 
   it('ignores diagnostics that are not hunks', () => {
-    assert.equal(parseHunk('something else', 'E0308', undefined), undefined);
+    assert.equal(hunkFromData(undefined), undefined);
+    assert.equal(hunkFromData({ task: 1 }), undefined);
+    assert.equal(hunkFromData({ task: 1, hunk: 0, oldLines: 'x', newLines: [] }), undefined);
   });
 });
 
 describe('hunkLines', () => {
-  const view = (removed: number, truncated = false) => ({
+  const view = (removed: number) => ({
     task: 1,
     hunk: 0,
     conflict: false,
     removed: Array(removed).fill('x'),
     added: ['y'],
-    truncated,
   });
   const cases: Array<[string, ReturnType<typeof range>, ReturnType<typeof view>, object]> = [
     ['a two-line replacement', range(1, 0, 2, 30), view(2), { first: 1, last: 2 }],
     ['a pure insertion', range(4, 0, 4, 0), view(0), { insertAt: 4 }],
     ['a replaced empty line (an empty range too)', range(4, 0, 4, 0), view(1), { first: 4, last: 4 }],
-    ['a truncated hunk, from the range', range(3, 0, 40, 2), view(30, true), { first: 3, last: 40 }],
+    ['a long hunk, from the count of its lines', range(3, 0, 40, 2), view(38), { first: 3, last: 40 }],
   ];
   for (const [name, r, v, want] of cases) {
     it(name, () => assert.deepEqual(hunkLines(r, v), want));
@@ -64,7 +61,7 @@ describe('hunkLines', () => {
 });
 
 describe('rendering', () => {
-  const base = { task: 1, hunk: 0, conflict: false, truncated: false };
+  const base = { task: 1, hunk: 0, conflict: false };
   it('previews the first proposed line and counts the rest', () => {
     assert.equal(addedPreview({ ...base, removed: ['a'], added: ['   b  '] }), '⟶ b');
     assert.equal(addedPreview({ ...base, removed: ['a'], added: ['', 'b', 'c'] }), '⟶ b   (+2 more lines: hover to see)');

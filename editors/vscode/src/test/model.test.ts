@@ -1,4 +1,6 @@
 import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import {
   codeBlock,
@@ -18,19 +20,15 @@ import { done, task } from './fixtures';
 const at = (iso: string) => Date.parse(iso);
 
 describe('elapsed time', () => {
-  const cases: Array<[number | undefined, string]> = [
-    [undefined, ''],
-    [0, '0s'],
-    [59, '59s'],
-    [60, '1m00s'],
-    [92, '1m32s'],
-    [3599, '59m59s'],
-    [3600, '1h00m'],
-    [7500, '2h05m'],
-  ];
-  for (const [secs, want] of cases) {
+  // The same table as the server's (server/src/lsp/wording.rs): one way to write a duration.
+  const table: Array<[number, string]> = JSON.parse(
+    fs.readFileSync(path.join(__dirname, '..', '..', 'src', 'test', 'durations.json'), 'utf8'),
+  );
+  it('reads the shared table', () => assert.ok(table.length >= 8));
+  for (const [secs, want] of table) {
     it(`formats ${secs} as "${want}"`, () => assert.equal(formatElapsed(secs), want));
   }
+  it('formats an unknown duration as nothing', () => assert.equal(formatElapsed(undefined), ''));
 
   it('counts from start to now while running, to the end once finished', () => {
     assert.equal(elapsedSeconds(task(), at('2026-01-01T10:01:33Z')), 92);

@@ -98,6 +98,9 @@ struct MessageLine {
 #[derive(Deserialize)]
 struct Message {
     content: Option<Content>,
+    id: Option<String>,
+    usage: Option<Value>,
+    model: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -163,6 +166,21 @@ fn blocks(content: Option<Content>) -> Vec<Block> {
 }
 
 fn assistant(transcript: &mut Transcript, line: MessageLine) {
+    // Live counts, until the result line gives the CLI's own: each model response once.
+    if let Some(id) = &line.message.id {
+        if transcript.counted.insert(id.clone()) {
+            transcript.turns += 1;
+            if let Some(u) = line.message.usage.as_ref().map(token_usage) {
+                let total = transcript.usage.get_or_insert_with(Default::default);
+                total.input_tokens += u.input_tokens;
+                total.cached_input_tokens += u.cached_input_tokens;
+                total.output_tokens += u.output_tokens;
+            }
+        }
+    }
+    if let Some(model) = line.message.model.as_ref().filter(|m| !m.starts_with('<')) {
+        transcript.model = Some(model.clone());
+    }
     let api_error = line.error.as_ref().map(value_text);
     let mut reported_error = false;
     for block in blocks(line.message.content) {

@@ -32,6 +32,8 @@ pub fn failure_hint(transcript: &Transcript, exit_code: Option<i64>) -> Option<S
 
 #[derive(Debug, Clone, Copy)]
 enum Cause {
+    Unreachable,
+    Blocked,
     MissingCredentials,
     Authentication,
     Billing,
@@ -44,6 +46,15 @@ enum Cause {
 impl Cause {
     fn hint(self) -> &'static str {
         match self {
+            Cause::Unreachable => {
+                "the model API could not be reached (its endpoint did not answer): check \
+                 ANTHROPIC_BASE_URL (claude) or OPENAI_BASE_URL (codex) if you set one, and \
+                 that the machine can reach it"
+            }
+            Cause::Blocked => {
+                "the agent tried to reach a host its egress policy does not allow (see the \
+                 task's `blocked` list): add it to the profile's `allow` if the agent needs it"
+            }
             Cause::MissingCredentials => {
                 "the agent found no model API credentials (missing credentials): set \
                  ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN (claude), or OPENAI_API_KEY \
@@ -87,6 +98,19 @@ enum Signal {
 /// The first matching row wins, so more specific rows come first: Claude's "Not
 /// logged in · Please run /login" means missing credentials, not refused ones.
 const RULES: &[(Signal, Cause)] = &[
+    // Handoff's egress proxy: a 502 when a model endpoint does not answer, a 403 when
+    // a destination is not allowed. Before the rows for 401/403: it is neither.
+    (Says("could not reach route"), Unreachable),
+    (Says("egress policy"), Blocked),
+    // Claude Code's retries of an endpoint that does not answer (api_retry, HTTP 502);
+    // Codex's "error sending request", "Connection refused".
+    (Says("http 502"), Unreachable),
+    (Says("502 bad gateway"), Unreachable),
+    (Says("connection error"), Unreachable),
+    (Says("connection refused"), Unreachable),
+    (Says("econnrefused"), Unreachable),
+    (Says("error sending request"), Unreachable),
+    (Says("failed to connect"), Unreachable),
     // Claude Code: "Not logged in", "Missing API key · Run /login", "Could not resolve
     // authentication method", "No API key available"; Codex: "Missing environment
     // variable: `OPENAI_API_KEY`", "Missing openai API key".
@@ -182,6 +206,18 @@ mod tests {
     #[test]
     fn reported_errors_are_recognised() {
         let cases = [
+            (
+                "unexpected status 502 Bad Gateway: Handoff's egress proxy could not reach route openai., url: http://172.18.0.1:37913/t/x/openai/responses",
+                Some("its endpoint did not answer"),
+            ),
+            (
+                "↻ the model API request failed (server_error, HTTP 502); retry 10/10 in 35.0 s",
+                Some("its endpoint did not answer"),
+            ),
+            (
+                "403 Forbidden: Blocked by Handoff's egress policy: evil.example:443 is not allowed",
+                Some("see the task's `blocked` list"),
+            ),
             (
                 "Not logged in · Please run /login",
                 Some("missing credentials"),

@@ -82,6 +82,12 @@ pub struct Transcript {
     pub is_error: bool,
     /// Why the run failed, in the agent's words.
     pub error: Option<String>,
+    /// The model that answered, as the CLI reported it.
+    pub model: Option<String>,
+    /// Model responses already counted in `turns` and `usage` while the run is live
+    /// (Claude Code repeats a response's usage on each of its content lines).
+    #[serde(skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub counted: std::collections::BTreeSet<String>,
 }
 
 /// Something the agent said or did.

@@ -238,22 +238,20 @@ fn headline(name: &str, input: &Value, cwd: Option<&str>) -> String {
     }
 }
 
-/// The first line of a command, without the `bash -lc '…'` wrapper Codex runs
-/// every command in.
+/// The first line of a command, without the shell wrapper Codex runs every command
+/// in (`bash -lc '…'`, `/usr/bin/bash -lc …`, `sh -c …`: any path to a shell, then
+/// options that end with `-c`).
 fn command_line(command: &str) -> String {
     let mut command = command.trim();
-    for shell in ["/bin/bash -lc ", "bash -lc ", "/bin/sh -c ", "sh -c "] {
-        if let Some(rest) = command.strip_prefix(shell) {
-            command = rest;
-            for quote in ['\'', '"'] {
-                if let Some(inner) = command
-                    .strip_prefix(quote)
-                    .and_then(|rest| rest.strip_suffix(quote))
-                {
-                    command = inner;
-                }
+    if let Some(script) = shell_script(command) {
+        command = script;
+        for quote in ['\'', '"'] {
+            if let Some(inner) = command
+                .strip_prefix(quote)
+                .and_then(|rest| rest.strip_suffix(quote))
+            {
+                command = inner;
             }
-            break;
         }
     }
     let mut lines = command.lines();
@@ -261,6 +259,25 @@ fn command_line(command: &str) -> String {
     match lines.next() {
         Some(_) => format!("{first} …"),
         None => first,
+    }
+}
+
+/// The script of `SHELL [OPTIONS] -c SCRIPT`, when `command` is that.
+fn shell_script(command: &str) -> Option<&str> {
+    let (program, mut rest) = command.split_once(' ')?;
+    let name = program.rsplit('/').next()?;
+    if !matches!(name, "bash" | "sh" | "zsh" | "dash" | "ash" | "ksh") {
+        return None;
+    }
+    loop {
+        let (option, after) = rest.trim_start().split_once(' ')?;
+        if !option.starts_with('-') || option.starts_with("--") {
+            return None;
+        }
+        rest = after;
+        if option.contains('c') {
+            return Some(rest.trim_start());
+        }
     }
 }
 
@@ -510,6 +527,26 @@ mod tests {
                 "shell",
                 json!({"command": "bash -lc 'rg -n \"greet\" src'"}),
                 "shell: rg -n \"greet\" src",
+            ),
+            (
+                "shell",
+                json!({"command": "/usr/bin/bash -lc 'cargo test'"}),
+                "shell: cargo test",
+            ),
+            (
+                "shell",
+                json!({"command": "/usr/bin/zsh -c ls"}),
+                "shell: ls",
+            ),
+            (
+                "shell",
+                json!({"command": "/bin/bash -e -c 'make'"}),
+                "shell: make",
+            ),
+            (
+                "shell",
+                json!({"command": "bashful -c x"}),
+                "shell: bashful -c x",
             ),
             (
                 "TodoWrite",

@@ -1,0 +1,76 @@
+//! `handoff.trust`, and asking the user once per repository whose own configuration
+//! is not trusted: until it is, the settings of it that would widen the sandbox are
+//! ignored (see `crate::trust`), which the user should hear about where they work.
+
+use std::sync::Arc;
+
+use tower_lsp_server::ls_types::MessageType;
+
+use crate::lsp::error::LspError;
+use crate::lsp::ext::{TrustArgs, TrustResult};
+use crate::lsp::server::Server;
+use crate::lsp::session::Repo;
+use crate::sandbox::Sandbox;
+
+pub async fn trust<S: Sandbox>(
+    server: &Arc<Server<S>>,
+    args: TrustArgs,
+) -> Result<TrustResult, LspError> {
+    let repo = server.session.repo_for_uri(args.uri.as_ref())?;
+    trust_repo(server, &repo)
+}
+
+fn trust_repo<S: Sandbox>(server: &Server<S>, repo: &Repo<S>) -> Result<TrustResult, LspError> {
+    let workdir = repo.workdir().to_path_buf();
+    let applied = repo.engine().config().ignored.clone();
+    let trusted = crate::trust::trust(&workdir)
+        .map_err(|e| LspError::invalid(format!("cannot record the trust: {e}")))?
+        .is_some();
+    // The next use of the repository reads its configuration again, in full.
+    server.session.forget_repo(&workdir);
+    Ok(TrustResult {
+        repository: workdir.display().to_string(),
+        trusted,
+        applied,
+    })
+}
+
+/// Once per repository and server: when its configuration is not trusted and settings
+/// of it are ignored, asks the user (in the background; the answer may never come).
+pub fn ask_once<S: Sandbox>(server: &Arc<Server<S>>, repo: Arc<Repo<S>>) {
+    let config = repo.engine().config();
+    if config.trust.is_trusted() || config.ignored.is_empty() {
+        return;
+    }
+    if !server.session.first_trust_question(repo.workdir()) {
+        return;
+    }
+    let question = format!(
+        "Handoff: this repository's .handoff.toml is not trusted, so these settings of it \
+         are ignored: {}. Trust it as it is now (like `handoff trust`)?",
+        config.ignored.join(", ")
+    );
+    let server = server.clone();
+    server.session.spawn({
+        let server = server.clone();
+        async move {
+            let picked = server.editor.ask(&question, &["Trust", "Not now"]).await;
+            if picked.as_deref() != Some("Trust") {
+                return;
+            }
+            let said = match trust_repo(&server, &repo) {
+                Ok(r) => format!(
+                    "Handoff: trusted {}'s configuration as it is now{}",
+                    r.repository,
+                    if r.applied.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; now applied: {}", r.applied.join(", "))
+                    }
+                ),
+                Err(e) => format!("Handoff: {}", e.message),
+            };
+            server.editor.show_message(MessageType::INFO, said).await;
+        }
+    });
+}
