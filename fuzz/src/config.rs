@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use handoff::agents::{Limits, Steps};
 use handoff::config::{Config, ConfigError};
 
 /// Where the repository's file is said to be; error messages must name it.
@@ -113,11 +114,24 @@ fn assert_runnable(config: &Config, path: &str) {
         if let Some(pids) = profile.pids {
             assert!(pids >= 16, "{name}: pids {pids}");
         }
+        assert_limits(&profile.limits, name);
         assert_steps(&profile.steps, name);
     }
 }
 
-fn assert_steps(steps: &handoff::config::Steps, whose: &str) {
+fn assert_limits(limits: &Limits, name: &str) {
+    if let Some(turns) = limits.max_turns {
+        assert!((1..=100_000).contains(&turns), "{name}: max_turns {turns}");
+    }
+    if let Some(cost) = limits.max_cost_usd {
+        assert!(
+            cost > 0.0 && cost.is_finite(),
+            "{name}: max_cost_usd {cost}"
+        );
+    }
+}
+
+fn assert_steps(steps: &Steps, whose: &str) {
     for command in [&steps.setup, &steps.check].into_iter().flatten() {
         assert!(!command.trim().is_empty(), "{whose}: blank setup or check");
     }
@@ -128,13 +142,18 @@ fn assert_steps(steps: &handoff::config::Steps, whose: &str) {
 
 /// The trust model's promise: an untrusted file adds no profile, and changes nothing
 /// of an existing one that reaches outside the container — image, command,
-/// environment, credentials, network — nor raises a limit or `max_parallel`.
+/// environment, credentials, network, allow list — nor raises a limit or
+/// `max_parallel`, nor allows the host's network.
 fn assert_not_widened(before: &Config, after: &Config) {
     assert!(
         after.agents.keys().eq(before.agents.keys()),
         "profiles changed: {:?} -> {:?}",
         before.agents.keys().collect::<Vec<_>>(),
         after.agents.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        after.allow_host_network, before.allow_host_network,
+        "allow_host_network changed"
     );
     assert!(
         after.max_parallel <= before.max_parallel,
@@ -150,6 +169,7 @@ fn assert_not_widened(before: &Config, after: &Config) {
         same("set_env", now.set_env == was.set_env);
         same("credentials", now.credentials == was.credentials);
         same("network", now.network == was.network);
+        same("allow", now.allow == was.allow);
         same(
             "prompt_is_command",
             now.prompt_is_command == was.prompt_is_command,
@@ -162,6 +182,27 @@ fn assert_not_widened(before: &Config, after: &Config) {
         );
         assert_limit_not_raised(name, "cpus", was.cpus, now.cpus);
         assert_limit_not_raised(name, "pids", was.pids, now.pids);
+        let (was, now) = (&was.limits, &now.limits);
+        assert_limit_not_raised(
+            name,
+            "timeout",
+            Some(was.timeout_secs),
+            Some(now.timeout_secs),
+        );
+        assert_limit_not_raised(
+            name,
+            "import_limit",
+            Some(was.import_bytes),
+            Some(now.import_bytes),
+        );
+        assert_limit_not_raised(
+            name,
+            "disk_limit",
+            Some(was.disk_bytes),
+            Some(now.disk_bytes),
+        );
+        assert_limit_not_raised(name, "max_turns", was.max_turns, now.max_turns);
+        assert_limit_not_raised(name, "max_cost_usd", was.max_cost_usd, now.max_cost_usd);
     }
     if after.ignored.len() > before.ignored.len() {
         assert!(
