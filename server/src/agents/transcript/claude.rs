@@ -171,10 +171,13 @@ fn assistant(transcript: &mut Transcript, line: MessageLine) {
         if transcript.counted.insert(id.clone()) {
             transcript.turns += 1;
             if let Some(u) = line.message.usage.as_ref().map(token_usage) {
+                // The counts are the agent's own numbers: they saturate, never overflow.
                 let total = transcript.usage.get_or_insert_with(Default::default);
-                total.input_tokens += u.input_tokens;
-                total.cached_input_tokens += u.cached_input_tokens;
-                total.output_tokens += u.output_tokens;
+                total.input_tokens = total.input_tokens.saturating_add(u.input_tokens);
+                total.cached_input_tokens = total
+                    .cached_input_tokens
+                    .saturating_add(u.cached_input_tokens);
+                total.output_tokens = total.output_tokens.saturating_add(u.output_tokens);
             }
         }
     }
@@ -280,7 +283,9 @@ fn token_usage(usage: &Value) -> TokenUsage {
     let count = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
     let cached = count("cache_read_input_tokens");
     TokenUsage {
-        input_tokens: count("input_tokens") + count("cache_creation_input_tokens") + cached,
+        input_tokens: count("input_tokens")
+            .saturating_add(count("cache_creation_input_tokens"))
+            .saturating_add(cached),
         cached_input_tokens: cached,
         output_tokens: count("output_tokens"),
     }
@@ -392,6 +397,44 @@ mod tests {
     }
 
     /// Result lines in, (is_error, error, turns) out.
+    #[test]
+    fn token_counts_the_agent_reports_add_up_without_overflowing() {
+        // The counts are the agent's own numbers; adding them overflowed, a panic in
+        // debug builds (found writing the fuzz targets, fuzz/).
+        let max = u64::MAX;
+        let cases = [
+            (
+                vec![json!({"type":"result","subtype":"success","usage":
+                    {"input_tokens":max,"cache_creation_input_tokens":max,"cache_read_input_tokens":1,"output_tokens":max}})],
+                (max, 1, max),
+            ),
+            (
+                vec![
+                    json!({"type":"assistant","message":{"id":"m1","content":[],"usage":
+                        {"input_tokens":max - 1,"cache_read_input_tokens":1,"output_tokens":max}}}),
+                    json!({"type":"assistant","message":{"id":"m2","content":[],"usage":
+                        {"input_tokens":2,"cache_read_input_tokens":max,"output_tokens":1}}}),
+                ],
+                (max, max, max),
+            ),
+        ];
+        for (lines, (input, cached, output)) in cases {
+            let mut transcript = Transcript::default();
+            for line in &lines {
+                parse_line(&mut transcript, &line.to_string());
+            }
+            assert_eq!(
+                transcript.usage,
+                Some(TokenUsage {
+                    input_tokens: input,
+                    cached_input_tokens: cached,
+                    output_tokens: output,
+                }),
+                "{lines:?}"
+            );
+        }
+    }
+
     #[test]
     fn result_lines_say_how_the_session_ended() {
         let cases = [
