@@ -8,8 +8,9 @@ scripts/setup.sh
 cargo test --workspace
 # The security suite again, with the front-end as an ordinary user.
 HANDOFF_TEST_USER=handoff-tester cargo test --test security_e2e
-# The parsers of hostile input under libFuzzer, 45 s a target (docs/fuzzing.md).
-scripts/fuzz.sh 45
+# The parsers of hostile input under libFuzzer, 20 s a target (docs/fuzzing.md;
+# longer runs by hand).
+scripts/fuzz.sh 20
 HANDOFF_BIN="$(pwd)/target/debug/handoff"
 export HANDOFF_BIN
 # The editors, in real clients: Neovim and Emacs (Eglot) run inside `cargo test`
