@@ -150,10 +150,15 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         "d" | "day" | "days" => 86400.0,
         _ => return Err(format!("`{text}`: unknown unit; use s, m, h or d")),
     };
-    if n.is_nan() || n <= 0.0 {
-        return Err(format!("`{text}` must be more than zero"));
+    let secs = (n * mult).round();
+    if secs.is_nan() || secs < 1.0 {
+        return Err(format!("`{text}` must be at least one second"));
     }
-    Ok((n * mult).round() as u64)
+    // Ten years is forever enough; beyond, the number is a mistake.
+    if secs > 10.0 * 365.0 * 86400.0 {
+        return Err(format!("`{text}` is longer than ten years"));
+    }
+    Ok(secs as u64)
 }
 
 /// A duration as people read it: `2h`, `1h30m`, `45m`, `90s`.
@@ -184,6 +189,9 @@ mod tests {
         assert_eq!(parse_duration("30m"), Ok(1800));
         assert_eq!(parse_duration("2h"), Ok(7200));
         assert_eq!(parse_duration("1.5h"), Ok(5400));
+        // Less than a second is no time at all, not a timeout of 0 s.
+        assert!(parse_duration("0.4s").is_err());
+        assert!(parse_duration("1e30h").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("3w").is_err());

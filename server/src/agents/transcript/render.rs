@@ -94,10 +94,14 @@ impl Live {
 
     /// The rendering of the entries that `chunk` completes.
     pub fn push(&mut self, chunk: &[u8]) -> String {
-        self.partial.extend_from_slice(chunk);
-        let Some(end) = self.partial.iter().rposition(|b| *b == b'\n') else {
+        // Only the new bytes can hold the line's end: a long line arriving in small
+        // pieces costs its length once, not once per piece.
+        let Some(in_chunk) = chunk.iter().rposition(|b| *b == b'\n') else {
+            self.partial.extend_from_slice(chunk);
             return String::new();
         };
+        let end = self.partial.len() + in_chunk;
+        self.partial.extend_from_slice(chunk);
         let complete: Vec<u8> = self.partial.drain(..=end).collect();
         for line in String::from_utf8_lossy(&complete).lines() {
             (self.parse_line)(&mut self.transcript, line);
