@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --workspace
-# The security suite again, with the front-end as an ordinary user.
-HANDOFF_TEST_USER=handoff-tester cargo test --test security_e2e
+# The security suites again, with the front-end as an ordinary user.
+HANDOFF_TEST_USER=handoff-tester cargo test --test security_e2e --test egress_e2e
 # The parsers of hostile input under libFuzzer, 20 s a target (docs/fuzzing.md;
 # longer runs by hand).
 scripts/fuzz.sh 20

@@ -276,7 +276,7 @@ impl PrivateEngine {
     }
 
     /// `ARGV` inside the namespace; panics on failure.
-    fn in_netns(&self, argv: &[&str]) {
+    pub fn in_netns(&self, argv: &[&str]) {
         run(Command::new("nsenter")
             .arg(format!("--net={}", self.netns().display()))
             .arg("--")
