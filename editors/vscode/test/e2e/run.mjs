@@ -516,10 +516,16 @@ async function openHandoffView(page) {
  * settling may only highlight the item, so: hover it, wait for the highlight, press
  * Enter, as a keyboard user would.
  */
-async function contextMenu(page, target, label) {
+/**
+ * Chooses `label` in the context menu of `target` by hovering it and pressing Enter (a
+ * mouse click right after the menu opens is sometimes taken for the release of the right
+ * button and ignored by the workbench). `beforeChoosing` runs while the menu is open.
+ */
+async function contextMenu(page, target, label, beforeChoosing = async () => {}) {
   await target.click({ button: 'right' });
   const item = page.locator('.context-view .monaco-menu .action-item', { hasText: label }).first();
   await item.waitFor({ state: 'visible', timeout: 10_000 });
+  await beforeChoosing();
   await item.hover();
   await page
     .locator('.context-view .monaco-menu .action-item.focused', { hasText: label })
@@ -788,11 +794,7 @@ test('a task started from the command palette shows in the Handoff view, with it
   await shot(page, 'palette-task-in-tree');
 
   // Its context menu opens the diff of base and result.
-  await treeRow(page, 2).click({ button: 'right' });
-  const item = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Show diff' }).first();
-  await item.waitFor({ state: 'visible', timeout: 10_000 });
-  await shot(page, 'tree-context-menu');
-  await item.click();
+  await contextMenu(page, treeRow(page, 2), 'Show diff', () => shot(page, 'tree-context-menu'));
   const diff = page.locator('.editor-group-container.active .monaco-diff-editor');
   await diff.waitFor({ state: 'visible', timeout: 20_000 });
   await until('the result side to show NOTES.md', 20_000, async () =>
