@@ -42,12 +42,37 @@ impl TrustState {
     pub fn is_trusted(&self) -> bool {
         matches!(self, TrustState::NoConfig | TrustState::Trusted { .. })
     }
+
+    /// The hash of the configuration this state was decided on; `None` when there is
+    /// none.
+    pub fn sha256(&self) -> Option<&str> {
+        match self {
+            TrustState::NoConfig => None,
+            TrustState::Trusted { sha256 } | TrustState::Untrusted { sha256, .. } => Some(sha256),
+        }
+    }
 }
 
 /// The trust store: `trust.json` in the user's Handoff configuration folder.
+#[cfg(not(test))]
 pub fn store_path() -> Option<PathBuf> {
     crate::config::Config::user_path().map(|p| p.with_file_name("trust.json"))
 }
+
+/// In unit tests, a store of the test process's own, never the user's: tests that
+/// trust a repository as the user would (its key is its own temporary folder) must not
+/// write to the user's configuration.
+#[cfg(test)]
+pub fn store_path() -> Option<PathBuf> {
+    Some(std::env::temp_dir().join(format!(
+        "handoff-unit-tests-{}/trust.json",
+        std::process::id()
+    )))
+}
+
+/// Serializes this process's read-modify-write of the store, so that two trusts at
+/// once (two language server requests) both land.
+static STORE_WRITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn read_store(path: &Path) -> BTreeMap<String, Trusted> {
     std::fs::read(path)
@@ -166,6 +191,7 @@ pub fn trust(workdir: &Path) -> std::io::Result<Option<String>> {
     let path = store_path().ok_or_else(|| {
         std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set: nowhere to record trust")
     })?;
+    let _writing = STORE_WRITE.lock().unwrap_or_else(|e| e.into_inner());
     let mut store = read_store(&path);
     store.insert(
         key(workdir),
@@ -183,6 +209,7 @@ pub fn revoke(workdir: &Path) -> std::io::Result<bool> {
     let Some(path) = store_path() else {
         return Ok(false);
     };
+    let _writing = STORE_WRITE.lock().unwrap_or_else(|e| e.into_inner());
     let mut store = read_store(&path);
     let removed = store.remove(&key(workdir)).is_some();
     if removed {
@@ -209,6 +236,12 @@ const TEST_MARKER: &str = ".git/handoff-trusted-for-tests";
 #[cfg(test)]
 pub fn trust_for_tests(workdir: &Path) {
     std::fs::write(workdir.join(TEST_MARKER), b"").expect("a test repository");
+}
+
+/// Takes back [`trust_for_tests`].
+#[cfg(test)]
+pub fn untrust_for_tests(workdir: &Path) {
+    std::fs::remove_file(workdir.join(TEST_MARKER)).expect("a trusted test repository");
 }
 
 #[cfg(test)]

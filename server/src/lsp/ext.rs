@@ -106,6 +106,19 @@ pub struct TrustResult {
     pub applied: Vec<String>,
 }
 
+/// What the question about a repository's untrusted configuration is about. The
+/// server asks it with `window/showMessageRequest` (actions "Trust" and "Not now");
+/// the "Trust" action carries these fields beside its `title`, so that a client can
+/// ask the user in its own way, answer `null`, and run `handoff.trust` itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustQuestion {
+    /// The repository's working tree.
+    pub repository: String,
+    /// The settings of its configuration that are ignored until it is trusted.
+    pub ignored: Vec<String>,
+}
+
 /// Instructions a plain client can pick for a selection (`window/showMessageRequest`)
 /// when no instruction came with the command.
 pub const SELECTION_INSTRUCTIONS: &[(&str, &str)] = &[

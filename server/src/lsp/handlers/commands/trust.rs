@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use tower_lsp_server::ls_types::MessageType;
 
+use crate::lsp::convert::to_proto;
 use crate::lsp::error::LspError;
-use crate::lsp::ext::{TrustArgs, TrustResult};
+use crate::lsp::ext::{TrustArgs, TrustQuestion, TrustResult};
 use crate::lsp::server::Server;
 use crate::lsp::session::Repo;
 use crate::sandbox::Sandbox;
@@ -35,14 +36,19 @@ fn trust_repo<S: Sandbox>(server: &Server<S>, repo: &Repo<S>) -> Result<TrustRes
     })
 }
 
-/// Once per repository and server: when its configuration is not trusted and settings
-/// of it are ignored, asks the user (in the background; the answer may never come).
+/// Once per repository, configuration content and server: when the configuration is
+/// not trusted and settings of it are ignored, asks the user (in the background; the
+/// answer may never come). Content that changed since it was last asked about (or
+/// trusted) is asked about again.
 pub fn ask_once<S: Sandbox>(server: &Arc<Server<S>>, repo: Arc<Repo<S>>) {
     let config = repo.engine().config();
     if config.trust.is_trusted() || config.ignored.is_empty() {
         return;
     }
-    if !server.session.first_trust_question(repo.workdir()) {
+    let Some(sha256) = config.trust.sha256() else {
+        return;
+    };
+    if !server.session.first_trust_question(repo.workdir(), sha256) {
         return;
     }
     let question = format!(
@@ -50,11 +56,15 @@ pub fn ask_once<S: Sandbox>(server: &Arc<Server<S>>, repo: Arc<Repo<S>>) {
          are ignored: {}. Trust it as it is now (like `handoff trust`)?",
         config.ignored.join(", ")
     );
+    let actions = to_proto::trust_question_actions(&TrustQuestion {
+        repository: repo.name(),
+        ignored: config.ignored.clone(),
+    });
     let server = server.clone();
     server.session.spawn({
         let server = server.clone();
         async move {
-            let picked = server.editor.ask(&question, &["Trust", "Not now"]).await;
+            let picked = server.editor.ask_with(&question, actions).await;
             if picked.as_deref() != Some("Trust") {
                 return;
             }
