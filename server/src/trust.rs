@@ -185,9 +185,34 @@ pub fn state(workdir: &Path) -> std::io::Result<TrustState> {
 /// Records the user's trust in the repository's configuration as it is now. Returns
 /// the hash trusted; `None` when there is nothing to trust.
 pub fn trust(workdir: &Path) -> std::io::Result<Option<String>> {
+    Ok(match trust_if(workdir, None)? {
+        Recorded::Trusted(sha256) => Some(sha256),
+        Recorded::NoConfig | Recorded::Changed => None,
+    })
+}
+
+/// What [`trust_if`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Trusted the content with this hash.
+    Trusted(String),
+    /// The repository has no configuration of its own.
+    NoConfig,
+    /// The content is not the one expected (it changed since the user saw it): nothing
+    /// was recorded.
+    Changed,
+}
+
+/// Records the user's trust in the repository's configuration as it is now — when
+/// `expected` is given, only if that is still its hash, so that content that changed
+/// after the user was asked about it is never trusted unseen.
+pub fn trust_if(workdir: &Path, expected: Option<&str>) -> std::io::Result<Recorded> {
     let Some(sha256) = config_hash(workdir)? else {
-        return Ok(None);
+        return Ok(Recorded::NoConfig);
     };
+    if expected.is_some_and(|e| e != sha256) {
+        return Ok(Recorded::Changed);
+    }
     let path = store_path().ok_or_else(|| {
         std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set: nowhere to record trust")
     })?;
@@ -201,7 +226,7 @@ pub fn trust(workdir: &Path) -> std::io::Result<Option<String>> {
         },
     );
     write_store(&path, &store)?;
-    Ok(Some(sha256))
+    Ok(Recorded::Trusted(sha256))
 }
 
 /// Forgets the user's trust in the repository's configuration.

@@ -124,13 +124,19 @@ export async function askTrust(server: Server, question: TrustQuestion): Promise
   const { message, detail } = trustDialog(question);
   const pick = await vscode.window.showWarningMessage(message, { modal: true, detail }, 'Trust');
   if (pick === 'Trust') {
-    await trustRepository(server, question.repository);
+    await trustRepository(server, question.repository, question.sha256);
   }
 }
 
-/** Trusts the repository's configuration as it is now, and says what applies now. */
-async function trustRepository(server: Server, repository: string): Promise<void> {
-  const result = await server.execute<TrustResult>('handoff.trust', { uri: vscode.Uri.file(repository).toString() });
+/**
+ * Trusts the repository's configuration as it is now — only the content with hash
+ * `sha256` when given (what the user was shown) — and says what applies now.
+ */
+async function trustRepository(server: Server, repository: string, sha256?: string): Promise<void> {
+  const result = await server.execute<TrustResult>('handoff.trust', {
+    uri: vscode.Uri.file(repository).toString(),
+    ...(sha256 ? { sha256 } : {}),
+  });
   if (result) {
     void vscode.window.showInformationMessage(trustOutcome(result));
   }

@@ -8,6 +8,8 @@ export interface TrustQuestion {
   repository: string;
   /** The settings of its configuration that are ignored until it is trusted. */
   ignored: string[];
+  /** The content asked about: `handoff.trust` trusts only that. */
+  sha256: string;
 }
 
 /** The result of `handoff.trust`. */
@@ -24,11 +26,16 @@ interface MessageRequest {
 /** The trust question, when `params` (of `window/showMessageRequest`) is one. */
 export function trustQuestion(params: MessageRequest): TrustQuestion | undefined {
   const trust = params.actions?.find((a) => a.title === 'Trust');
-  const { repository, ignored } = (trust ?? {}) as { repository?: unknown; ignored?: unknown };
-  if (typeof repository !== 'string' || !Array.isArray(ignored) || !ignored.every((s) => typeof s === 'string')) {
+  const { repository, ignored, sha256 } = (trust ?? {}) as { repository?: unknown; ignored?: unknown; sha256?: unknown };
+  if (
+    typeof repository !== 'string' ||
+    typeof sha256 !== 'string' ||
+    !Array.isArray(ignored) ||
+    !ignored.every((s) => typeof s === 'string')
+  ) {
     return undefined;
   }
-  return { repository, ignored };
+  return { repository, ignored, sha256 };
 }
 
 /** The modal dialog that asks: its message and its detail. */

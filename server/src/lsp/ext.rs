@@ -92,6 +92,11 @@ pub struct CommentResult {
 pub struct TrustArgs {
     /// A file of the repository; the first workspace folder's when absent.
     pub uri: Option<Uri>,
+    /// The content to trust ([`TrustQuestion::sha256`]): when given, the configuration
+    /// is trusted only if it still has this hash; else the command fails with
+    /// `staleDocument` and the user is asked about the new content.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// The result of `handoff.trust`.
@@ -117,6 +122,9 @@ pub struct TrustQuestion {
     pub repository: String,
     /// The settings of its configuration that are ignored until it is trusted.
     pub ignored: Vec<String>,
+    /// The SHA-256 of the configuration content asked about (as `handoff trust`
+    /// records it), for `handoff.trust`'s `sha256`.
+    pub sha256: String,
 }
 
 /// Instructions a plain client can pick for a selection (`window/showMessageRequest`)

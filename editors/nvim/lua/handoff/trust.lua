@@ -9,24 +9,26 @@ local function notify(msg, level)
 end
 
 --- The trust question in `params` of `window/showMessageRequest`, or nil.
----@return { repository: string, ignored: string[] }|nil
+---@return { repository: string, ignored: string[], sha256: string }|nil
 function M.question(params)
   for _, action in ipairs(type(params) == "table" and params.actions or {}) do
     if action.title == "Trust" then
-      if type(action.repository) ~= "string" or type(action.ignored) ~= "table" then
+      if type(action.repository) ~= "string" or type(action.ignored) ~= "table" or type(action.sha256) ~= "string" then
         return nil
       end
-      return { repository = action.repository, ignored = action.ignored }
+      return { repository = action.repository, ignored = action.ignored, sha256 = action.sha256 }
     end
   end
 end
 
---- Trusts the configuration of `repository` as it is now, and says what applies now.
+--- Trusts the configuration of `repository` as it is now — only the content with hash
+--- `sha256` when given (what the user was shown) — and says what applies now.
 ---@param client vim.lsp.Client
 ---@param repository string
-function M.trust(client, repository)
+---@param sha256 string|nil
+function M.trust(client, repository, sha256)
   local uri = vim.uri_from_fname((repository:gsub("/+$", "")))
-  require("handoff.lsp").request(client, "handoff.trust", { uri = uri }, function(err, result)
+  require("handoff.lsp").request(client, "handoff.trust", { uri = uri, sha256 = sha256 }, function(err, result)
     if err or type(result) ~= "table" then
       return
     end
@@ -42,7 +44,7 @@ end
 
 --- Asks the user (vim.ui.select) whether to trust; "Trust" runs `handoff.trust`.
 ---@param client vim.lsp.Client
----@param question { repository: string, ignored: string[] }
+---@param question { repository: string, ignored: string[], sha256: string }
 function M.ask(client, question)
   local root = question.repository:gsub("/+$", "")
   local prompt = ("Handoff: %s's .handoff.toml is not trusted; until you trust it as it is now (changes ask again), "
@@ -50,7 +52,7 @@ function M.ask(client, question)
     table.concat(question.ignored, ", "))
   vim.ui.select({ "Trust", "Not now" }, { prompt = prompt, kind = "handoff.trust" }, function(choice)
     if choice == "Trust" then
-      M.trust(client, question.repository)
+      M.trust(client, question.repository, question.sha256)
     end
   end)
 end

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { trustDialog, trustOutcome, trustQuestion } from '../trust';
 
 describe('the trust question', () => {
-  const question = { repository: '/home/me/src/app/', ignored: ['image', 'agents.x (a new profile)'] };
+  const question = { repository: '/home/me/src/app/', ignored: ['image', 'agents.x (a new profile)'], sha256: '9f2c' };
   const cases: Array<[string, unknown, unknown]> = [
     [
       "the server's question",
@@ -12,7 +12,8 @@ describe('the trust question', () => {
     ],
     ['another question', { type: 3, message: 'Which?', actions: [{ title: 'Add tests' }, { title: 'Fix it' }] }, undefined],
     ['"Trust" without data', { type: 3, message: 'Trust?', actions: [{ title: 'Trust' }, { title: 'Not now' }] }, undefined],
-    ['ignored not a list', { actions: [{ title: 'Trust', repository: '/r', ignored: 'image' }] }, undefined],
+    ['ignored not a list', { actions: [{ title: 'Trust', repository: '/r', ignored: 'image', sha256: '9f2c' }] }, undefined],
+    ['no content hash', { actions: [{ title: 'Trust', repository: '/r', ignored: ['image'] }] }, undefined],
     ['no actions', { type: 3, message: 'x', actions: null }, undefined],
   ];
   for (const [name, params, want] of cases) {

@@ -33,6 +33,7 @@ async fn a_trusted_configuration_that_changes_is_asked_about_again() {
     let question = h.wait_for("the trust question", WITHIN, is_question).await;
     let repository = question["params"]["actions"][0]["repository"].clone();
     assert!(is_repository(&h, &repository), "{question}");
+    let sha256 = crate::trust::config_hash(h.fixture.path()).unwrap();
     assert_eq!(
         question["params"]["actions"],
         json!([
@@ -40,6 +41,7 @@ async fn a_trusted_configuration_that_changes_is_asked_about_again() {
                 "title": "Trust",
                 "repository": repository,
                 "ignored": ["default_agent", "agents.fake (a new profile)"],
+                "sha256": sha256,
             },
             { "title": "Not now" },
         ]),
@@ -137,4 +139,41 @@ async fn a_client_that_asks_in_its_own_way_trusts_with_the_command() {
         !h.said("trusted"),
         "the server says nothing of a trust it did not give itself"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_that_changes_after_the_question_is_never_trusted_unseen() {
+    let mut h = Harness::start(Fixture::untrusted(), Profile::never_answers()).await;
+    let uri = h.open("greet.py").await;
+    let question = h.wait_for("the trust question", WITHIN, is_question).await;
+    let seen = question["params"]["actions"][0]["sha256"].clone();
+    // The configuration changes while the user reads the question.
+    let config = h.fixture.path().join(".handoff.toml");
+    let changed = std::fs::read_to_string(&config).unwrap() + "env = [\"TOKEN\"]\n";
+    std::fs::write(&config, changed).unwrap();
+    let answer = h
+        .execute("handoff.trust", json!({ "uri": uri, "sha256": seen }))
+        .await;
+    let error = answer.expect_err("not trusted");
+    assert_eq!(error["code"], -32801, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed since you were asked"),
+        "{error}"
+    );
+    assert!(!crate::trust::state(h.fixture.path()).unwrap().is_trusted());
+    // The user is asked about the new content, and can trust that.
+    let again = h
+        .wait_for("the question about the new content", WITHIN, is_question)
+        .await;
+    let now = again["params"]["actions"][0]["sha256"].clone();
+    assert_ne!(now, seen);
+    let result = h
+        .execute("handoff.trust", json!({ "uri": uri, "sha256": now }))
+        .await
+        .expect("trusted");
+    assert_eq!(result["trusted"], true, "{result}");
+    assert!(crate::trust::state(h.fixture.path()).unwrap().is_trusted());
 }
