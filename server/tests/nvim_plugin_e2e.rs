@@ -184,3 +184,15 @@ fn attempts_started_from_neovim_show_together_in_the_picker_and_keeping_one_remo
 fn checkhealth_handoff_reports_the_binary_docker_and_the_config_without_errors() {
     run_script("health_spec.lua");
 }
+
+#[test]
+fn a_changed_configuration_is_asked_about_with_vim_ui_select_and_once_trusted_its_profile_runs_with_its_env(
+) {
+    let repo = run_script("trust_spec.lua");
+    // The profile that came with the change ran, with the variable it passes.
+    let task = repo.task(1);
+    assert_eq!(task["agent"], "envcheck");
+    let branch = task["branch"].as_str().unwrap();
+    let passed = String::from_utf8(repo.show_bytes(branch, "PASSED.md")).unwrap();
+    assert_eq!(passed, "passed through once trusted\n");
+}

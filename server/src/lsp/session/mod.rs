@@ -66,8 +66,9 @@ pub struct Session<S: Sandbox> {
     repos: Mutex<HashMap<PathBuf, Arc<Repo<S>>>>,
     progress: Mutex<HashMap<(PathBuf, TaskId), Progress>>,
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Repositories whose user was asked about trusting their configuration.
-    trust_asked: Mutex<std::collections::HashSet<PathBuf>>,
+    /// The configurations (repository and content hash) the user was asked to trust:
+    /// changed content is asked about again.
+    trust_asked: Mutex<std::collections::HashSet<(PathBuf, String)>>,
 }
 
 impl<S: Sandbox> Session<S> {
@@ -269,10 +270,32 @@ impl<S: Sandbox> Session<S> {
         lock(&self.repos).remove(workdir);
     }
 
-    /// True the first time it is asked for `workdir`: whether to ask the user about
-    /// trusting its configuration.
-    pub fn first_trust_question(&self, workdir: &Path) -> bool {
-        lock(&self.trust_asked).insert(workdir.to_path_buf())
+    /// True the first time it is asked for `workdir` with configuration content
+    /// `sha256`: whether to ask the user about trusting it.
+    pub fn first_trust_question(&self, workdir: &Path, sha256: &str) -> bool {
+        lock(&self.trust_asked).insert((workdir.to_path_buf(), sha256.to_string()))
+    }
+
+    /// `repo`, opened again when its configuration changed on disk since it was read
+    /// (an edit, a `git pull`): trust is decided on the content as it is now, so a
+    /// trusted repository whose files then change is untrusted until asked again.
+    pub fn with_current_config(&self, repo: Arc<Repo<S>>) -> Result<Arc<Repo<S>>, LspError> {
+        let Ok(now) = crate::trust::config_hash(repo.workdir()) else {
+            return Ok(repo);
+        };
+        if now.as_deref() == repo.engine().config().trust.sha256() {
+            return Ok(repo);
+        }
+        tracing::info!(repository = %repo.name(), "the repository's configuration changed: reading it again");
+        let workdir = repo.workdir().to_path_buf();
+        {
+            let mut repos = lock(&self.repos);
+            // Only the entry this repo is: another request may have opened it anew.
+            if repos.get(&workdir).is_some_and(|r| Arc::ptr_eq(r, &repo)) {
+                repos.remove(&workdir);
+            }
+        }
+        self.repo_for_path(&workdir)
     }
 
     /// The repository at `workdir`, if the server has it open.

@@ -71,6 +71,13 @@ impl Fixture {
         }
     }
 
+    /// The same repository, its configuration never trusted (as when just cloned).
+    pub fn untrusted() -> Fixture {
+        let fixture = Fixture::new();
+        crate::trust::untrust_for_tests(fixture.path());
+        fixture
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
