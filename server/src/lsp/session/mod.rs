@@ -189,8 +189,11 @@ impl<S: Sandbox> Session<S> {
 
     /// The repository containing `path`, opened once per server.
     pub fn repo_for_path(&self, path: &Path) -> Result<Arc<Repo<S>>, LspError> {
+        // A file not written yet (one an agent created, opened for review) belongs to
+        // the repository of the folder it would be in.
+        let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
         let (workdir, _) =
-            Engine::<S>::find_repo(path).map_err(|e| LspError::not_found(e.to_string()))?;
+            Engine::<S>::find_repo(existing).map_err(|e| LspError::not_found(e.to_string()))?;
         if let Some(repo) = self.repo_at(&workdir) {
             return Ok(repo);
         }
@@ -237,7 +240,12 @@ impl<S: Sandbox> Session<S> {
         if roots.is_empty() {
             return Ok(());
         }
-        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let real = |p: &Path| {
+            p.canonicalize()
+                .ok()
+                .or_else(|| real_path(p))
+                .unwrap_or_else(|| p.to_path_buf())
+        };
         let path = real(path);
         if roots.iter().any(|root| path.starts_with(real(root))) {
             return Ok(());
@@ -312,10 +320,7 @@ impl<S: Sandbox> Session<S> {
         self.inside_workspace(path).ok()?;
         let repo = self.repo_for_path(path).ok()?;
         let workdir = repo.workdir().canonicalize().ok()?;
-        let full = path
-            .parent()
-            .and_then(|p| p.canonicalize().ok())
-            .map(|p| p.join(path.file_name().unwrap_or_default()))?;
+        let full = real_path(path)?;
         let rel = full.strip_prefix(&workdir).ok()?;
         Some(RepoPath {
             workdir: repo.workdir().to_path_buf(),
@@ -379,5 +384,29 @@ impl<S: Sandbox> Session<S> {
         for handle in lock(&self.background).drain(..) {
             handle.abort();
         }
+    }
+}
+
+/// `path` with its deepest existing folder made canonical and the rest (names that do
+/// not exist yet: a file an agent created, in folders it created) joined as they are.
+/// The path itself is never resolved when it is a symlink: a document is named by
+/// where it is, not by what it points to. `None` for a path with `..` or no existing
+/// ancestor.
+fn real_path(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return None;
+    }
+    let name = path.file_name()?;
+    let mut missing = vec![name];
+    let mut dir = path.parent()?;
+    loop {
+        if let Ok(real) = dir.canonicalize() {
+            let mut full = real;
+            full.extend(missing.iter().rev());
+            return Some(full);
+        }
+        missing.push(dir.file_name()?);
+        dir = dir.parent()?;
     }
 }

@@ -28,7 +28,7 @@ pub async fn delegate<S: Sandbox>(
             title,
         } => {
             let doc = server.session.document(&uri)?;
-            let rel = doc.rel()?.to_string();
+            let rel = doc.saved_rel()?.to_string();
             let (prompt, title) = match (prompt, title, version) {
                 // Built by resolve for exactly this version of the document.
                 (Some(p), Some(t), Some(v)) if v == doc.version => (p, t),
@@ -149,7 +149,7 @@ async fn delegate_selection<S: Sandbox>(
     sel: Selection,
 ) -> Result<Task, LspError> {
     let doc = server.session.document(&sel.uri)?;
-    let rel = doc.rel()?.to_string();
+    let rel = doc.saved_rel()?.to_string();
     if sel.version.is_some_and(|v| v != doc.version) {
         return Err(stale(&sel.uri));
     }
