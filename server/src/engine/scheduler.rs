@@ -88,7 +88,7 @@ impl<S: Sandbox> Engine<S> {
     /// ended turns left when their front-end died before it could. Call with the lock.
     async fn claim_ended(&self) -> Result<Vec<Job>, EngineError> {
         let mut jobs = Vec::new();
-        for task in self.store.unfinished()? {
+        for task in self.store.unsettled()? {
             if task.state.is_active() {
                 if let Some(job) = self.reconcile_one(task).await? {
                     jobs.push(job);

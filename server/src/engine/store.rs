@@ -398,14 +398,25 @@ impl Store {
         }
     }
 
-    /// The records the scheduler works on, ascending by id: the tasks that have not
-    /// ended (queued, starting, running, finalizing), and the ended ones that still
-    /// hold a turn's scratch folder (their front-end died before releasing the turn).
+    /// The records of the tasks that have not ended (queued, starting, running,
+    /// finalizing), ascending by id: what the scheduler starts from.
+    pub fn unfinished(&self) -> Result<Vec<Task>, StoreError> {
+        self.scheduled(false)
+    }
+
+    /// [`Store::unfinished`], and the ended tasks that still hold a turn's scratch
+    /// folder (their front-end died before releasing the turn): what the scheduler
+    /// settles.
+    pub fn unsettled(&self) -> Result<Vec<Task>, StoreError> {
+        self.scheduled(true)
+    }
+
     /// The index says which tasks have ended, while its entry's stamp is still the
     /// record's; every other record (unended, marked, replaced since, or not in the
     /// index) is read, so a record replaced by something that does not keep the index
-    /// (an older Handoff, a hand edit) is seen at once.
-    pub fn unfinished(&self) -> Result<Vec<Task>, StoreError> {
+    /// (an older Handoff, a hand edit) is seen at once. With `unreleased`, an ended
+    /// task's folder is also looked at for a scratch folder.
+    fn scheduled(&self, unreleased: bool) -> Result<Vec<Task>, StoreError> {
         let ids = self.ids()?;
         let index = self.index();
         let records = RecordStamps::open(&self.root.join("tasks"));
@@ -413,6 +424,7 @@ impl Store {
             (Some(_), Some(records)) => records.stamps(&ids),
             _ => vec![None; ids.len()],
         };
+        let left = |id: TaskId| unreleased && self.has_scratch(id);
         let mut out = Vec::new();
         for (id, now) in ids.into_iter().zip(stamps) {
             let ended = index
@@ -420,12 +432,13 @@ impl Store {
                 .and_then(|i| i.entries.get(&id))
                 .and_then(Option::as_ref)
                 .is_some_and(|e| e.1.state.is_terminal() && Some(e.0) == now);
-            if ended && !self.has_scratch(id) {
+            if ended && !left(id) {
                 continue;
             }
             match self.load(id) {
-                Ok(t) if !t.state.is_terminal() || self.has_scratch(id) => out.push(t),
-                // Ended and released, being created, or damaged (which `list` skips too).
+                Ok(t) if !t.state.is_terminal() || left(id) => out.push(t),
+                // Ended (and released), being created, or damaged (which `list` skips
+                // too).
                 _ => {}
             }
         }
@@ -899,9 +912,13 @@ mod tests {
             store.save(&ended(id)).unwrap();
         }
         fs::create_dir_all(store.work_path(TaskId(2))).unwrap();
-        assert_eq!(unfinished(&store), [2]);
+        let unsettled = |store: &Store| -> Vec<u64> {
+            store.unsettled().unwrap().iter().map(|t| t.id.0).collect()
+        };
+        assert_eq!(unsettled(&store), [2]);
+        assert!(unfinished(&store).is_empty(), "nothing to start");
         fs::remove_dir(store.work_path(TaskId(2))).unwrap();
-        assert!(unfinished(&store).is_empty());
+        assert!(unsettled(&store).is_empty());
     }
 
     #[test]
