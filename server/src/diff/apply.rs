@@ -382,9 +382,10 @@ mod tests {
         }
     }
 
-    /// Accepting in a 10 000-line file must stay far below a frame (5 ms in
-    /// release). Debug builds are several times slower and the machine is
-    /// shared, so the bound here only catches a search gone quadratic.
+    /// Accepting in a 10 000-line file: the speed itself is measured by `cargo bench
+    /// --bench diff_apply` (far below a frame in release). The bound here only
+    /// catches a search gone quadratic (seconds), never a busy machine: debug builds
+    /// on a loaded CI machine took 60 ms where an idle one takes 10.
     #[test]
     fn fast_in_long_files() {
         let numbered: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
@@ -426,7 +427,7 @@ mod tests {
             let elapsed = started.elapsed();
             assert_eq!(outcome.conflicts.len(), conflicts, "{case}");
             assert!(
-                elapsed < Duration::from_millis(50),
+                elapsed < Duration::from_secs(2),
                 "{case}: took {elapsed:?}"
             );
         }

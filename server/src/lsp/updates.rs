@@ -154,6 +154,10 @@ async fn report_progress<S: Sandbox>(server: &Arc<Server<S>>, repo: &Arc<Repo<S>
                     .session
                     .progress_created(repo.workdir(), task.id, created)
                 {
+                    // What the task is now, not when the creation was asked for: a
+                    // change while the client answered was not reported (the progress
+                    // was not begun), and every change from here on is.
+                    let task = repo.known(task.id).unwrap_or(task);
                     let begin = to_proto::progress_begin(&task);
                     server.editor.progress(token, begin).await;
                 }

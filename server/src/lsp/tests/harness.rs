@@ -317,6 +317,30 @@ impl Harness {
         self.last_diagnostics(uri).unwrap_or_default()
     }
 
+    /// The diagnostics published for the client's current text of `uri` (the last
+    /// publication, once it carries the document's version), waiting up to 5 s: a
+    /// publication for an older version may still be followed by one for this.
+    pub async fn current_diagnostics(&mut self, uri: &str) -> Vec<Value> {
+        let version = self.docs[uri].1;
+        let uri_owned = uri.to_string();
+        self.eventually(
+            "diagnostics for the current version",
+            ANSWER_WITHIN,
+            move |h| {
+                h.log
+                    .iter()
+                    .rev()
+                    .find(|m| {
+                        m["method"] == "textDocument/publishDiagnostics"
+                            && m["params"]["uri"] == uri_owned.as_str()
+                    })
+                    .is_some_and(|m| m["params"]["version"] == version)
+            },
+        )
+        .await;
+        self.last_diagnostics(uri).unwrap_or_default()
+    }
+
     pub fn last_diagnostics(&self, uri: &str) -> Option<Vec<Value>> {
         self.log
             .iter()

@@ -59,7 +59,7 @@ async fn scenario(profile: Profile) -> Value {
         "answer": result(answer),
         "applyEdit": params_of(&h.log[mark..], "workspace/applyEdit"),
         "messages": messages(&h.log[mark..]),
-        "diagnostics after": h.last_diagnostics(&uri),
+        "diagnostics after": h.current_diagnostics(&uri).await,
         "decisions": h.fixture.decisions(1),
     });
 
@@ -70,7 +70,41 @@ async fn scenario(profile: Profile) -> Value {
             json!({ "kind": "prompt", "prompt": "sleep", "uri": uri }),
         )
         .await;
-    // Longer than any client's delay in answering (see `Answers::ChangeFirst`).
+    // The task runs (on a busy machine its start may take a while), then what follows
+    // is longer than any client's delay in answering (see `Answers::ChangeFirst`).
+    // A client told of tasks (progress, `handoff/taskChanged`) is waited for until it
+    // was told that the task runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let running = h
+            .fixture
+            .engine()
+            .get(TaskId(3))
+            .is_ok_and(|t| t.state == crate::engine::task::TaskState::Running);
+        let told = |method: &str, running: &dyn Fn(&Value) -> bool| {
+            let about: Vec<&Value> = h.log[mark..]
+                .iter()
+                .filter(|m| m["method"] == method)
+                .collect();
+            about.is_empty() || about.iter().any(|m| running(m))
+        };
+        let told = told("handoff/taskChanged", &|m| {
+            m["params"]["task"]["state"] == "running"
+        }) && told("$/progress", &|m| {
+            m["params"]["value"]["message"]
+                .as_str()
+                .is_some_and(|s| s.contains("running"))
+        });
+        if running && told {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task #3 did not run, or the client was not told: {:#}",
+            json!(h.log[mark..])
+        );
+        h.pump(Duration::from_millis(50)).await;
+    }
     h.settle(Duration::from_millis(900)).await;
     let mut told: Vec<Value> = h.log[mark..]
         .iter()
