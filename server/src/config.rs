@@ -12,6 +12,7 @@ use toml::Spanned;
 
 pub use crate::agents::DEFAULT_CHECK_RETRIES;
 use crate::agents::{self, AgentProfile, Limits, MemorySize, Network, Steps};
+use crate::sandbox::endpoint::EngineSettings;
 use crate::trust::TrustState;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,7 @@ struct ConfigFile {
     check_retries: Option<Spanned<i64>>,
     #[serde(default)]
     agents: BTreeMap<String, ProfileOverride>,
+    engine: Option<Spanned<EngineSettings>>,
 }
 
 impl ConfigFile {
@@ -95,6 +97,10 @@ impl ConfigFile {
     /// ones (`max_parallel`, a profile's `memory`, `cpus`, `pids`).
     fn restrict(&mut self, current: &Config) -> Vec<String> {
         let mut ignored = Vec::new();
+        if self.engine.take().is_some() {
+            ignored
+                .push("engine (where tasks run, and so where your work and keys go)".to_string());
+        }
         if self.allow_host_network.take().is_some() {
             ignored.push("allow_host_network (only your own config may set it)".to_string());
         }
@@ -215,6 +221,9 @@ pub struct Config {
     /// The repository's dev container, when its agents run in it
     /// ([`Config::apply_devcontainer`]).
     pub devcontainer: Option<crate::devcontainer::Applied>,
+    /// The engine tasks run on (`[engine]`); the `DOCKER_*` variables fill in what
+    /// it leaves unsaid.
+    pub engine: EngineSettings,
     /// `allow_host_network` of the file applied last (kept only from the user's).
     #[serde(skip)]
     user_allows_host: bool,
@@ -237,6 +246,7 @@ impl Config {
             ignored: vec![],
             warnings: vec![],
             devcontainer: None,
+            engine: EngineSettings::default(),
             user_allows_host: false,
             explicit_images: BTreeSet::new(),
         }
@@ -424,6 +434,12 @@ impl Config {
         };
         if let Some(allow) = file.allow_host_network {
             self.user_allows_host = allow;
+        }
+        if let Some(engine) = file.engine {
+            let span = engine.span();
+            let merged = engine.into_inner().over(self.engine.clone());
+            merged.check().map_err(|msg| at(span, "engine", &msg))?;
+            self.engine = merged;
         }
         if let Some(n) = file.max_parallel {
             let span = n.span();
