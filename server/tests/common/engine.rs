@@ -33,16 +33,35 @@ const PREFIX: &str = "handoff-t-";
 /// Where `ip netns` keeps named namespaces.
 const NETNS_DIR: &str = "/var/run/netns";
 
+/// Where an engine started with [`PrivateEngine::start_with_tls`] listens, inside its
+/// own network namespace (so only processes in that namespace reach it).
+pub const TLS_ADDR: &str = "127.0.0.1:2376";
+
 pub struct PrivateEngine {
     name: String,
     root: PathBuf,
     dockerd: Option<Child>,
+    /// Also listening on [`TLS_ADDR`] with TLS, verifying clients.
+    tls: bool,
 }
 
 impl PrivateEngine {
     /// Starts an engine with the test image ([`image`]) loaded. Clears what killed
     /// earlier runs left first.
     pub fn start() -> PrivateEngine {
+        Self::start_with(false)
+    }
+
+    /// [`PrivateEngine::start`], the engine also listening on `tcp://` [`TLS_ADDR`]
+    /// with `--tlsverify`: its certificate (for `IP:127.0.0.1`) and the clients' are
+    /// signed by a CA the test makes with openssl. [`PrivateEngine::client_certs`]
+    /// holds a client's `ca.pem`, `cert.pem` and `key.pem`;
+    /// [`PrivateEngine::stranger_certs`] the same made by another CA.
+    pub fn start_with_tls() -> PrivateEngine {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> PrivateEngine {
         require_tools();
         sweep_stale();
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -64,9 +83,13 @@ impl PrivateEngine {
             name,
             root,
             dockerd: None,
+            tls,
         };
         fs::write(engine.root.join("owner"), Owner::me().to_line()).unwrap();
         fs::write(engine.root.join("daemon.json"), "{}\n").unwrap();
+        if tls {
+            make_certificates(&engine.root.join("tls"));
+        }
         run(Command::new("ip").args(["netns", "add", &engine.name]));
         engine.in_netns(&["ip", "link", "set", "lo", "up"]);
         engine.spawn_dockerd();
@@ -77,6 +100,24 @@ impl PrivateEngine {
     /// The `DOCKER_HOST` value that reaches this engine.
     pub fn docker_host(&self) -> String {
         format!("unix://{}", self.socket().display())
+    }
+
+    /// The `DOCKER_HOST` value of the engine's TLS listener (reached from inside its
+    /// namespace only).
+    pub fn tls_host(&self) -> String {
+        assert!(self.tls, "start the engine with start_with_tls()");
+        format!("tcp://{TLS_ADDR}")
+    }
+
+    /// A client's `ca.pem`, `cert.pem` and `key.pem` for the TLS listener (as
+    /// `DOCKER_CERT_PATH` holds them).
+    pub fn client_certs(&self) -> PathBuf {
+        self.root.join("tls/client")
+    }
+
+    /// The same files made by a CA the engine does not know, and knowing only it.
+    pub fn stranger_certs(&self) -> PathBuf {
+        self.root.join("tls/stranger")
     }
 
     /// The engine's network namespace, for `nsenter --net=…`.
@@ -307,6 +348,7 @@ impl PrivateEngine {
             .arg(root.join("docker.pid"))
             .arg("-H")
             .arg(self.docker_host())
+            .args(self.tls_args())
             .arg(format!("--cgroup-parent=/{}", self.name))
             // Fail-closed: no bridge, no NAT, no forwarding; containers get `none`.
             .args([
@@ -351,6 +393,22 @@ impl PrivateEngine {
         }
     }
 
+    /// dockerd's arguments for the TLS listener, if it has one.
+    fn tls_args(&self) -> Vec<String> {
+        if !self.tls {
+            return vec![];
+        }
+        let file = |name: &str| self.root.join("tls").join(name).display().to_string();
+        vec![
+            "-H".into(),
+            format!("tcp://{TLS_ADDR}"),
+            "--tlsverify".into(),
+            format!("--tlscacert={}", file("ca.pem")),
+            format!("--tlscert={}", file("server-cert.pem")),
+            format!("--tlskey={}", file("server-key.pem")),
+        ]
+    }
+
     /// `docker save` from the machine's engine into `docker load` of this one (the
     /// image keeps its id and tag).
     fn load_test_image(&self) {
@@ -393,6 +451,110 @@ impl Drop for PrivateEngine {
     }
 }
 
+/// Makes, with openssl, in `dir`: a CA (`ca.pem`), the engine's certificate for
+/// `IP:127.0.0.1` (`server-cert.pem`, `server-key.pem`), a client's files signed by
+/// that CA (`client/{ca,cert,key}.pem`) and a stranger's, made by a CA of its own
+/// (`stranger/…`). P-256 keys: quick to make.
+fn make_certificates(dir: &Path) {
+    let openssl = |dir: &Path, args: &[&str]| {
+        run(Command::new("openssl").args(args).current_dir(dir));
+    };
+    let ca = |dir: &Path, name: &str| {
+        fs::create_dir_all(dir).unwrap();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca-key.pem",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+    };
+    // A key and a certificate `out` (in `out_dir`) signed by the CA in `ca_dir`.
+    let signed = |ca_dir: &Path, out_dir: &Path, cn: &str, ext: &str, key: &str, cert: &str| {
+        fs::create_dir_all(out_dir).unwrap();
+        let ext_file = out_dir.join(format!("{cert}.ext"));
+        fs::write(&ext_file, ext).unwrap();
+        let csr = out_dir.join(format!("{cert}.csr"));
+        openssl(
+            out_dir,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                key,
+                "-out",
+                csr.to_str().unwrap(),
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+        );
+        openssl(
+            ca_dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                csr.to_str().unwrap(),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext_file.to_str().unwrap(),
+                "-out",
+                out_dir.join(cert).to_str().unwrap(),
+            ],
+        );
+    };
+    ca(dir, "handoff-test-ca");
+    signed(
+        dir,
+        dir,
+        "127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        "server-key.pem",
+        "server-cert.pem",
+    );
+    let client_ext = "extendedKeyUsage=clientAuth\n";
+    let client = dir.join("client");
+    signed(dir, &client, "client", client_ext, "key.pem", "cert.pem");
+    fs::copy(dir.join("ca.pem"), client.join("ca.pem")).unwrap();
+    let stranger = dir.join("stranger");
+    ca(&stranger, "someone-else-ca");
+    signed(
+        &stranger, &stranger, "client", client_ext, "key.pem", "cert.pem",
+    );
+    // The client's files are read by the front-end, which may run as the test user.
+    for d in [dir, &client, &stranger] {
+        for entry in fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = if path.is_dir() { 0o755 } else { 0o644 };
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        }
+    }
+}
+
 /// Fails, saying what to do, when the fixture cannot work here.
 fn require_tools() {
     // SAFETY: geteuid has no preconditions.
@@ -407,6 +569,7 @@ fn require_tools() {
         ("nsenter", "util-linux"),
         ("dockerd", "docker.io"),
         ("docker", "docker.io (or the docker CLI)"),
+        ("openssl", "openssl"),
     ] {
         let found = std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));
