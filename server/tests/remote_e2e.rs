@@ -238,3 +238,67 @@ fn the_docker_variables_reach_a_tls_engine_and_an_engine_no_known_ca_signed_is_r
         "{err}"
     );
 }
+
+#[test]
+fn an_image_with_no_shell_git_or_tar_gets_its_workspace_and_gives_its_work_back() {
+    // An image of one static file, /busybox: no /bin/sh, no tar, no git.
+    let tag = format!("handoff-test-bare:{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
+    let import = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c busybox | docker import - {tag}",
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", stderr(&import));
+    struct RemoveImage(String);
+    impl Drop for RemoveImage {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", &self.0])
+                .output();
+        }
+    }
+    let _image = RemoveImage(tag.clone());
+
+    let repo = Repo::new(
+        &[("a.txt", "a\n"), ("gone.txt", "g\n")],
+        &format!(
+            "[agents.bare]\nimage = \"{tag}\"\ncommand = [\"/busybox\", \"sh\", \"-c\", \"{{prompt}}\"]\n"
+        ),
+    );
+    // An uncommitted deletion: the start layer deletes a file of the base, which is
+    // done in the container before the agent runs.
+    std::fs::remove_file(repo.path().join("gone.txt")).unwrap();
+    let config = repo.config_home().join("handoff");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[engine]\nworkspace = \"shipped\"\n",
+    )
+    .unwrap();
+    repo.give_to_test_user();
+
+    let out = repo.handoff(&[
+        "run",
+        "--agent",
+        "bare",
+        "--wait",
+        "--json",
+        "/busybox ls /workspace > seen.txt && echo made > new.txt",
+    ]);
+    let t: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", stderr(&out)));
+    assert_eq!(state(&t), "done", "{t:#}");
+    let branch = t["branch"].as_str().unwrap();
+    let seen = String::from_utf8(repo.show_bytes(branch, "seen.txt")).unwrap();
+    assert!(
+        seen.contains("a.txt") && !seen.contains("gone.txt"),
+        "{seen}"
+    );
+    assert_eq!(repo.show_bytes(branch, "new.txt"), b"made\n");
+    assert!(containers_of(&repo).is_empty());
+}
