@@ -288,7 +288,9 @@ impl Config {
             })?;
             if let Some(text) = read(&path)? {
                 if config.trust.is_trusted() {
+                    let mine = config.engine.clone();
                     config.apply(&path, &text)?;
+                    config.keep_engine_of_user(mine);
                 } else {
                     config.apply_untrusted(&path, &text)?;
                 }
@@ -296,6 +298,26 @@ impl Config {
             config.apply_devcontainer(w);
         }
         Ok(config)
+    }
+
+    /// Undoes what a repository's file said of where tasks run (`host`, TLS and ssh
+    /// files: where the code and the keys go, and for ssh a command run on this
+    /// machine), keeping only its `workspace` mode: only the user's own file may
+    /// choose the engine, as only it may allow the host network.
+    fn keep_engine_of_user(&mut self, mine: EngineSettings) {
+        let theirs = std::mem::replace(&mut self.engine, mine);
+        let workspace = theirs.workspace.or(self.engine.workspace);
+        let said_more = EngineSettings {
+            workspace: self.engine.workspace,
+            ..theirs
+        } != self.engine;
+        self.engine.workspace = workspace;
+        if said_more {
+            self.ignored.push(
+                "engine (where tasks run: only your own config may set it, except `workspace`)"
+                    .to_string(),
+            );
+        }
     }
 
     /// Applies the repository's devcontainer.json, if it has one and the user trusts
@@ -1145,5 +1167,45 @@ command = ["sh"]
             .unwrap_err()
             .contains("minimum"));
         assert!(MemorySize::parse("x").is_err());
+    }
+
+    #[test]
+    fn only_the_users_own_file_says_where_tasks_run() {
+        use crate::sandbox::endpoint::WorkspaceMode;
+        let mut c = Config::builtin();
+        c.apply(
+            Path::new("/home/me/.config/handoff/config.toml"),
+            "[engine]\nhost = \"tcp://10.0.0.2:2376\"\n",
+        )
+        .unwrap();
+        let mine = c.engine.clone();
+        // A trusted repository's file: its workspace mode applies, nothing else.
+        c.apply(
+            Path::new("/repo/.handoff.toml"),
+            "[engine]\nhost = \"ssh://elsewhere\"\nssh_config = \"/repo/ssh\"\nworkspace = \"shipped\"\n",
+        )
+        .unwrap();
+        c.keep_engine_of_user(mine);
+        assert_eq!(c.engine.host.as_deref(), Some("tcp://10.0.0.2:2376"));
+        assert_eq!(c.engine.ssh_config, None);
+        assert_eq!(c.engine.workspace, Some(WorkspaceMode::Shipped));
+        assert!(
+            c.ignored.iter().any(|i| i.starts_with("engine")),
+            "{:?}",
+            c.ignored
+        );
+        // An untrusted one's [engine] is ignored whole.
+        let mut c = Config::builtin();
+        c.apply_untrusted(
+            Path::new("/repo/.handoff.toml"),
+            "[engine]\nworkspace = \"shipped\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.engine, EngineSettings::default());
+        assert!(
+            c.ignored.iter().any(|i| i.starts_with("engine")),
+            "{:?}",
+            c.ignored
+        );
     }
 }
