@@ -302,3 +302,51 @@ fn an_image_with_no_shell_git_or_tar_gets_its_workspace_and_gives_its_work_back(
     assert_eq!(repo.show_bytes(branch, "new.txt"), b"made\n");
     assert!(containers_of(&repo).is_empty());
 }
+
+#[test]
+fn tasks_run_on_an_engine_reached_over_ssh_by_alias_or_by_user_host_and_port() {
+    let engine = PrivateEngine::start();
+    let ssh = engine.start_sshd();
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let config = repo.config_home().join("handoff");
+    std::fs::create_dir_all(&config).unwrap();
+    // An alias of the user's ssh configuration, and the form bollard's own ssh
+    // transport cannot parse (a port).
+    let hosts = [
+        "ssh://engine".to_string(),
+        format!("ssh://root@127.0.0.1:{}", common::engine::SSH_PORT),
+    ];
+    for (n, host) in hosts.iter().enumerate() {
+        std::fs::write(
+            config.join("config.toml"),
+            format!(
+                "[engine]\nhost = \"{host}\"\nssh_config = \"{}\"\n",
+                ssh.config.display()
+            ),
+        )
+        .unwrap();
+        repo.give_to_test_user();
+        let t = run_json(
+            &engine,
+            &repo,
+            &[
+                "run",
+                "--wait",
+                "--json",
+                &format!("echo {n} > over-ssh.txt"),
+            ],
+            &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        );
+        assert_eq!(state(&t), "done", "{host}: {t:#}\n{}", ssh.log());
+        assert_eq!(
+            repo.show_bytes(t["branch"].as_str().unwrap(), "over-ssh.txt"),
+            format!("{n}\n").as_bytes()
+        );
+    }
+    assert!(engine.containers().is_empty(), "{:?}", engine.containers());
+    assert!(
+        base_images(&engine).is_empty(),
+        "{:?}",
+        base_images(&engine)
+    );
+}

@@ -46,6 +46,8 @@ pub struct DockerSandbox {
     local: bool,
     /// Whether the engine is Podman, asked once.
     podman: Arc<tokio::sync::OnceCell<bool>>,
+    /// The ssh carrier of an `ssh://` engine, kept while any clone lives.
+    _tunnel: Option<Arc<super::ssh::Tunnel>>,
 }
 
 impl Default for DockerSandbox {
@@ -67,7 +69,8 @@ impl DockerSandbox {
     }
 
     /// A client for the engine `settings` name (a configuration's `[engine]`), with
-    /// the environment's `DOCKER_*` variables for what they leave unsaid. Does no I/O.
+    /// the environment's `DOCKER_*` variables for what they leave unsaid. Does no I/O
+    /// (an ssh engine's carrier socket is made, not used).
     pub fn for_engine(settings: &EngineSettings) -> DockerSandbox {
         let env = |name: &str| std::env::var(name).ok();
         let target = match endpoint::resolve(settings, &env) {
@@ -82,6 +85,7 @@ impl DockerSandbox {
             }
         };
         let version = bollard::API_DEFAULT_VERSION;
+        let mut tunnel = None;
         let connected = match &target.endpoint {
             Endpoint::Unix(path) => Docker::connect_with_unix(
                 &path.display().to_string(),
@@ -116,6 +120,19 @@ impl DockerSandbox {
                     version,
                 )
             }
+            Endpoint::Ssh(ssh) => match super::ssh::Tunnel::start(ssh) {
+                Ok(t) => {
+                    let socket = t.socket().display().to_string();
+                    tunnel = Some(Arc::new(t));
+                    Docker::connect_with_unix(&socket, REQUEST_TIMEOUT_SECS, version)
+                }
+                Err(e) => {
+                    return DockerSandbox::unreachable(
+                        target.name.clone(),
+                        format!("cannot start ssh for it: {e}"),
+                    )
+                }
+            },
         };
         match connected {
             Ok(docker) => DockerSandbox {
@@ -125,6 +142,7 @@ impl DockerSandbox {
                 workspace: target.workspace,
                 local: target.is_local(),
                 podman: Default::default(),
+                _tunnel: tunnel,
             },
             Err(e) => DockerSandbox::unreachable(target.name.clone(), e.to_string()),
         }
@@ -138,6 +156,7 @@ impl DockerSandbox {
             workspace: WorkspaceMode::Auto,
             local: true,
             podman: Default::default(),
+            _tunnel: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Which Docker-API engine Handoff talks to, and how: the `[engine]` table of a
 //! configuration file over the standard `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and
-//! `DOCKER_CERT_PATH` variables, resolved to an [`Endpoint`] (a unix socket, or TCP
-//! with or without TLS) and a workspace mode (an overlay of host folders, which
+//! `DOCKER_CERT_PATH` variables, resolved to an [`Endpoint`] (a unix socket, TCP with
+//! or without TLS, or ssh) and a workspace mode (an overlay of host folders, which
 //! only an engine on this machine can mount, or a shipped one).
 //!
 //! Pure: reads no file and no variable itself (the caller passes the environment).
@@ -19,13 +19,17 @@ pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 #[serde(deny_unknown_fields)]
 pub struct EngineSettings {
     pub kind: Option<EngineKind>,
-    /// `unix:///path` or `tcp://host:port`.
+    /// `unix:///path`, `tcp://host:port` or `ssh://[user@]host[:port]`.
     pub host: Option<String>,
     pub tls_ca: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     /// A folder with `ca.pem`, `cert.pem` and `key.pem` (as `DOCKER_CERT_PATH`).
     pub cert_dir: Option<PathBuf>,
+    /// An ssh configuration file for `ssh://` hosts (`ssh -F`).
+    pub ssh_config: Option<PathBuf>,
+    /// A private key for `ssh://` hosts (`ssh -i`).
+    pub ssh_key: Option<PathBuf>,
     pub workspace: Option<WorkspaceMode>,
 }
 
@@ -59,6 +63,8 @@ impl EngineSettings {
             tls_cert: self.tls_cert.or(lower.tls_cert),
             tls_key: self.tls_key.or(lower.tls_key),
             cert_dir: self.cert_dir.or(lower.cert_dir),
+            ssh_config: self.ssh_config.or(lower.ssh_config),
+            ssh_key: self.ssh_key.or(lower.ssh_key),
             workspace: self.workspace.or(lower.workspace),
         }
     }
@@ -97,11 +103,22 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// An ssh destination, parsed (bollard's own ssh transport takes no port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTarget {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    pub config: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
 /// Where the engine is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     Unix(PathBuf),
     Tcp { addr: String, tls: Option<TlsFiles> },
+    Ssh(SshTarget),
 }
 
 /// The resolved engine: where, shown how, and with which workspace.
@@ -123,6 +140,7 @@ impl EngineTarget {
 enum Scheme<'a> {
     Unix(&'a str),
     Tcp(&'a str),
+    Ssh(&'a str),
 }
 
 fn parse_host(host: &str) -> Result<Scheme<'_>, String> {
@@ -138,16 +156,49 @@ fn parse_host(host: &str) -> Result<Scheme<'_>, String> {
         }
         return Ok(Scheme::Tcp(addr));
     }
-    if host.starts_with("ssh://") {
-        return Err(format!(
-            "host `{host}`: ssh:// engines are not supported yet; forward the engine's \
-             socket (`ssh -nNT -L /tmp/engine.sock:/var/run/docker.sock HOST`) and use \
-             host = \"unix:///tmp/engine.sock\" with workspace = \"shipped\""
-        ));
+    if let Some(dest) = host.strip_prefix("ssh://") {
+        if dest.is_empty() || dest.contains('/') {
+            return Err(format!("host `{host}` is not ssh://[USER@]HOST[:PORT]"));
+        }
+        return Ok(Scheme::Ssh(dest));
     }
     Err(format!(
-        "host `{host}` is not unix:///PATH or tcp://HOST:PORT"
+        "host `{host}` is not unix:///PATH, tcp://HOST:PORT or ssh://[USER@]HOST[:PORT]"
     ))
+}
+
+fn parse_ssh(dest: &str) -> Result<(Option<String>, String, Option<u16>), String> {
+    let (user, rest) = match dest.rsplit_once('@') {
+        Some((u, r)) => (Some(u.to_string()), r),
+        None => (None, dest),
+    };
+    // `[::1]:22`, `host:22`, `host`.
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("ssh host `{dest}` has an unclosed ["))?;
+        (h.to_string(), after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (rest.to_string(), None),
+        }
+    };
+    let port = port
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("ssh host `{dest}`: `{p}` is not a port"))
+        })
+        .transpose()?;
+    if host.is_empty()
+        || host.starts_with('-')
+        || user
+            .as_deref()
+            .is_some_and(|u| u.starts_with('-') || u.is_empty())
+    {
+        return Err(format!("ssh host `{dest}` is not [USER@]HOST[:PORT]"));
+    }
+    Ok((user, host, port))
 }
 
 /// Resolves `settings` (the configuration's `[engine]`) with the environment `env`
@@ -193,6 +244,16 @@ pub fn resolve(
             addr: addr.to_string(),
             tls,
         },
+        Scheme::Ssh(dest) => {
+            let (user, h, port) = parse_ssh(dest)?;
+            Endpoint::Ssh(SshTarget {
+                user,
+                host: h,
+                port,
+                config: settings.ssh_config.clone(),
+                key: settings.ssh_key.clone(),
+            })
+        }
     };
     let workspace = settings.workspace.unwrap_or_default();
     if workspace == WorkspaceMode::Overlay && !matches!(endpoint, Endpoint::Unix(_)) {
@@ -256,18 +317,21 @@ mod tests {
         );
         assert!(!t.is_local());
         let configured = EngineSettings {
-            host: Some("tcp://10.0.0.3:2375".into()),
+            host: Some("ssh://deploy@build-box:2222".into()),
             ..Default::default()
         };
         let t = resolve(&configured, &env(&[("DOCKER_HOST", "tcp://x:1")])).unwrap();
         assert_eq!(
             t.endpoint,
-            Endpoint::Tcp {
-                addr: "10.0.0.3:2375".into(),
-                tls: None
-            }
+            Endpoint::Ssh(SshTarget {
+                user: Some("deploy".into()),
+                host: "build-box".into(),
+                port: Some(2222),
+                config: None,
+                key: None
+            })
         );
-        assert_eq!(t.name, "tcp://10.0.0.3:2375");
+        assert_eq!(t.name, "ssh://deploy@build-box:2222");
     }
 
     #[test]
@@ -295,9 +359,9 @@ mod tests {
         })
         .contains("not available yet"));
         assert!(bad(EngineSettings {
-            host: Some("ssh://build-box".into()),
+            host: Some("ssh://-oProxyCommand=x".into()),
             ..Default::default()
         })
-        .contains("not supported yet"));
+        .contains("not [USER@]HOST"));
     }
 }

@@ -12,6 +12,7 @@
 pub mod docker;
 pub mod endpoint;
 pub mod ship;
+mod ssh;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -37,6 +37,32 @@ const NETNS_DIR: &str = "/var/run/netns";
 /// own network namespace (so only processes in that namespace reach it).
 pub const TLS_ADDR: &str = "127.0.0.1:2376";
 
+/// The port [`PrivateEngine::start_sshd`]'s sshd listens on, on 127.0.0.1 inside the
+/// engine's namespace.
+pub const SSH_PORT: u16 = 2222;
+
+/// An sshd in front of a private engine; stopped when dropped.
+pub struct SshAccess {
+    /// The ssh configuration that reaches it (host `engine`).
+    pub config: PathBuf,
+    log: PathBuf,
+    sshd: Child,
+}
+
+impl SshAccess {
+    /// sshd's log, for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SshAccess {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
 pub struct PrivateEngine {
     name: String,
     root: PathBuf,
@@ -390,6 +416,94 @@ impl PrivateEngine {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// An sshd of the test's own in the engine's namespace on 127.0.0.1:[`SSH_PORT`],
+    /// whose sessions reach this engine (`SetEnv DOCKER_HOST`), with a key pair, the
+    /// host's key known, and an ssh configuration naming it all: host `engine` is
+    /// this sshd as root, and so is `root@127.0.0.1:2222` (every host gets the key
+    /// and the known hosts file). It ends with the returned value, or with the
+    /// engine.
+    pub fn start_sshd(&self) -> SshAccess {
+        let dir = self.root.join("ssh");
+        fs::create_dir_all(&dir).unwrap();
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
+                .arg(dir.join(key)));
+        }
+        let public = |key: &str| fs::read_to_string(dir.join(format!("{key}.pub"))).unwrap();
+        fs::write(dir.join("authorized_keys"), public("client_key")).unwrap();
+        fs::write(
+            dir.join("known_hosts"),
+            format!("[127.0.0.1]:{SSH_PORT} {}", public("host_key")),
+        )
+        .unwrap();
+        let path = |name: &str| dir.join(name).display().to_string();
+        fs::write(
+            dir.join("sshd_config"),
+            format!(
+                "Port {SSH_PORT}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n\
+                 AuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 StrictModes no\nSetEnv DOCKER_HOST={}\n",
+                path("host_key"),
+                path("sshd.pid"),
+                path("authorized_keys"),
+                self.docker_host()
+            ),
+        )
+        .unwrap();
+        let config = dir.join("ssh_config");
+        fs::write(
+            &config,
+            format!(
+                "Host engine\n  HostName 127.0.0.1\n  Port {SSH_PORT}\n  User root\n\
+                 Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n\
+                 StrictHostKeyChecking yes\n",
+                path("client_key"),
+                path("known_hosts")
+            ),
+        )
+        .unwrap();
+        // sshd's privilege separation folder (made by the package's service otherwise).
+        fs::create_dir_all("/run/sshd").unwrap();
+        let log = fs::File::create(dir.join("sshd.log")).unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns().display()))
+            .args(["--", "/usr/sbin/sshd", "-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run sshd: {e}"));
+        let access = SshAccess {
+            config,
+            log: dir.join("sshd.log"),
+            sshd: child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answered = Command::new("nsenter")
+                .arg(format!("--net={}", self.netns().display()))
+                .args(["--", "ssh", "-F"])
+                .arg(&access.config)
+                .args(["-o", "BatchMode=yes", "engine", "true"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if answered {
+                return access;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the test's sshd did not let us in within 20 s; its log:\n{}",
+                fs::read_to_string(&access.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
