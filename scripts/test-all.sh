@@ -14,6 +14,11 @@ HANDOFF_TEST_WORKSPACE=shipped cargo test --test engine_e2e -- \
   a_delegated_shell_task a_failing_agent_keeps agent_commits_are_kept crlf_and_non_utf8 \
   cancel_stops several_attempts
 HANDOFF_TEST_WORKSPACE=shipped cargo test --test steps_e2e --test security_e2e
+# The faults that do not time themselves by the host's upper folder (which a shipped
+# workspace fills only when its turn ends): front-end killed at every step, full disk
+# then recover, damaged records.
+HANDOFF_TEST_WORKSPACE=shipped cargo test --test faults_e2e -- \
+  a_front_end_killed a_full_disk a_damaged
 # The security suites again, with the front-end as an ordinary user.
 HANDOFF_TEST_USER=handoff-tester cargo test --test security_e2e --test egress_e2e
 # The parsers of hostile input under libFuzzer, 20 s a target (docs/fuzzing.md;
