@@ -19,6 +19,7 @@ HANDOFF_TEST_WORKSPACE=shipped cargo test --test steps_e2e --test security_e2e
 # then recover, damaged records.
 HANDOFF_TEST_WORKSPACE=shipped cargo test --test faults_e2e -- \
   a_front_end_killed a_full_disk a_damaged
+HANDOFF_TEST_WORKSPACE=shipped cargo test --test limits_e2e -- an_agent_that_fills_its_disk_limit
 # The security suites again, with the front-end as an ordinary user.
 HANDOFF_TEST_USER=handoff-tester cargo test --test security_e2e --test egress_e2e
 # The parsers of hostile input under libFuzzer, 20 s a target (docs/fuzzing.md;

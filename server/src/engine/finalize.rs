@@ -38,10 +38,11 @@ impl<S: Sandbox> Engine<S> {
 
         super::fault::point("finalize:after-log");
         let mut refused = None;
+        let mut left_behind = vec![];
         if let Some(container) = &container {
             let phase = task.phase.unwrap_or(super::task::RunPhase::Agent);
             match self.collect(&task, container, phase).await {
-                Ok(()) => {}
+                Ok(left) => left_behind = left,
                 // Hostile or over a limit: asking again gets the same answer.
                 Err(EngineError::Sandbox(e @ SandboxError::ResultRefused(_))) => {
                     refused = Some(e.to_string());
@@ -75,6 +76,21 @@ impl<S: Sandbox> Engine<S> {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut warnings = Vec::new();
+        if !left_behind.is_empty() {
+            const SHOWN: usize = 10;
+            let more = left_behind.len().saturating_sub(SHOWN);
+            warnings.push(format!(
+                "{} file(s) stayed on the engine, not brought back: the result would have \
+                 passed the disk limit ({}{})",
+                left_behind.len(),
+                left_behind[..left_behind.len().min(SHOWN)].join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
         if let Err(e) = scrubbed {
             tracing::warn!(task_id = %id, error = %e, "could not redact the agent's home");
             warnings.push(format!(

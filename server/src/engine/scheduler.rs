@@ -389,7 +389,10 @@ impl<S: Sandbox> Engine<S> {
         // environment and the agent's phase read them there.
         if let Some(setup) = &task.container_id {
             match self.collect(&task, setup, RunPhase::Setup).await {
-                Ok(()) => {}
+                Ok(left) if left.is_empty() => {}
+                Ok(left) => {
+                    tracing::warn!(task_id = %id, files = ?left, "the setup left files over the disk limit in its container");
+                }
                 // Hostile or over a limit: asking again gets the same answer.
                 Err(EngineError::Sandbox(e @ crate::sandbox::SandboxError::ResultRefused(_))) => {
                     let message = format!("{e}. The agent did not run");
@@ -784,13 +787,14 @@ impl<S: Sandbox> Engine<S> {
 
     /// Brings the ended container's results into the task's folders when its
     /// workspace was shipped ([`Sandbox::collect`]); the setup's phase also brings its
-    /// tool cache back.
+    /// tool cache back. Returns the files left behind for want of room (the disk
+    /// limit).
     pub(super) async fn collect(
         &self,
         task: &Task,
         container: &str,
         phase: RunPhase,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<String>, EngineError> {
         let id = task.id;
         let profile = self.config.profile(&task.agent).ok();
         let steps = profile
@@ -817,8 +821,7 @@ impl<S: Sandbox> Engine<S> {
             gid,
             max_bytes,
         };
-        self.sandbox.collect(container, &spec).await?;
-        Ok(())
+        Ok(self.sandbox.collect(container, &spec).await?)
     }
 
     /// The phase a turn of `profile` starts with: its setup, if it has one.

@@ -619,7 +619,7 @@ impl Sandbox for DockerSandbox {
         })
     }
 
-    async fn collect(&self, id: &str, spec: &CollectSpec) -> Result<(), SandboxError> {
+    async fn collect(&self, id: &str, spec: &CollectSpec) -> Result<Vec<String>, SandboxError> {
         self.collect_shipped(id, spec).await
     }
 

@@ -211,14 +211,16 @@ pub trait Sandbox: Send + Sync + 'static {
     /// `spec`, when its workspace was shipped; nothing to do for an overlay (its
     /// folders are the host's own). Called before anything reads those folders, and
     /// again after a failure (it starts over each time). What comes back is read as
-    /// hostile input.
+    /// hostile input. Returns the files left in the container because bringing them
+    /// would have passed `spec.max_bytes` (workspace paths as they are, others
+    /// under their folder in the container).
     fn collect(
         &self,
         id: &str,
         spec: &CollectSpec,
-    ) -> impl Future<Output = Result<(), SandboxError>> + Send {
+    ) -> impl Future<Output = Result<Vec<String>, SandboxError>> + Send {
         let _ = (id, spec);
-        async { Ok(()) }
+        async { Ok(vec![]) }
     }
 
     /// Bytes the running container `id` has written where the host does not see them

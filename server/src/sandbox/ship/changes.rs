@@ -142,7 +142,9 @@ fn without_nested(set: BTreeSet<String>) -> BTreeSet<String> {
 }
 
 /// The workspace-relative path of an entry named `name` in the archive fetched for
-/// `fetched` (archive names start with the fetched path's last component).
+/// `fetched` (archive names start with the fetched path's last component): empty for
+/// the workspace folder itself (the first entry of the whole workspace's archive),
+/// `None` for a name outside what was fetched.
 pub fn entry_path(fetched: &str, name: &[u8]) -> Option<Vec<u8>> {
     let name = name.strip_prefix(b"./").unwrap_or(name);
     let mut parts = name.split(|&b| b == b'/').filter(|p| !p.is_empty());
@@ -161,9 +163,6 @@ pub fn entry_path(fetched: &str, name: &[u8]) -> Option<Vec<u8>> {
             out.push(b'/');
         }
         out.extend_from_slice(part);
-    }
-    if out.is_empty() {
-        return None;
     }
     Some(out)
 }
@@ -233,7 +232,8 @@ mod tests {
         assert_eq!(entry_path("src/a.rs", b"a.rs").unwrap(), b"src/a.rs");
         assert_eq!(entry_path("src", b"src/x/y").unwrap(), b"src/x/y");
         assert_eq!(entry_path("", b"workspace/x").unwrap(), b"x");
-        assert_eq!(entry_path("", b"workspace"), None);
+        assert_eq!(entry_path("", b"workspace/").unwrap(), b"");
+        assert_eq!(entry_path("", b"other"), None);
         assert_eq!(entry_path("src", b"other/x"), None);
     }
 }

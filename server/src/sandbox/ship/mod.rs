@@ -516,12 +516,13 @@ impl DockerSandbox {
         result.map(|_| ())
     }
 
-    /// Brings a shipped container's results home (see [`super::Sandbox::collect`]).
+    /// Brings a shipped container's results home (see [`super::Sandbox::collect`]);
+    /// returns the files left in the container for want of room.
     pub(super) async fn collect_shipped(
         &self,
         id: &str,
         spec: &CollectSpec,
-    ) -> Result<(), SandboxError> {
+    ) -> Result<Vec<String>, SandboxError> {
         let client = self.client()?;
         let inspect = match client
             .inspect_container(id, None::<InspectContainerOptions>)
@@ -531,7 +532,7 @@ impl DockerSandbox {
             Err(e) if super::docker::is_status(&e, 404) => {
                 // Removed outside Handoff: nothing to bring back (the task says so).
                 tracing::warn!(container = id, "the container is gone; nothing to collect");
-                return Ok(());
+                return Ok(vec![]);
             }
             Err(e) => return Err(self.engine_err(e)),
         };
@@ -542,7 +543,7 @@ impl DockerSandbox {
             .and_then(|l| l.get(SHIPPED_LABEL))
             .is_some_and(|v| v == "shipped");
         if !shipped {
-            return Ok(());
+            return Ok(vec![]);
         }
         let clock = std::time::Instant::now();
         let listed = client
@@ -566,6 +567,7 @@ impl DockerSandbox {
         let mut budget = Budget {
             bytes: spec.max_bytes,
             entries: 2 * MAX_CHANGES,
+            ..Default::default()
         };
 
         // The workspace's changes, into a new upper folder.
@@ -632,6 +634,7 @@ impl DockerSandbox {
         for (from, to) in whole {
             let staging = unpack::staging_for(&to);
             let writer = Writer::create(&staging, owner).map_err(ship_err)?;
+            let skipped_before = budget.skipped.len();
             if let Some(reader) = self.archive(id, &from).await? {
                 budget = tokio::task::spawn_blocking(move || {
                     let mut b = budget;
@@ -641,6 +644,11 @@ impl DockerSandbox {
                 .map_err(join_err)?
                 .map_err(ship_err)?;
             }
+            for skipped in &mut budget.skipped[skipped_before..] {
+                let mut named = format!("{from}/").into_bytes();
+                named.append(skipped);
+                *skipped = named;
+            }
             unpack::replace_dir(&staging, &to).map_err(ship_err)?;
         }
         tracing::info!(
@@ -648,9 +656,14 @@ impl DockerSandbox {
             changes = list.len(),
             fetches = plan.fetch.len(),
             ms = clock.elapsed().as_millis() as u64,
+            skipped = budget.skipped.len(),
             "shipped workspace collected"
         );
-        Ok(())
+        Ok(budget
+            .skipped
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect())
     }
 
     /// The archive of `path` in the container, as a blocking reader; `None` when there
@@ -845,7 +858,8 @@ fn unpack_changes(
                 String::from_utf8_lossy(&name)
             )));
         };
-        if !wanted.contains(String::from_utf8_lossy(&rel).as_ref()) {
+        // The workspace folder itself, or a path the agent did not change.
+        if rel.is_empty() || !wanted.contains(String::from_utf8_lossy(&rel).as_ref()) {
             continue;
         }
         let header = entry.header().clone();
@@ -854,7 +868,10 @@ fn unpack_changes(
             tar::EntryType::Directory => writer.dir(&rel, mode, budget)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                let hash = writer.file(&rel, mode, size, &mut entry, budget)?;
+                // Skipped (over the budget): left in the container, named by the caller.
+                let Some(hash) = writer.file(&rel, mode, size, &mut entry, budget)? else {
+                    continue;
+                };
                 if manifest.files.get(&Manifest::key(&rel)) == Some(&pack::hex(&hash)) {
                     unchanged.push(rel.clone());
                 }
@@ -917,8 +934,9 @@ fn unpack_whole(reader: impl Read, writer: &Writer, budget: &mut Budget) -> Resu
             tar::EntryType::Directory => writer.dir(&rel, mode, budget)?,
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let size = entry.size();
-                writer.file(&rel, mode, size, &mut entry, budget)?;
-                written.insert(name.clone(), rel);
+                if writer.file(&rel, mode, size, &mut entry, budget)?.is_some() {
+                    written.insert(name.clone(), rel);
+                }
             }
             tar::EntryType::Symlink => {
                 let target = entry
@@ -997,6 +1015,7 @@ mod attack_tests {
         Budget {
             bytes: 1 << 20,
             entries: 1000,
+            ..Default::default()
         }
     }
 
@@ -1041,6 +1060,16 @@ mod attack_tests {
     fn nothing_outside(f: &Fixture) {
         let left: Vec<_> = std::fs::read_dir(&f.outside).unwrap().collect();
         assert!(left.is_empty(), "written outside: {left:?}");
+    }
+
+    #[test]
+    fn the_whole_workspace_archive_starts_with_the_workspace_folder_itself() {
+        let f = fixture();
+        let mut a = vec![];
+        entry(&mut a, b"workspace/", tar::EntryType::Directory, b"", b"");
+        file(&mut a, "workspace/a.txt", b"x");
+        changes(&f, &end(a), &["a.txt"]).unwrap();
+        assert_eq!(std::fs::read(f.writer.path().join("a.txt")).unwrap(), b"x");
     }
 
     #[test]
@@ -1132,8 +1161,8 @@ mod attack_tests {
         assert!(fifo.file_type().is_fifo());
         assert_eq!(std::fs::read(f.writer.path().join("ok")).unwrap(), b"fine");
 
-        // A file larger than what a result may hold is refused from its header,
-        // before a byte of it is read or written.
+        // A file larger than what a result may hold is left out from its header,
+        // before a byte of it is read or written, and named; what follows comes.
         let mut h = tar::Header::new_ustar();
         h.set_path("home/huge").unwrap();
         h.set_size(1 << 40);
@@ -1141,9 +1170,25 @@ mod attack_tests {
         h.set_entry_type(tar::EntryType::Regular);
         h.set_cksum();
         let mut b = budget();
-        let err = whole(&f, h.as_bytes(), &mut b).unwrap_err();
-        assert!(err.to_string().contains("limit"), "{err}");
+        // The archive ends inside it: only its header was read.
+        assert!(whole(&f, h.as_bytes(), &mut b).is_err());
         assert!(!f.writer.path().join("huge").exists());
+        assert_eq!(b.skipped, [b"huge".to_vec()]);
+        let mut a = vec![];
+        file(&mut a, "home/big", &[7u8; 4096]);
+        file(&mut a, "home/after", b"small");
+        let mut b = Budget {
+            bytes: 1000,
+            entries: 10,
+            ..Default::default()
+        };
+        whole(&f, &end(a), &mut b).unwrap();
+        assert!(!f.writer.path().join("big").exists());
+        assert_eq!(
+            std::fs::read(f.writer.path().join("after")).unwrap(),
+            b"small"
+        );
+        assert_eq!(b.skipped, [b"big".to_vec()]);
 
         // So is a flood of entries.
         let mut a = vec![];
@@ -1153,6 +1198,7 @@ mod attack_tests {
         let mut b = Budget {
             bytes: 1 << 20,
             entries: 10,
+            ..Default::default()
         };
         let err = whole(&f, &end(a), &mut b).unwrap_err();
         assert!(err.to_string().contains("more entries"), "{err}");

@@ -28,11 +28,13 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
 /// The deepest path written.
 const MAX_DEPTH: usize = 256;
 
-/// What one collection may still write.
-#[derive(Debug, Clone, Copy)]
+/// What one collection may still write, and the files it left out for want of bytes.
+#[derive(Debug, Clone, Default)]
 pub struct Budget {
     pub bytes: u64,
     pub entries: usize,
+    /// Files not written: their content would have passed `bytes`.
+    pub skipped: Vec<Vec<u8>>,
 }
 
 impl Budget {
@@ -46,15 +48,14 @@ impl Budget {
         Ok(())
     }
 
-    fn bytes(&mut self, n: u64, path: &[u8]) -> Result<(), ShipError> {
+    /// Takes `n` bytes for `path`, or records it as skipped when they are not left.
+    fn bytes(&mut self, n: u64, path: &[u8]) -> bool {
         if n > self.bytes {
-            return Err(ShipError::Refused(format!(
-                "{} would pass the limit of what a result may hold",
-                String::from_utf8_lossy(path)
-            )));
+            self.skipped.push(path.to_vec());
+            return false;
         }
         self.bytes -= n;
-        Ok(())
+        true
     }
 }
 
@@ -183,7 +184,9 @@ impl Writer {
         rustix::fs::fchmod(&fd, Mode::from_raw_mode((mode & 0o777) | 0o700)).map_err(errno(rel))
     }
 
-    /// Writes `size` bytes of `data` as the file `rel`; returns their SHA-256.
+    /// Writes `size` bytes of `data` as the file `rel`; returns their SHA-256, or
+    /// `None` when `size` would pass what the budget has left (the file is then
+    /// recorded as skipped, and not a byte of it read).
     pub fn file(
         &self,
         rel: &[u8],
@@ -191,9 +194,12 @@ impl Writer {
         size: u64,
         data: &mut impl Read,
         budget: &mut Budget,
-    ) -> Result<[u8; 32], ShipError> {
+    ) -> Result<Option<[u8; 32]>, ShipError> {
+        components(rel)?;
         budget.entry()?;
-        budget.bytes(size, rel)?;
+        if !budget.bytes(size, rel) {
+            return Ok(None);
+        }
         let (dir, name) = self.parent(rel)?;
         Self::clear(&dir, &name);
         let fd = rustix::fs::openat(
@@ -225,7 +231,7 @@ impl Writer {
             left -= n as u64;
         }
         rustix::fs::fchmod(&file, Mode::from_raw_mode(mode & 0o777)).map_err(errno(rel))?;
-        Ok(hash.finalize().into())
+        Ok(Some(hash.finalize().into()))
     }
 
     /// Copies the file `from` (written by this writer) to `to`: a hard link in the
@@ -394,6 +400,7 @@ mod tests {
         Budget {
             bytes: 1 << 20,
             entries: 100,
+            ..Default::default()
         }
     }
 
@@ -436,11 +443,21 @@ mod tests {
         let mut b = Budget {
             bytes: 4,
             entries: 2,
+            ..Default::default()
         };
+        // Too big: skipped and named, nothing written, the rest still fits.
+        assert_eq!(
+            w.file(b"big", 0o644, 5, &mut &b"12345"[..], &mut b)
+                .unwrap(),
+            None
+        );
+        assert!(!tmp.path().join("out/big").exists());
+        assert_eq!(b.skipped, [b"big".to_vec()]);
         assert!(w
-            .file(b"big", 0o644, 5, &mut &b"12345"[..], &mut b)
-            .is_err());
-        w.file(b"a", 0o644, 2, &mut &b"12"[..], &mut b).unwrap();
+            .file(b"a", 0o644, 2, &mut &b"12"[..], &mut b)
+            .unwrap()
+            .is_some());
+        // Too many entries: refused.
         assert!(w.dir(b"d", 0o755, &mut b).is_err());
     }
 }
