@@ -230,16 +230,19 @@ impl<W: Write> TarOut<W> {
             .map_err(ShipError::write)
     }
 
+    /// A file entry; `mtime` is seconds and nanoseconds (now when `None`).
     pub fn file(
         &mut self,
         path: &[u8],
         mode: u32,
         owner: (u32, u32),
-        mtime: Option<u64>,
+        mtime: Option<(u64, u32)>,
         size: u64,
         data: impl Read,
     ) -> Result<(), ShipError> {
-        let mut h = self.header(tar::EntryType::Regular, mode, owner, mtime);
+        let (sec, nsec) = mtime.unwrap_or((self.now, 0));
+        self.precise_mtime(sec, nsec)?;
+        let mut h = self.header(tar::EntryType::Regular, mode, owner, Some(sec));
         h.set_size(size);
         self.builder
             .append_data(&mut h, os(path), data.take(size))
@@ -252,9 +255,37 @@ impl<W: Write> TarOut<W> {
         target: &[u8],
         owner: (u32, u32),
     ) -> Result<(), ShipError> {
+        self.precise_mtime(self.now, 0)?;
         let mut h = self.header(tar::EntryType::Symlink, 0o777, owner, None);
         self.builder
             .append_link(&mut h, os(path), os(target))
+            .map_err(ShipError::write)
+    }
+
+    /// A PAX header giving the next entry's mtime to the nanosecond, never on a whole
+    /// second. Docker lists a container's changes against its image by comparing
+    /// files (its "naive diff", used by overlay2 on most kernels): a file of the same
+    /// size whose mtime is in the same second, one side's nanoseconds being 0, counts
+    /// as unchanged. A plain tar header (whole seconds) would give every base file
+    /// nanoseconds 0, and an edit of the same size made in that second (the base is
+    /// often made just before the agent starts) would be lost.
+    fn precise_mtime(&mut self, sec: u64, nsec: u32) -> Result<(), ShipError> {
+        let value = format!("mtime={sec}.{:09}\n", nsec.clamp(1, 999_999_999));
+        // A record is "LEN VALUE", LEN counting its own digits.
+        let mut len = value.len() + 2;
+        while len != value.len() + 1 + len.to_string().len() {
+            len = value.len() + 1 + len.to_string().len();
+        }
+        let record = format!("{len} {value}");
+        let mut h = tar::Header::new_ustar();
+        h.set_path("PaxHeader").map_err(ShipError::write)?;
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_size(record.len() as u64);
+        h.set_cksum();
+        self.builder
+            .append(&h, record.as_bytes())
             .map_err(ShipError::write)
     }
 
@@ -298,7 +329,7 @@ fn copy_file<W: Write>(
         to,
         mode,
         owner,
-        Some(st.st_mtime.max(0) as u64),
+        Some((st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32)),
         size,
         &mut hashing,
     )?;
@@ -599,5 +630,42 @@ mod tests {
                 hides_base: true
             }
         );
+    }
+
+    #[test]
+    fn files_and_links_carry_their_mtime_to_the_nanosecond_never_on_a_whole_second() {
+        let mut out = TarOut::new(Vec::new());
+        out.file(
+            b"a",
+            0o644,
+            (1, 1),
+            Some((1_700_000_000, 123)),
+            2,
+            &b"hi"[..],
+        )
+        .unwrap();
+        out.file(b"b", 0o644, (1, 1), Some((1_700_000_000, 0)), 0, &b""[..])
+            .unwrap();
+        out.symlink(b"l", b"a", (1, 1)).unwrap();
+        let bytes = out.finish().unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut seen = vec![];
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+            let mtime = entry
+                .pax_extensions()
+                .unwrap()
+                .unwrap()
+                .map(|e| e.unwrap())
+                .find(|e| e.key().unwrap() == "mtime")
+                .map(|e| e.value().unwrap().to_string())
+                .unwrap();
+            seen.push((name, mtime));
+        }
+        assert_eq!(seen[0], ("a".into(), "1700000000.000000123".into()));
+        assert_eq!(seen[1], ("b".into(), "1700000000.000000001".into()));
+        assert_eq!(seen[2].0, "l");
+        assert!(!seen[2].1.ends_with(".000000000"), "{:?}", seen[2]);
     }
 }
