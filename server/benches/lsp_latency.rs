@@ -2,11 +2,18 @@
 //!
 //! The real server (`handoff::lsp::Backend` in a `tower_lsp_server::LspService`) is
 //! driven in-process through its service interface, so the figures are the server's
-//! own time without pipe I/O. Load: a 10 000-line file with 20 finished tasks holding
-//! hunks in it and 10 running tasks (real containers, real Docker). Baseline: the same
-//! requests on the same file in a repository without tasks, in the same run.
+//! own time without pipe I/O. Load: a 10 000-line file in a repository with 100
+//! tasks: 80 finished, each holding a hunk in the file, and 20 running (real
+//! containers, real Docker). Baseline: the same requests on the same file in a
+//! repository without tasks, in the same run.
+//!
+//! Memory: the server runs in this process, so the figures are this process's
+//! (`VmRSS` and `VmHWM` from `/proc/self/status`), read once the loaded server has
+//! answered every request and before the baseline server starts: the server plus the
+//! bench's own small bookkeeping, an upper bound of the server's.
 //!
 //! `cargo bench --bench lsp_latency`; rounds with HANDOFF_BENCH_REQUESTS (default 2000).
+//! Targets: code actions p99 < 5 ms and RSS < 100 MB with 100 tasks.
 
 use std::path::Path;
 use std::process::Command;
@@ -19,8 +26,10 @@ use tower_lsp_server::jsonrpc::{Request, Response};
 use tower_lsp_server::{ClientSocket, LspService};
 
 const LINES: usize = 10_000;
-const FINISHED: usize = 20;
-const RUNNING: usize = 10;
+const FINISHED: usize = 80;
+const RUNNING: usize = 20;
+/// Task N rewrites line SPACING·N: one hunk per finished task, spread through the file.
+const SPACING: usize = LINES / (FINISHED + 1);
 
 fn sh(dir: &Path, program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
@@ -47,17 +56,16 @@ fn big_file() -> String {
         .collect()
 }
 
-/// A repository with big.rs; `tasks` true adds 20 finished and 10 running tasks.
+/// A repository with big.rs; `tasks` true adds the finished and running tasks.
 fn repo(image: &str, tasks: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
     sh(p, "git", &["init", "-q", "-b", "main"]);
     std::fs::write(p.join("big.rs"), big_file()).unwrap();
-    // Task N rewrites line 400·N: twenty hunks spread through the file.
     let config = format!(
         "default_agent = \"edit\"\nmax_parallel = 32\n\
          [agents.edit]\nimage = \"{image}\"\n\
-         command = [\"sh\", \"-c\", \"sed -i \\\"$((HANDOFF_TASK_ID * 400))s/.*/    changed_by_task($HANDOFF_TASK_ID);/\\\" big.rs\"]\n\
+         command = [\"sh\", \"-c\", \"sed -i \\\"$((HANDOFF_TASK_ID * {SPACING}))s/.*/    changed_by_task($HANDOFF_TASK_ID);/\\\" big.rs\"]\n\
          [agents.sleeper]\nimage = \"{image}\"\ncommand = [\"sleep\", \"600\"]\n"
     );
     std::fs::write(p.join(".handoff.toml"), config).unwrap();
@@ -81,7 +89,7 @@ fn repo(image: &str, tasks: bool) -> tempfile::TempDir {
         for i in 0..FINISHED {
             handoff(p, &["run", &format!("edit {i}")]);
         }
-        let deadline = Instant::now() + Duration::from_secs(300);
+        let deadline = Instant::now() + Duration::from_secs(900);
         loop {
             let list: Value = serde_json::from_str(&handoff(p, &["list", "--json"])).unwrap();
             let done = list
@@ -216,7 +224,10 @@ async fn measure(root: &Path, requests: usize) -> (Vec<Duration>, Server, String
     let mut offered = 0;
     for n in 1..=FINISHED {
         let actions = server
-            .request("textDocument/codeAction", code_action(&uri, n * 400 - 1))
+            .request(
+                "textDocument/codeAction",
+                code_action(&uri, n * SPACING - 1),
+            )
             .await;
         let titles: Vec<&str> = actions
             .as_array()
@@ -233,7 +244,7 @@ async fn measure(root: &Path, requests: usize) -> (Vec<Duration>, Server, String
     for i in 0..requests {
         // Every fourth request lands on a hunk; the rest anywhere in the file.
         let at = if i % 4 == 0 {
-            (i / 4 % FINISHED + 1) * 400 - 1
+            (i / 4 % FINISHED + 1) * SPACING - 1
         } else {
             line % LINES
         };
@@ -247,6 +258,27 @@ async fn measure(root: &Path, requests: usize) -> (Vec<Duration>, Server, String
     }
     times.sort();
     (times, server, uri, offered)
+}
+
+struct Memory {
+    rss: u64,
+    hwm: u64,
+}
+
+/// This process's resident memory now and at its peak, in KiB.
+fn memory_kib() -> Memory {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/self/status"))
+    };
+    Memory {
+        rss: field("VmRSS:"),
+        hwm: field("VmHWM:"),
+    }
 }
 
 fn main() {
@@ -272,7 +304,6 @@ fn main() {
         .build()
         .unwrap();
 
-    let (base, _s, _, _) = rt.block_on(measure(plain.path(), requests));
     let (times, mut server, uri, offered) = rt.block_on(measure(loaded.path(), requests));
     assert_eq!(
         offered, FINISHED,
@@ -295,6 +326,11 @@ fn main() {
         );
     }
     accepts.sort();
+    // The loaded server's memory, before any other server runs in this process.
+    let memory = memory_kib();
+    drop(server);
+
+    let (base, _s, _, _) = rt.block_on(measure(plain.path(), requests));
 
     for t in 0..RUNNING {
         let id = (FINISHED + 1 + t).to_string();
@@ -302,24 +338,48 @@ fn main() {
     }
 
     let ratio = percentile(&times, 0.5).as_secs_f64() / percentile(&base, 0.5).as_secs_f64();
+    let p99 = percentile(&times, 0.99);
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
     let table = format!(
         "| measure | p50 | p99 | max |\n|---|---|---|---|\n\
          | code action, no tasks (baseline) | {} | {} | {} |\n\
          | code action, {FINISHED} finished + {RUNNING} running tasks | {} | {} | {} |\n\
          | accept a hunk (server side; the applyEdit follows the answer) | {} | {} | {} |\n\n\
-         {requests} code actions on a {LINES}-line file; loaded/baseline p50 ratio {ratio:.2}×\n",
+         {requests} code actions on a {LINES}-line file; loaded/baseline p50 ratio {ratio:.2}×\n\n\
+         | memory of the bench process (server in process), {} tasks | MiB |\n|---|---:|\n\
+         | VmRSS after the loaded run | {:.1} |\n\
+         | VmHWM (peak) up to then | {:.1} |\n\n\
+         | target | measured | |\n|---|---:|---|\n\
+         | code action p99 < 5 ms with {} tasks | {} | {} |\n\
+         | RSS < 100 MB with {} tasks (peak) | {:.1} MB | {} |\n",
         us(percentile(&base, 0.5)),
         us(percentile(&base, 0.99)),
         us(*base.last().unwrap()),
         us(percentile(&times, 0.5)),
-        us(percentile(&times, 0.99)),
+        us(p99),
         us(*times.last().unwrap()),
         us(percentile(&accepts, 0.5)),
         us(percentile(&accepts, 0.99)),
         us(*accepts.last().unwrap()),
+        FINISHED + RUNNING,
+        mib(memory.rss),
+        mib(memory.hwm),
+        FINISHED + RUNNING,
+        us(p99),
+        verdict(p99 < Duration::from_millis(5)),
+        FINISHED + RUNNING,
+        memory.hwm as f64 * 1024.0 / 1e6,
+        verdict(memory.hwm * 1024 < 100_000_000),
     );
     print!("{table}");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    // target/bench, beside the binary (target/release/handoff), wherever target/ is.
+    let bin = Path::new(env!("CARGO_BIN_EXE_handoff"));
+    let dir = bin
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/ from the handoff binary")
+        .join("bench");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("lsp_latency.md"), table).unwrap();
     drop(rt);

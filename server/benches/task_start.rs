@@ -1,7 +1,7 @@
 //! Task start latency: Handoff versus the raw baseline, in one process, interleaved.
 //!
-//! For each fixture repository (about 100 files, and 50 000 files), both ways of
-//! running the trivial agent `true` on the repository are timed, alternately:
+//! For each fixture repository (about 100 files, 5 000 files and 50 000 files), both
+//! ways of running the trivial agent `true` on the repository are timed, alternately:
 //!
 //! - **handoff**: the real binary, `handoff run --wait --json true`, from process
 //!   start to exit. Its record's `phases_ms` says where the time went.
@@ -11,14 +11,28 @@
 //!   for it, remove it; then delete the clone, since Handoff deletes its workspace
 //!   before it returns too.
 //!
-//! A warm-up round (one of each) comes first and is not counted. Rounds:
-//! `HANDOFF_BENCH_ROUNDS` (default 10 for the small repository, 5 for the big one).
+//! Workspaces are overlays on a shared base checkout per commit, so the first task on
+//! a commit pays the checkout and the next ones do not. Both are measured and
+//! reported apart: **first** runs each follow a fresh commit (a one-file change,
+//! committed), so each builds a new base; **steady** runs reuse the base of the last
+//! commit. A warm-up round (one of each, on the last commit's base) comes between them
+//! and is not counted.
 //!
-//! Docker is required: the bench panics if the engine cannot be reached or any run
-//! fails, and never prints numbers for runs that did not happen. The table goes to
-//! stdout and to `target/bench/task_start.md`.
+//! On the small repository a third series runs a profile with a `setup` (it makes
+//! `node_modules/x/index.js`; the repository has a `package-lock.json`, and the agent
+//! checks that the file is there): the first such task, then the steady ones, which
+//! may reuse what an earlier setup made (setup snapshots) or run the setup again.
+//!
+//! The ratios the issue names are printed against their targets:
+//! 50k/5k steady ≤ 1.5×, 50k handoff/raw ≤ 1.0×, small handoff/raw ≤ 1.1×, and
+//! second task with setup / task without setup ≤ 1.1×.
+//!
+//! Rounds: `HANDOFF_BENCH_ROUNDS` (default 10 for the small repository, 5 for the
+//! others; first-task runs: 3 each). Docker is required: the bench panics if the
+//! engine cannot be reached or any run fails, and never prints numbers for runs that
+//! did not happen. The table goes to stdout and to `target/bench/task_start.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,11 +44,15 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-/// Handoff's phases, in the order they happen.
-const PHASES: [&str; 4] = ["snapshot", "workspace", "container", "finalize"];
-
 /// Label on the raw baseline's containers, so that a failed run leaves none behind.
 const RAW_LABEL: &str = "handoff-bench.task-start";
+
+/// The profile with a setup: what it makes, and the agent that checks it is there.
+const SETUP_COMMAND: &str = "mkdir -p node_modules/x && echo hi > node_modules/x/index.js";
+const SETUP_AGENT_PROMPT: &str = "test -f node_modules/x/index.js";
+
+/// Runs of the first task on a new commit, per repository.
+const FIRST_RUNS: usize = 3;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -48,8 +66,11 @@ fn main() {
 
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut reports = Vec::new();
-        for (name, files, default_rounds) in [("small", 100, 10), ("50k", 50_000, 5)] {
+        for (name, files, default_rounds) in
+            [("small", 100, 10), ("5k", 5_000, 5), ("50k", 50_000, 5)]
+        {
             let rounds = rounds(default_rounds);
+            let with_setup = name == "small";
             eprintln!("task_start: building the {name} repository ({files} files)");
             let repo = Fixture::new(files, &image);
             let ctx = Ctx {
@@ -62,29 +83,60 @@ fn main() {
             // The fixture's .handoff.toml names the image: trust it.
             let trusted = ctx.handoff(&repo, &["trust"]);
             assert!(trusted.status.success(), "handoff trust failed");
+
+            // First tasks on a commit: each after a new commit, so each builds a base.
+            let mut first = Vec::with_capacity(FIRST_RUNS);
+            for n in 1..=FIRST_RUNS {
+                repo.commit_change(n);
+                let h = ctx.handoff_run(&repo, None, "true");
+                eprintln!(
+                    "task_start: {name}: first task on commit {n}/{FIRST_RUNS}: {:.0} ms",
+                    ms(h.wall)
+                );
+                first.push(h);
+            }
+
             eprintln!("task_start: {name}: warm-up");
-            ctx.handoff_run(&repo);
+            ctx.handoff_run(&repo, None, "true");
             ctx.raw_run(&repo);
+            let setup_first = with_setup.then(|| {
+                let s = ctx.handoff_run(&repo, Some("setup"), SETUP_AGENT_PROMPT);
+                eprintln!(
+                    "task_start: {name}: first task with setup: {:.0} ms",
+                    ms(s.wall)
+                );
+                s
+            });
             let mut handoff = Vec::with_capacity(rounds);
             let mut raw = Vec::with_capacity(rounds);
+            let mut setup = Vec::new();
             for round in 1..=rounds {
-                let h = ctx.handoff_run(&repo);
+                let h = ctx.handoff_run(&repo, None, "true");
                 let r = ctx.raw_run(&repo);
+                let s =
+                    with_setup.then(|| ctx.handoff_run(&repo, Some("setup"), SETUP_AGENT_PROMPT));
                 eprintln!(
-                    "task_start: {name}: round {round}/{rounds}: handoff {:.0} ms, raw {:.0} ms",
+                    "task_start: {name}: round {round}/{rounds}: handoff {:.0} ms, raw {:.0} ms{}",
                     ms(h.wall),
-                    ms(r.wall)
+                    ms(r.wall),
+                    s.as_ref()
+                        .map(|s| format!(", with setup {:.0} ms", ms(s.wall)))
+                        .unwrap_or_default()
                 );
                 handoff.push(h);
                 raw.push(r);
+                setup.extend(s);
             }
             repo.assert_no_leftovers(&ctx);
             reports.push(Report {
                 name,
                 files: repo.files,
                 rounds,
+                first,
                 handoff,
                 raw,
+                setup_first,
+                setup,
             });
         }
         reports
@@ -199,18 +251,31 @@ impl Fixture {
         git(path, &["init", "-q", "-b", "main"]);
         std::fs::write(
             path.join(".handoff.toml"),
-            format!("default_agent = \"shell\"\n\n[agents.shell]\nimage = \"{image}\"\n"),
+            format!(
+                "default_agent = \"shell\"\n\n[agents.shell]\nimage = \"{image}\"\n\n\
+                 [agents.setup]\nimage = \"{image}\"\ncommand = [\"sh\", \"-c\", \"{{prompt}}\"]\n\
+                 setup = \"{SETUP_COMMAND}\"\n"
+            ),
         )
         .expect("cannot write .handoff.toml");
+        // What a setup installs is ignored, as node_modules is in a real project.
+        std::fs::write(path.join(".gitignore"), "node_modules/\n").expect("write .gitignore");
+        std::fs::write(
+            path.join("package-lock.json"),
+            "{\n  \"name\": \"bench\",\n  \"lockfileVersion\": 3,\n  \"packages\": {}\n}\n",
+        )
+        .expect("write package-lock.json");
         git(path, &["add", "-A"]);
         git(path, &["commit", "-q", "-m", "handoff config"]);
+        // Committed files besides the generated sources.
+        let own = 3;
 
         // git's own fast-import: much quicker than writing and adding the files.
         let mut script = String::from(
             "commit refs/heads/main\ncommitter Bench <bench@example.com> 0 +0000\n\
              data 9\nfixtures\nfrom refs/heads/main^0\n",
         );
-        for i in 0..files - 1 {
+        for i in 0..files - own {
             let content = source_file(i);
             script.push_str(&format!(
                 "M 100644 inline src/m{}/f{i}.rs\ndata {}\n{content}\n",
@@ -252,6 +317,24 @@ impl Fixture {
 
     fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Commits a change to one file (not the uncommitted one), so that HEAD is a
+    /// commit no task has started on yet.
+    fn commit_change(&self, n: usize) {
+        let file = self.path().join("src/m0/f3.rs");
+        let mut text = std::fs::read_to_string(&file).expect("read fixture file");
+        text.push_str(&format!("// committed change {n}\n"));
+        std::fs::write(&file, text).expect("write fixture file");
+        git(
+            self.path(),
+            &["commit", "-q", "-m", "change", "--", "src/m0/f3.rs"],
+        );
+        assert_eq!(
+            git(self.path(), &["status", "--porcelain"]).trim(),
+            "M src/m0/f7.rs",
+            "the fixture should still have exactly one uncommitted change"
+        );
     }
 
     /// No task record, workspace, task branch or container is left after a series.
@@ -320,16 +403,22 @@ impl Ctx<'_> {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", env!("CARGO_BIN_EXE_handoff")))
     }
 
-    /// `handoff run --wait --json true`, timed; then removes the task (not timed).
-    fn handoff_run(&self, repo: &Fixture) -> HandoffRun {
+    /// `handoff run [--agent AGENT] --wait --json PROMPT`, timed; then removes the
+    /// task (not timed).
+    fn handoff_run(&self, repo: &Fixture, agent: Option<&str>, prompt: &str) -> HandoffRun {
+        let mut args = vec!["run"];
+        if let Some(agent) = agent {
+            args.extend(["--agent", agent]);
+        }
+        args.extend(["--wait", "--json", prompt]);
         let started = Instant::now();
-        let out = self.handoff(repo, &["run", "--wait", "--json", "true"]);
+        let out = self.handoff(repo, &args);
         let wall = started.elapsed();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success(),
-            "handoff run failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+            "handoff {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
             out.status
         );
         let record: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -347,15 +436,28 @@ impl Ctx<'_> {
             record["head_commit"].is_string(),
             "no result was imported: {record:#}"
         );
-        let phases_ms: BTreeMap<String, u64> = PHASES
+        assert_eq!(
+            record["files_changed"],
+            serde_json::json!([]),
+            "a no-op task changed files: {record:#}"
+        );
+        let phases_ms: BTreeMap<String, u64> = record["phases_ms"]
+            .as_object()
+            .unwrap_or_else(|| panic!("the record has no phases_ms: {record:#}"))
             .iter()
-            .map(|&phase| {
-                let value = record["phases_ms"][phase]
+            .map(|(phase, v)| {
+                let v = v
                     .as_u64()
-                    .unwrap_or_else(|| panic!("the record has no phases_ms.{phase}: {record:#}"));
-                (phase.to_string(), value)
+                    .unwrap_or_else(|| panic!("phases_ms.{phase} is not a number: {record:#}"));
+                (phase.clone(), v)
             })
             .collect();
+        for phase in ["snapshot", "workspace", "container", "finalize"] {
+            assert!(
+                phases_ms.contains_key(phase),
+                "the record has no phases_ms.{phase}: {record:#}"
+            );
+        }
         let id = record["id"]
             .as_u64()
             .unwrap_or_else(|| panic!("the record has no id: {record:#}"))
@@ -473,8 +575,33 @@ struct Report {
     name: &'static str,
     files: usize,
     rounds: usize,
+    /// The first task on a new commit (builds the base), one per commit.
+    first: Vec<HandoffRun>,
+    /// Tasks on a commit that already has its base.
     handoff: Vec<HandoffRun>,
     raw: Vec<RawRun>,
+    /// The first task of the profile with a setup (small repository only).
+    setup_first: Option<HandoffRun>,
+    /// The following ones.
+    setup: Vec<HandoffRun>,
+}
+
+impl Report {
+    fn walls(runs: &[HandoffRun]) -> Vec<f64> {
+        runs.iter().map(|x| ms(x.wall)).collect()
+    }
+
+    fn steady(&self) -> f64 {
+        median(&Self::walls(&self.handoff))
+    }
+
+    fn raw(&self) -> f64 {
+        median(&self.raw.iter().map(|x| ms(x.wall)).collect::<Vec<_>>())
+    }
+
+    fn first(&self) -> f64 {
+        median(&Self::walls(&self.first))
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -503,22 +630,74 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// One line of the targets table.
+fn target_row(s: &mut String, what: &str, ratio: f64, target: f64) {
+    s.push_str(&format!(
+        "| {what} | {ratio:.2}x | ≤ {target:.1}x | {} |\n",
+        if ratio <= target { "met" } else { "**missed**" }
+    ));
+}
+
 fn render(reports: &[Report], image: &str) -> String {
+    let by_name = |name: &str| reports.iter().find(|r| r.name == name);
     let mut s = String::new();
     s.push_str("## Task start latency: `handoff run --wait` vs raw clone + container\n\n");
     s.push_str(&format!(
-        "Agent: `true` in `{image}`; interleaved handoff/raw rounds after one warm-up \
-         round; times in ms; p90 by nearest rank. raw = `git clone --local` + \
-         create/start/wait/remove a container + delete the clone. Repositories, \
-         workspaces and clones under `{}`.\n\n",
+        "Agent: `true` in `{image}`; times in ms, process start to exit; p90 by nearest \
+         rank. raw = `git clone --local` + create/start/wait/remove a container + delete \
+         the clone. Steady: interleaved handoff/raw rounds on a commit whose base exists, \
+         after one warm-up round. First: the first task after a new commit (it builds the \
+         commit's base checkout). Repositories, workspaces and clones under `{}`.\n\n",
         std::env::temp_dir().display()
     ));
+
+    s.push_str("### Against the targets\n\n| ratio (medians) | measured | target | |\n|---|---:|---:|---|\n");
+    if let (Some(big), Some(mid)) = (by_name("50k"), by_name("5k")) {
+        target_row(
+            &mut s,
+            "50k / 5k, steady (a no-op task)",
+            big.steady() / mid.steady(),
+            1.5,
+        );
+        s.push_str(&format!(
+            "| 50k / 5k, first task on a commit | {:.2}x | – | |\n",
+            big.first() / mid.first()
+        ));
+        target_row(
+            &mut s,
+            "50k: handoff steady / raw",
+            big.steady() / big.raw(),
+            1.0,
+        );
+        s.push_str(&format!(
+            "| 50k: handoff first task on a commit / raw | {:.2}x | – | |\n",
+            big.first() / big.raw()
+        ));
+    }
+    if let Some(small) = by_name("small") {
+        target_row(
+            &mut s,
+            "small: handoff steady / raw",
+            small.steady() / small.raw(),
+            1.1,
+        );
+        if !small.setup.is_empty() {
+            target_row(
+                &mut s,
+                "small: second and later task with setup / task without setup",
+                median(&Report::walls(&small.setup)) / small.steady(),
+                1.1,
+            );
+        }
+    }
+
+    s.push_str("\n### Steady state: a commit whose base exists\n\n");
     s.push_str(
         "| repo | files | rounds | handoff median | handoff p90 | raw median | raw p90 | handoff/raw (median) |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in reports {
-        let h: Vec<f64> = r.handoff.iter().map(|x| ms(x.wall)).collect();
+        let h = Report::walls(&r.handoff);
         let w: Vec<f64> = r.raw.iter().map(|x| ms(x.wall)).collect();
         s.push_str(&format!(
             "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x |\n",
@@ -529,35 +708,114 @@ fn render(reports: &[Report], image: &str) -> String {
             percentile(&h, 90.0),
             median(&w),
             percentile(&w, 90.0),
-            median(&h) / median(&w)
+            r.steady() / r.raw()
+        ));
+    }
+
+    s.push_str("\n### First task on a commit (builds the base)\n\n");
+    s.push_str(
+        "| repo | runs | first median | first max | steady median | raw median | first/raw | first/steady |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in reports {
+        let f = Report::walls(&r.first);
+        s.push_str(&format!(
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x |\n",
+            r.name,
+            f.len(),
+            r.first(),
+            percentile(&f, 100.0),
+            r.steady(),
+            r.raw(),
+            r.first() / r.raw(),
+            r.first() / r.steady()
+        ));
+    }
+
+    for r in reports.iter().filter(|r| !r.setup.is_empty()) {
+        s.push_str(&format!(
+            "\n### A profile with `setup` ({} repository)\n\n\
+             Setup: `{SETUP_COMMAND}`, with a `package-lock.json` in the repository; the \
+             agent checks that `node_modules/x/index.js` is there.\n\n\
+             | task | runs | median | p90 | / task without setup |\n|---|---:|---:|---:|---:|\n",
+            r.name
+        ));
+        let steady = r.steady();
+        if let Some(first) = &r.setup_first {
+            s.push_str(&format!(
+                "| first task with setup | 1 | {:.0} | {:.0} | {:.2}x |\n",
+                ms(first.wall),
+                ms(first.wall),
+                ms(first.wall) / steady
+            ));
+        }
+        let w = Report::walls(&r.setup);
+        s.push_str(&format!(
+            "| second and later tasks with setup | {} | {:.0} | {:.0} | {:.2}x |\n\
+             | task without setup | {} | {:.0} | {:.0} | 1.00x |\n",
+            w.len(),
+            median(&w),
+            percentile(&w, 90.0),
+            median(&w) / steady,
+            r.handoff.len(),
+            steady,
+            percentile(&Report::walls(&r.handoff), 90.0),
         ));
     }
 
     s.push_str("\n### Handoff phases (median ms, from the record's `phases_ms`)\n\n");
-    s.push_str(
-        "| repo | snapshot | workspace | container | finalize | rest of wall time |\n\
-         |---|---:|---:|---:|---:|---:|\n",
-    );
+    let phases: BTreeSet<&str> = reports
+        .iter()
+        .flat_map(|r| {
+            r.handoff
+                .iter()
+                .chain(&r.first)
+                .chain(&r.setup)
+                .chain(&r.setup_first)
+        })
+        .flat_map(|x| x.phases_ms.keys().map(String::as_str))
+        .collect();
+    // The usual order first, then any other phase the records name.
+    const USUAL: [&str; 4] = ["snapshot", "workspace", "container", "finalize"];
+    let mut order: Vec<&str> = USUAL.into_iter().filter(|p| phases.contains(p)).collect();
+    order.extend(phases.iter().filter(|p| !USUAL.contains(p)).copied());
+    s.push_str("| repo | runs |");
+    for p in &order {
+        s.push_str(&format!(" {p} |"));
+    }
+    s.push_str(" rest of wall time |\n|---|---|");
+    s.push_str(&"---:|".repeat(order.len() + 1));
+    s.push('\n');
     for r in reports {
-        let phase = |name: &str| -> f64 {
-            let v: Vec<f64> = r.handoff.iter().map(|x| x.phases_ms[name] as f64).collect();
-            median(&v)
-        };
-        // Process start, config, ticks, the agent's own run, log follower, removals.
-        let rest: Vec<f64> = r
-            .handoff
-            .iter()
-            .map(|x| ms(x.wall) - x.phases_ms.values().sum::<u64>() as f64)
-            .collect();
-        s.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |\n",
-            r.name,
-            phase("snapshot"),
-            phase("workspace"),
-            phase("container"),
-            phase("finalize"),
-            median(&rest)
-        ));
+        let series: [(&str, Vec<&HandoffRun>); 4] = [
+            ("steady", r.handoff.iter().collect()),
+            ("first on a commit", r.first.iter().collect()),
+            ("first with setup", r.setup_first.iter().collect()),
+            ("later with setup", r.setup.iter().collect()),
+        ];
+        for (label, runs) in series {
+            if runs.is_empty() {
+                continue;
+            }
+            s.push_str(&format!("| {} | {label} |", r.name));
+            for p in &order {
+                let v: Vec<f64> = runs
+                    .iter()
+                    .filter_map(|x| x.phases_ms.get(*p).map(|&v| v as f64))
+                    .collect();
+                if v.is_empty() {
+                    s.push_str(" – |");
+                } else {
+                    s.push_str(&format!(" {:.0} |", median(&v)));
+                }
+            }
+            // Process start, config, ticks, the agent's own run, log follower, removals.
+            let rest: Vec<f64> = runs
+                .iter()
+                .map(|x| ms(x.wall) - x.phases_ms.values().sum::<u64>() as f64)
+                .collect();
+            s.push_str(&format!(" {:.0} |\n", median(&rest)));
+        }
     }
 
     s.push_str("\n### Raw baseline parts (median ms)\n\n");

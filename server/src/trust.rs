@@ -42,12 +42,37 @@ impl TrustState {
     pub fn is_trusted(&self) -> bool {
         matches!(self, TrustState::NoConfig | TrustState::Trusted { .. })
     }
+
+    /// The hash of the configuration this state was decided on; `None` when there is
+    /// none.
+    pub fn sha256(&self) -> Option<&str> {
+        match self {
+            TrustState::NoConfig => None,
+            TrustState::Trusted { sha256 } | TrustState::Untrusted { sha256, .. } => Some(sha256),
+        }
+    }
 }
 
 /// The trust store: `trust.json` in the user's Handoff configuration folder.
+#[cfg(not(test))]
 pub fn store_path() -> Option<PathBuf> {
     crate::config::Config::user_path().map(|p| p.with_file_name("trust.json"))
 }
+
+/// In unit tests, a store of the test process's own, never the user's: tests that
+/// trust a repository as the user would (its key is its own temporary folder) must not
+/// write to the user's configuration.
+#[cfg(test)]
+pub fn store_path() -> Option<PathBuf> {
+    Some(std::env::temp_dir().join(format!(
+        "handoff-unit-tests-{}/trust.json",
+        std::process::id()
+    )))
+}
+
+/// Serializes this process's read-modify-write of the store, so that two trusts at
+/// once (two language server requests) both land.
+static STORE_WRITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn read_store(path: &Path) -> BTreeMap<String, Trusted> {
     std::fs::read(path)
@@ -160,12 +185,38 @@ pub fn state(workdir: &Path) -> std::io::Result<TrustState> {
 /// Records the user's trust in the repository's configuration as it is now. Returns
 /// the hash trusted; `None` when there is nothing to trust.
 pub fn trust(workdir: &Path) -> std::io::Result<Option<String>> {
+    Ok(match trust_if(workdir, None)? {
+        Recorded::Trusted(sha256) => Some(sha256),
+        Recorded::NoConfig | Recorded::Changed => None,
+    })
+}
+
+/// What [`trust_if`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Trusted the content with this hash.
+    Trusted(String),
+    /// The repository has no configuration of its own.
+    NoConfig,
+    /// The content is not the one expected (it changed since the user saw it): nothing
+    /// was recorded.
+    Changed,
+}
+
+/// Records the user's trust in the repository's configuration as it is now — when
+/// `expected` is given, only if that is still its hash, so that content that changed
+/// after the user was asked about it is never trusted unseen.
+pub fn trust_if(workdir: &Path, expected: Option<&str>) -> std::io::Result<Recorded> {
     let Some(sha256) = config_hash(workdir)? else {
-        return Ok(None);
+        return Ok(Recorded::NoConfig);
     };
+    if expected.is_some_and(|e| e != sha256) {
+        return Ok(Recorded::Changed);
+    }
     let path = store_path().ok_or_else(|| {
         std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set: nowhere to record trust")
     })?;
+    let _writing = STORE_WRITE.lock().unwrap_or_else(|e| e.into_inner());
     let mut store = read_store(&path);
     store.insert(
         key(workdir),
@@ -175,7 +226,7 @@ pub fn trust(workdir: &Path) -> std::io::Result<Option<String>> {
         },
     );
     write_store(&path, &store)?;
-    Ok(Some(sha256))
+    Ok(Recorded::Trusted(sha256))
 }
 
 /// Forgets the user's trust in the repository's configuration.
@@ -183,6 +234,7 @@ pub fn revoke(workdir: &Path) -> std::io::Result<bool> {
     let Some(path) = store_path() else {
         return Ok(false);
     };
+    let _writing = STORE_WRITE.lock().unwrap_or_else(|e| e.into_inner());
     let mut store = read_store(&path);
     let removed = store.remove(&key(workdir)).is_some();
     if removed {
@@ -209,6 +261,12 @@ const TEST_MARKER: &str = ".git/handoff-trusted-for-tests";
 #[cfg(test)]
 pub fn trust_for_tests(workdir: &Path) {
     std::fs::write(workdir.join(TEST_MARKER), b"").expect("a test repository");
+}
+
+/// Takes back [`trust_for_tests`].
+#[cfg(test)]
+pub fn untrust_for_tests(workdir: &Path) {
+    std::fs::remove_file(workdir.join(TEST_MARKER)).expect("a trusted test repository");
 }
 
 #[cfg(test)]

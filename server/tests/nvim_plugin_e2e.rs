@@ -33,8 +33,15 @@ const CHANGES: &str = "# Changes\n\n- First release.\n";
 
 /// What the agent does: prints its prompt (so the log shows it), makes two separate
 /// changes to greet.py and appends to CHANGES.md; asked again with review comments, it
-/// answers them by changing the farewell once more.
+/// answers them by changing the farewell once more; asked about "editor settings", it
+/// changes `.vscode/settings.json` (a file of tool settings) and writes TIPS.md.
 const AGENT: &str = r#"cat "$HANDOFF_PROMPT_FILE"
+if grep -q 'editor settings' "$HANDOFF_PROMPT_FILE"; then
+  mkdir -p .vscode
+  printf '{ "editor.formatOnSave": false }\n' > .vscode/settings.json
+  printf -- '- Save often.\n' > TIPS.md
+  exit 0
+fi
 if grep -q 'Review comments' "$HANDOFF_PROMPT_FILE"; then
   sed -i 's/return "goodbye, " + name/return "goodbye, " + name.title()/' greet.py
   exit 0
@@ -133,7 +140,16 @@ fn the_task_picker_lists_what_the_cli_lists_and_offers_log_diff_reply_cancel_and
         .iter()
         .map(|t| t["id"].as_u64().unwrap())
         .collect();
-    assert_eq!(ids, [1, 2]);
+    assert_eq!(ids, [1, 2, 4]);
+    // Task #4's "accept all" took TIPS.md into a buffer and left the tool settings to
+    // be read and accepted one by one: neither is on disk, and the branch has both.
+    assert!(!repo.path().join(".vscode").exists());
+    assert!(!repo.path().join("TIPS.md").exists());
+    let four = repo.task(4);
+    assert_eq!(
+        four["sensitive_files"],
+        serde_json::json!([".vscode/settings.json"])
+    );
     assert_eq!(
         repo.git(&["branch", "--list", "handoff/3-*"])
             .lines()
@@ -183,4 +199,16 @@ fn attempts_started_from_neovim_show_together_in_the_picker_and_keeping_one_remo
 #[test]
 fn checkhealth_handoff_reports_the_binary_docker_and_the_config_without_errors() {
     run_script("health_spec.lua");
+}
+
+#[test]
+fn a_changed_configuration_is_asked_about_with_vim_ui_select_and_once_trusted_its_profile_runs_with_its_env(
+) {
+    let repo = run_script("trust_spec.lua");
+    // The profile that came with the change ran, with the variable it passes.
+    let task = repo.task(1);
+    assert_eq!(task["agent"], "envcheck");
+    let branch = task["branch"].as_str().unwrap();
+    let passed = String::from_utf8(repo.show_bytes(branch, "PASSED.md")).unwrap();
+    assert_eq!(passed, "passed through once trusted\n");
 }

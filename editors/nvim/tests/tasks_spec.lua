@@ -171,4 +171,28 @@ wait(10000, "task #3 to leave the list", function()
 end)
 check(#require("handoff").tasks() == 2, "tasks left: %d", #require("handoff").tasks())
 
+-- 10. A task that changes tool settings (.vscode/settings.json) and writes TIPS.md:
+-- "Accept all changes" takes TIPS.md and holds the settings back, saying so; those are
+-- read and accepted one by one.
+vim.cmd("Handoff start Tune the editor settings")
+wait(30000, "task #4 to start", function() return #H.notes_with("Started task #4") == 1 end)
+H.wait_task(4, "done")
+local four = H.cli_json("show", "4", "--json")
+check(vim.deep_equal(four.sensitive_files, { ".vscode/settings.json" }), "sensitive files of #4: %s",
+  vim.inspect(four.sensitive_files))
+H.choose("#4 ")
+H.choose("Accept all changes")
+vim.cmd("Handoff tasks")
+wait(30000, "accept all of #4 to finish", function() return #H.notes_with("Task #4: accepted") == 1 end)
+local held = H.notes_with("task #4 changes tool settings in .vscode/settings.json")
+check(#held == 1 and held[1].level == vim.log.levels.WARN, "the held-back settings were not said: %s",
+  vim.inspect(H.notes))
+local four_summary = H.notes_with("Task #4: accepted")[1].msg
+check(four_summary:find("accepted 1 change in TIPS.md", 1, true), "accept all of #4: %s", four_summary)
+local tips = vim.fn.bufnr(H.repo .. "/TIPS.md")
+wait(10000, "TIPS.md to take the change", function()
+  return tips > 0 and vim.deep_equal(H.lines(tips), { "- Save often." })
+end)
+check(vim.fn.bufnr(H.repo .. "/.vscode/settings.json") == -1, "the settings file was loaded to be accepted")
+
 H.done("tasks")

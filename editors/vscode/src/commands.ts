@@ -27,6 +27,7 @@ import { ReviewThreads } from './reviewThreads';
 import { message, Server } from './server';
 import { TaskStore } from './store';
 import { TreeNode } from './tree';
+import { trustDialog, trustOutcome, TrustQuestion, TrustResult } from './trust';
 
 export interface CommandContext {
   server: Server;
@@ -101,7 +102,44 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
     c('handoff.ui.refresh', () => ctx.reloadTasks()),
     c('handoff.ui.restartServer', () => ctx.server.restart()),
+    c('handoff.ui.trust', async () => {
+      const target = await targetFolder();
+      if (!target) {
+        void vscode.window.showErrorMessage('Handoff: open a folder inside a git repository first; its configuration is what is trusted.');
+        return;
+      }
+      await trustRepository(ctx.server, target.repository);
+    }),
   ];
+}
+
+// --- trust --------------------------------------------------------------------------
+
+/**
+ * The server's question about a repository's untrusted configuration, asked like VS
+ * Code's Workspace Trust: a modal warning that lists the settings ignored until then.
+ * "Trust" runs `handoff.trust`; Cancel is "Not now" (asked again for other content).
+ */
+export async function askTrust(server: Server, question: TrustQuestion): Promise<void> {
+  const { message, detail } = trustDialog(question);
+  const pick = await vscode.window.showWarningMessage(message, { modal: true, detail }, 'Trust');
+  if (pick === 'Trust') {
+    await trustRepository(server, question.repository, question.sha256);
+  }
+}
+
+/**
+ * Trusts the repository's configuration as it is now — only the content with hash
+ * `sha256` when given (what the user was shown) — and says what applies now.
+ */
+async function trustRepository(server: Server, repository: string, sha256?: string): Promise<void> {
+  const result = await server.execute<TrustResult>('handoff.trust', {
+    uri: vscode.Uri.file(repository).toString(),
+    ...(sha256 ? { sha256 } : {}),
+  });
+  if (result) {
+    void vscode.window.showInformationMessage(trustOutcome(result));
+  }
 }
 
 // --- starting tasks ---------------------------------------------------------------

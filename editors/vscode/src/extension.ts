@@ -5,7 +5,7 @@
 
 import * as vscode from 'vscode';
 import { Middleware } from 'vscode-languageclient/node';
-import { askInstruction, CommandContext, registerCommands, relativeIn, review } from './commands';
+import { askInstruction, askTrust, CommandContext, registerCommands, relativeIn, review } from './commands';
 import { canonical, repositoryRoot } from './git';
 import { GitContent, openTaskDiff } from './gitContent';
 import { InlineDiff } from './inlineDiff';
@@ -106,6 +106,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     onTaskChanged: (params) => store.update(canonical(params.repository), params.task),
     onTaskRemoved: (params) => store.remove(canonical(params.repository), params.task),
     onReady: () => void reloadTasks(),
+    onTrustQuestion: (question) => server && void askTrust(server, question),
   });
 
   reviewThreads = new ReviewThreads(server, store, inlineDiff);

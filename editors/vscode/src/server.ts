@@ -10,16 +10,21 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
+  MessageActionItem,
   Middleware,
   ResponseError,
   RevealOutputChannelOn,
   ServerOptions,
+  ShowMessageRequest,
+  ShowMessageRequestParams,
+  MessageType,
   State,
 } from 'vscode-languageclient/node';
 import { shownByServer } from './errors';
 import { TaskRecord } from './model';
 import { RestartPolicy } from './restartPolicy';
 import { findServer, ServerLookup } from './serverPath';
+import { TrustQuestion, trustQuestion } from './trust';
 
 
 export interface TaskChangedParams {
@@ -38,6 +43,11 @@ export interface ServerHooks {
   onTaskRemoved(params: TaskRemovedParams): void;
   /** The client is running (first start or after a restart): reload what it knows. */
   onReady(): void;
+  /**
+   * The server asks whether to trust a repository's configuration: the extension asks
+   * the user its own way (the server has its answer, `null`, already).
+   */
+  onTrustQuestion(question: TrustQuestion): void;
   /** Lets the extension take over commands the server's code actions and lenses run. */
   middleware: Middleware;
 }
@@ -145,6 +155,15 @@ export class Server implements vscode.Disposable {
     const client = new LanguageClient('handoff', 'Handoff', serverOptions, clientOptions);
     client.onNotification('handoff/taskChanged', (params: TaskChangedParams) => this.hooks.onTaskChanged(params));
     client.onNotification('handoff/taskRemoved', (params: TaskRemovedParams) => this.hooks.onTaskRemoved(params));
+    // Replaces the client's own handler (registered before it, at the connection's start).
+    client.onRequest(ShowMessageRequest.type, async (params): Promise<MessageActionItem | null> => {
+      const question = trustQuestion(params);
+      if (question) {
+        this.hooks.onTrustQuestion(question);
+        return null;
+      }
+      return showMessageRequest(params);
+    });
     client.onDidChangeState((e) => {
       if (e.newState !== State.Starting) {
         this.stateChanged.fire(e.newState === State.Running);
@@ -251,6 +270,17 @@ export class Server implements vscode.Disposable {
     void this.stop();
     this.stateChanged.dispose();
   }
+}
+
+/** Any other question of the server, as vscode-languageclient shows it. */
+async function showMessageRequest(params: ShowMessageRequestParams): Promise<MessageActionItem | null> {
+  const show =
+    params.type === MessageType.Error
+      ? vscode.window.showErrorMessage
+      : params.type === MessageType.Warning
+        ? vscode.window.showWarningMessage
+        : vscode.window.showInformationMessage;
+  return (await show<MessageActionItem>(params.message, ...(params.actions ?? []))) ?? null;
 }
 
 function isExecutable(p: string): boolean {

@@ -398,17 +398,23 @@ It starts with the next handoff command once this is fixed."
         }
         Command::List { json } => {
             refresh(&engine).await;
-            let (tasks, damaged) = engine.store().scan()?;
             // A damaged record keeps no other task from the list, but is not hidden.
-            for (id, why) in damaged {
-                eprintln!(
-                    "handoff: warning: task #{id} is left out: {}",
-                    terminal::escape(&format!("{:#}", anyhow::Error::new(why)))
-                );
-            }
+            let warn = |damaged: Vec<(TaskId, crate::engine::store::StoreError)>| {
+                for (id, why) in damaged {
+                    eprintln!(
+                        "handoff: warning: task #{id} is left out: {}",
+                        terminal::escape(&format!("{:#}", anyhow::Error::new(why)))
+                    );
+                }
+            };
             if json {
+                let (tasks, damaged) = engine.store().scan()?;
+                warn(damaged);
                 writeln!(out, "{}", serde_json::to_string_pretty(&tasks)?)?;
             } else {
+                // The table needs a few fields of each task: the task index has them.
+                let (tasks, damaged) = engine.store().summaries()?;
+                warn(damaged);
                 write!(out, "{}", render::table(&tasks))?;
             }
             Ok(ExitCode::SUCCESS)

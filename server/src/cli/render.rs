@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use super::terminal::escape as esc;
+use crate::engine::index::TaskSummary;
 use crate::engine::task::{CheckRun, Task, TaskId};
 
 fn elapsed(task: &Task) -> String {
@@ -244,7 +245,7 @@ pub fn group(group: crate::engine::task::TaskId, tasks: &[Task]) -> String {
     s
 }
 
-pub fn table(tasks: &[Task]) -> String {
+pub fn table(tasks: &[TaskSummary]) -> String {
     if tasks.is_empty() {
         return "No tasks yet. Start one with `handoff run \"what to do\"`.\n".into();
     }
@@ -264,13 +265,9 @@ pub fn table(tasks: &[Task]) -> String {
             t.id,
             t.state.as_str(),
             esc(&t.agent),
-            elapsed(t),
+            t.elapsed_text().unwrap_or_else(|| "-".into()),
             esc(&t.branch),
-            if t.sensitive_files.is_empty() {
-                ""
-            } else {
-                "⚠ "
-            },
+            if t.sensitive { "⚠ " } else { "" },
             t.group.map(|g| format!("[g{g}] ")).unwrap_or_default(),
             esc(&t.title)
         );

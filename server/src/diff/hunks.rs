@@ -56,6 +56,15 @@ impl Hunk {
         self.base_lines.is_empty()
     }
 
+    /// Whether the hunk makes the whole file out of an empty one (the task created
+    /// the file): nothing removed, nothing around it.
+    pub fn creates_file(&self) -> bool {
+        self.base_start == 0
+            && self.base_lines.is_empty()
+            && self.context_before.is_empty()
+            && self.context_after.is_empty()
+    }
+
     pub fn is_deletion(&self) -> bool {
         self.new_lines.is_empty()
     }

@@ -235,6 +235,45 @@ mod tests {
     }
 
     #[test]
+    fn a_created_file_goes_into_an_empty_buffer_and_into_the_lone_line_of_vims_empty_buffer() {
+        let hunks = compute_hunks("", "x\ny\n");
+        assert_eq!(hunks.len(), 1);
+        // Vim and Neovim cannot hold an empty buffer: a new file is one empty line,
+        // sent as a line ending. That line is the empty file, not the user's edit.
+        for (current, standing) in [
+            ("", "pending 0..0"),
+            ("\n", "pending 0..1"),
+            ("\r\n", "pending 0..1"),
+        ] {
+            assert_eq!(
+                render(&standings([(&hunks[0], false)], current)[0]),
+                standing,
+                "{current:?}"
+            );
+            let plan = plan_accept(&hunks, Choice::All, current).unwrap();
+            assert_eq!(plan.accepted, vec![0], "{current:?}");
+            let mut text = current.to_string();
+            for e in &plan.edits {
+                text = apply_edit(&text, e);
+            }
+            assert_eq!(text, "x\ny\n", "{current:?}");
+        }
+        assert_eq!(
+            render(&standings([(&hunks[0], false)], "x\ny\n")[0]),
+            "applied 0..2"
+        );
+        // Anything else in the buffer is the user's.
+        assert_eq!(
+            render(&standings([(&hunks[0], false)], "mine\n")[0]),
+            "conflict"
+        );
+        assert_eq!(
+            render(&standings([(&hunks[0], false)], "\n\n")[0]),
+            "conflict"
+        );
+    }
+
+    #[test]
     fn plans() {
         let hunks = compute_hunks(BASE, RESULT);
         // (case, pending hunks, choice, current text, text after the edits, accepted, conflicts)

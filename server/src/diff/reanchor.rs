@@ -70,6 +70,12 @@ fn anchor_in(hunk: &Hunk, text: &SplitText<'_>) -> Anchor {
 /// The range of `lines` holding exactly the hunk's base lines.
 pub(super) fn locate(hunk: &Hunk, text: &SplitText<'_>) -> Result<Range<usize>, Conflict> {
     let lines = text.lines.as_slice();
+    // A file the task created, in an editor that cannot hold an empty buffer: Vim and
+    // Neovim show a new file as one empty line and send it as a line ending. That line
+    // is the empty file; the hunk replaces it.
+    if hunk.creates_file() && matches!(lines, ["\n" | "\r\n"]) {
+        return Ok(0..1);
+    }
     let len = hunk.base_lines.len();
     let Some(last_start) = lines.len().checked_sub(len) else {
         return Err(not_found(hunk));

@@ -12,6 +12,7 @@ mod environments;
 pub mod envs;
 pub mod fault;
 mod finalize;
+pub mod index;
 mod pull;
 pub mod redact;
 mod release;

@@ -88,7 +88,7 @@ impl<S: Sandbox> Engine<S> {
     /// ended turns left when their front-end died before it could. Call with the lock.
     async fn claim_ended(&self) -> Result<Vec<Job>, EngineError> {
         let mut jobs = Vec::new();
-        for task in self.store.list()? {
+        for task in self.store.unsettled()? {
             if task.state.is_active() {
                 if let Some(job) = self.reconcile_one(task).await? {
                     jobs.push(job);
@@ -103,7 +103,7 @@ impl<S: Sandbox> Engine<S> {
     /// Claims queued tasks while fewer than `max_parallel` are active. Call with the
     /// lock.
     fn claim_queued(&self) -> Result<Vec<Job>, EngineError> {
-        let tasks = self.store.list()?;
+        let tasks = self.store.unfinished()?;
         let active = tasks.iter().filter(|t| t.state.is_active()).count();
         let free = self.config.max_parallel.saturating_sub(active);
         let mut jobs = Vec::new();

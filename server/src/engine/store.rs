@@ -15,14 +15,19 @@
 //! handoff/bases/<commit>-u<uid> shared base checkouts, the workspaces' lowest layer
 //! handoff/tasks/<id>/log.<n>   the output of ended turn n (1-based) once a
 //!                              follow-up started; `log` is the current turn's
+//! handoff/task-index           a summary of every record, so that lists and the
+//!                              scheduler need not read them all (see `index`)
 //! ```
 //! Every record write is write-to-temp, fsync, rename, so a reader never sees half a
 //! record and a crash leaves either the old or the new one.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use super::index::{self, Entry, Index, Stamp, TaskSummary};
 use super::task::{Task, TaskId};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +85,14 @@ fn replace(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// The task index as this process last read it, with its file's stamp.
+    index_memo: Memo<Arc<Index>>,
+    /// The task ids as this process last listed them, with the stamp of `tasks/`.
+    ids_memo: Memo<Vec<TaskId>>,
 }
+
+/// What this process last read of a file or folder, with the stamp it had then.
+type Memo<T> = Arc<Mutex<Option<(Stamp, T)>>>;
 
 /// Held while a front-end reconciles, schedules or finalizes. Dropping it (or the
 /// process dying, even by `kill -9`) releases it.
@@ -94,7 +106,11 @@ impl Store {
         let root = git_dir.join("handoff");
         let tasks = root.join("tasks");
         fs::create_dir_all(&tasks).map_err(io_err("create", &tasks))?;
-        Ok(Store { root })
+        Ok(Store {
+            root,
+            index_memo: Default::default(),
+            ids_memo: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -166,6 +182,18 @@ impl Store {
         Ok(StoreLock { _file: file })
     }
 
+    /// The repository's handoff lock if no one holds it now (in this process too).
+    fn try_lock(&self) -> Option<StoreLock> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("lock"))
+            .ok()?;
+        file.try_lock().ok()?;
+        Some(StoreLock { _file: file })
+    }
+
     /// Reserves the next task number. Call with the lock held.
     pub fn allocate_id(&self, _lock: &StoreLock) -> Result<TaskId, StoreError> {
         let path = self.root.join("next-id");
@@ -183,6 +211,10 @@ impl Store {
         Ok(TaskId(id))
     }
 
+    /// Replaces the task's record. Call with the lock held (every front-end does), so
+    /// that the task index is kept in step: the task is marked in it first (a crash
+    /// before the record is written leaves it to be read, never stale), then the new
+    /// entry is added.
     pub fn save(&self, task: &Task) -> Result<(), StoreError> {
         let dir = self.task_dir(task.id);
         fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
@@ -191,7 +223,226 @@ impl Store {
             source,
         })?;
         bytes.push(b'\n');
-        write_atomic(&self.record_path(task.id), &bytes)
+        let path = self.record_path(task.id);
+        self.index_append(&index::marked_line(task.id));
+        write_atomic(&path, &bytes)?;
+        // Without its stamp the mark stays, and readers read the record.
+        if let Ok(meta) = fs::symlink_metadata(&path) {
+            self.index_append(&index::entry_line(&Entry(
+                Stamp::of(&meta),
+                TaskSummary::of(task),
+            )));
+        }
+        if index::wants_rebuild(&self.index_path()) {
+            self.rebuild_index(HashMap::new());
+        }
+        Ok(())
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join(index::FILE)
+    }
+
+    /// Appends to the index; if that fails, removes the index (the next listing
+    /// rebuilds it), since one that missed a change must not be read.
+    fn index_append(&self, lines: &str) {
+        let path = self.index_path();
+        if let Err(e) = index::append(&path, lines) {
+            tracing::warn!(error = %e, path = %path.display(), "cannot update the task index; it will be rebuilt");
+            let _ = fs::remove_file(&path);
+        }
+    }
+
+    /// The index, from this process's last reading while its file has not changed.
+    fn index(&self) -> Option<Arc<Index>> {
+        let path = self.index_path();
+        let meta = fs::metadata(&path).ok()?;
+        let stamp = Stamp::of(&meta);
+        let mut memo = self.index_memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, index)) = memo.as_ref() {
+            if *s == stamp {
+                return Some(index.clone());
+            }
+        }
+        let now = std::time::SystemTime::now();
+        // Read after the stamp: the content is at least as new as the stamp says.
+        let index = Arc::new(index::read(&path)?);
+        if index::settled(&meta, now) {
+            *memo = Some((stamp, index.clone()));
+        }
+        Some(index)
+    }
+
+    /// The record of `id` with the stamp of the very file read.
+    fn read_record(&self, id: TaskId) -> Result<(Stamp, Task), StoreError> {
+        let path = self.record_path(id);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound(id)),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let meta = file.metadata().map_err(io_err("read", &path))?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+        file.read_to_end(&mut bytes)
+            .map_err(io_err("read", &path))?;
+        let task = serde_json::from_slice(&bytes)
+            .map_err(|source| StoreError::Corrupt { path, source })?;
+        Ok((Stamp::of(&meta), task))
+    }
+
+    /// Rewrites the index from the records: a known entry (from the index, or
+    /// `fresh` from a reading just made) is kept while its stamp is still its
+    /// record's; the other records are read. Call with the lock held.
+    fn rebuild_index(&self, mut fresh: HashMap<TaskId, Entry>) {
+        let Ok(ids) = self.ids() else { return };
+        let Some(records) = RecordStamps::open(&self.root.join("tasks")) else {
+            return;
+        };
+        let known = self.index();
+        let mut entries = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(now) = records.stamp(id) else {
+                continue;
+            };
+            let cached = fresh.remove(&id).filter(|e| e.0 == now).or_else(|| {
+                let e = known.as_ref()?.entries.get(&id)?.as_ref()?;
+                (e.0 == now).then(|| e.clone())
+            });
+            match cached {
+                Some(e) => entries.push(e),
+                None => {
+                    if let Ok((stamp, task)) = self.read_record(id) {
+                        entries.push(Entry(stamp, TaskSummary::of(&task)));
+                    }
+                }
+            }
+        }
+        if let Err(e) = write_atomic_unsynced(&self.index_path(), &index::render(&entries)) {
+            tracing::warn!(error = %e, "cannot write the task index");
+        }
+    }
+
+    /// Every readable task as lists show it, ascending by id: from the index where
+    /// its entry's stamp is still the record's, else from the record (and the index
+    /// is healed when the lock is free). Like [`Store::scan`], also the records that
+    /// cannot be read, with why.
+    #[allow(clippy::type_complexity)]
+    pub fn summaries(&self) -> Result<(Vec<TaskSummary>, Vec<(TaskId, StoreError)>), StoreError> {
+        let ids = self.ids()?;
+        let index = self.index();
+        let stamps = match (&index, RecordStamps::open(&self.root.join("tasks"))) {
+            (Some(_), Some(records)) => records.stamps(&ids),
+            _ => vec![None; ids.len()],
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        let mut damaged = Vec::new();
+        let mut fresh = HashMap::new();
+        for (id, now) in ids.into_iter().zip(stamps) {
+            let cached = index
+                .as_ref()
+                .and_then(|i| i.entries.get(&id))
+                .and_then(Option::as_ref);
+            if let Some(Entry(stamp, summary)) = cached {
+                match now {
+                    Some(now) if now == *stamp => {
+                        out.push(summary.clone());
+                        continue;
+                    }
+                    // A folder without a record: a task being created.
+                    None => continue,
+                    Some(_) => {}
+                }
+            }
+            match self.read_record(id) {
+                Ok((stamp, task)) => {
+                    let summary = TaskSummary::of(&task);
+                    out.push(summary.clone());
+                    fresh.insert(id, Entry(stamp, summary));
+                }
+                // A folder without a record: a task being created.
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => damaged.push((id, e)),
+            }
+        }
+        if !fresh.is_empty() || index.is_none() {
+            self.heal_index(index.as_deref(), fresh);
+        }
+        Ok((out, damaged))
+    }
+
+    /// Brings entries read from records into the index, if the lock can be had now:
+    /// appended when they are few, the index rewritten when they are many or there
+    /// is none. Each is checked again under the lock: a record replaced since it was
+    /// read is left for the next reading.
+    fn heal_index(&self, index: Option<&Index>, fresh: HashMap<TaskId, Entry>) {
+        let Some(_lock) = self.try_lock() else { return };
+        let many = match index {
+            Some(i) => fresh.len() * 8 > i.entries.len().max(64),
+            None => true,
+        };
+        if many {
+            return self.rebuild_index(fresh);
+        }
+        let Some(records) = RecordStamps::open(&self.root.join("tasks")) else {
+            return;
+        };
+        let mut fresh: Vec<Entry> = fresh.into_values().collect();
+        fresh.sort_by_key(|e| e.1.id);
+        let lines: String = fresh
+            .iter()
+            .filter(|e| records.stamp(e.1.id) == Some(e.0))
+            .map(index::entry_line)
+            .collect();
+        if !lines.is_empty() {
+            self.index_append(&lines);
+        }
+    }
+
+    /// The records of the tasks that have not ended (queued, starting, running,
+    /// finalizing), ascending by id: what the scheduler starts from.
+    pub fn unfinished(&self) -> Result<Vec<Task>, StoreError> {
+        self.scheduled(false)
+    }
+
+    /// [`Store::unfinished`], and the ended tasks that still hold a turn's scratch
+    /// folder (their front-end died before releasing the turn): what the scheduler
+    /// settles.
+    pub fn unsettled(&self) -> Result<Vec<Task>, StoreError> {
+        self.scheduled(true)
+    }
+
+    /// The index says which tasks have ended, while its entry's stamp is still the
+    /// record's; every other record (unended, marked, replaced since, or not in the
+    /// index) is read, so a record replaced by something that does not keep the index
+    /// (an older Handoff, a hand edit) is seen at once. With `unreleased`, an ended
+    /// task's folder is also looked at for a scratch folder.
+    fn scheduled(&self, unreleased: bool) -> Result<Vec<Task>, StoreError> {
+        let ids = self.ids()?;
+        let index = self.index();
+        let records = RecordStamps::open(&self.root.join("tasks"));
+        let stamps = match (&index, &records) {
+            (Some(_), Some(records)) => records.stamps(&ids),
+            _ => vec![None; ids.len()],
+        };
+        let left = |id: TaskId| unreleased && self.has_scratch(id);
+        let mut out = Vec::new();
+        for (id, now) in ids.into_iter().zip(stamps) {
+            let ended = index
+                .as_ref()
+                .and_then(|i| i.entries.get(&id))
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.1.state.is_terminal() && Some(e.0) == now);
+            if ended && !left(id) {
+                continue;
+            }
+            match self.load(id) {
+                Ok(t) if !t.state.is_terminal() || left(id) => out.push(t),
+                // Ended (and released), being created, or damaged (which `list` skips
+                // too).
+                _ => {}
+            }
+        }
+        Ok(out)
     }
 
     pub fn load(&self, id: TaskId) -> Result<Task, StoreError> {
@@ -204,9 +455,19 @@ impl Store {
         serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
     }
 
-    /// Ids of all tasks with a folder, ascending.
+    /// Ids of all tasks with a folder, ascending. Listed again only when `tasks/`
+    /// has changed since this process last listed it.
     pub fn ids(&self) -> Result<Vec<TaskId>, StoreError> {
         let dir = self.root.join("tasks");
+        let meta = fs::metadata(&dir).map_err(io_err("list", &dir))?;
+        let stamp = Stamp::of(&meta);
+        let mut memo = self.ids_memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, ids)) = memo.as_ref() {
+            if *s == stamp {
+                return Ok(ids.clone());
+            }
+        }
+        let now = std::time::SystemTime::now();
         let mut ids: Vec<TaskId> = fs::read_dir(&dir)
             .map_err(io_err("list", &dir))?
             .filter_map(|e| e.ok())
@@ -214,6 +475,9 @@ impl Store {
             .map(TaskId)
             .collect();
         ids.sort();
+        if index::settled(&meta, now) {
+            *memo = Some((stamp, ids.clone()));
+        }
         Ok(ids)
     }
 
@@ -333,6 +597,63 @@ impl Store {
     }
 }
 
+/// Stamps of record files, by task, through one open handle on `tasks/` (a lookup
+/// of two path components each, not of the whole path).
+struct RecordStamps {
+    dir: rustix::fd::OwnedFd,
+}
+
+impl RecordStamps {
+    fn open(tasks: &Path) -> Option<RecordStamps> {
+        use rustix::fs::{Mode, OFlags};
+        let dir = rustix::fs::open(
+            tasks,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        Some(RecordStamps { dir })
+    }
+
+    /// The stamp of task `id`'s record; `None` if it has none.
+    fn stamp(&self, id: TaskId) -> Option<Stamp> {
+        let st = rustix::fs::statat(
+            &self.dir,
+            format!("{id}/task.json"),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .ok()?;
+        Some(Stamp::of_stat(&st))
+    }
+
+    /// The stamps of the records of `ids`, in order; on several threads when there
+    /// are thousands (each is a system call, and they add up).
+    fn stamps(&self, ids: &[TaskId]) -> Vec<Option<Stamp>> {
+        const PER_THREAD: usize = 2048;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(4)
+            .min(ids.len().div_ceil(PER_THREAD));
+        if threads <= 1 {
+            return ids.iter().map(|&id| self.stamp(id)).collect();
+        }
+        let chunk = ids.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = ids
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || part.iter().map(|&id| self.stamp(id)).collect::<Vec<_>>())
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().unwrap_or_default())
+                .collect()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +740,137 @@ mod tests {
         t
     }
 
+    fn states(summaries: &[TaskSummary]) -> Vec<(u64, TaskState)> {
+        summaries.iter().map(|s| (s.id.0, s.state)).collect()
+    }
+
+    fn listed(store: &Store) -> Vec<TaskSummary> {
+        let (summaries, damaged) = store.summaries().unwrap();
+        assert!(damaged.is_empty(), "{damaged:?}");
+        summaries
+    }
+
+    fn unfinished(store: &Store) -> Vec<u64> {
+        store.unfinished().unwrap().iter().map(|t| t.id.0).collect()
+    }
+
+    fn ended(id: u64) -> Task {
+        let mut t = task(id);
+        t.state = TaskState::Done;
+        t
+    }
+
+    /// Replaces a record the way a Handoff that does not know the index would.
+    fn write_behind_the_index(store: &Store, t: &Task) {
+        let bytes = serde_json::to_vec_pretty(t).unwrap();
+        write_atomic(&store.record_path(t.id), &bytes).unwrap();
+    }
+
+    #[test]
+    fn saves_keep_the_index_in_step_with_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in 1..=3 {
+            store.save(&ended(id)).unwrap();
+        }
+        store.save(&task(2)).unwrap();
+        let index = index::read(&store.index_path()).unwrap();
+        assert_eq!(index.entries.len(), 3);
+        let want = vec![
+            (1, TaskState::Done),
+            (2, TaskState::Queued),
+            (3, TaskState::Done),
+        ];
+        assert_eq!(states(&listed(&store)), want);
+        let full: Vec<TaskSummary> = store.list().unwrap().iter().map(TaskSummary::of).collect();
+        assert_eq!(listed(&store), full);
+        assert_eq!(unfinished(&store), [2]);
+    }
+
+    #[test]
+    fn a_record_replaced_behind_the_index_is_listed_as_it_is_and_the_index_healed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in 1..=3 {
+            store.save(&ended(id)).unwrap();
+        }
+        let mut replied = task(2);
+        replied.title = "replied to by an older handoff".into();
+        write_behind_the_index(&store, &replied);
+        // The scheduler sees it at once, before any listing healed the index.
+        assert_eq!(unfinished(&store), [2]);
+        let listed = listed(&store);
+        assert_eq!(listed[1].state, TaskState::Queued);
+        assert_eq!(listed[1].title, "replied to by an older handoff");
+        // Healed: the index now says so too, and the scheduler sees the task.
+        let index = index::read(&store.index_path()).unwrap();
+        assert_eq!(
+            index.entries[&TaskId(2)].as_ref().unwrap().1.state,
+            TaskState::Queued
+        );
+        assert_eq!(unfinished(&store), [2]);
+    }
+
+    #[test]
+    fn a_task_marked_but_never_saved_is_read_from_its_record() {
+        // A crash between the mark and the new entry: the index must not be believed.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.save(&ended(1)).unwrap();
+        index::append(&store.index_path(), &index::marked_line(TaskId(1))).unwrap();
+        write_behind_the_index(&store, &task(1));
+        assert_eq!(unfinished(&store), [1]);
+        assert_eq!(states(&listed(&store)), [(1, TaskState::Queued)]);
+    }
+
+    #[test]
+    fn the_folders_say_which_tasks_exist_whatever_the_index_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in 1..=3 {
+            store.save(&ended(id)).unwrap();
+        }
+        // Removed: gone from lists at once.
+        store.detach(TaskId(2)).unwrap();
+        // Made by something that does not know the index: listed, and scheduled.
+        fs::create_dir_all(store.task_dir(TaskId(4))).unwrap();
+        write_behind_the_index(&store, &task(4));
+        // Being created (a folder, no record yet): not listed.
+        fs::create_dir_all(store.task_dir(TaskId(5))).unwrap();
+        assert_eq!(
+            states(&listed(&store)),
+            [
+                (1, TaskState::Done),
+                (3, TaskState::Done),
+                (4, TaskState::Queued)
+            ]
+        );
+        assert_eq!(unfinished(&store), [4]);
+    }
+
+    #[test]
+    fn without_a_trusted_index_everything_is_read_and_the_next_save_rebuilds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in 1..=3 {
+            store.save(&ended(id)).unwrap();
+        }
+        // An index from another boot (appends there were never synced).
+        let path = store.index_path();
+        let text = fs::read_to_string(&path).unwrap();
+        let boot = crate::engine::claim::boot_id();
+        fs::write(&path, text.replace(&boot, "another-boot")).unwrap();
+        write_behind_the_index(&store, &task(3));
+        assert_eq!(unfinished(&store), [3]);
+        store.save(&ended(1)).unwrap();
+        let index = index::read(&path).expect("rebuilt for this boot");
+        assert_eq!(index.entries.len(), 3);
+        assert_eq!(
+            index.entries[&TaskId(3)].as_ref().unwrap().1.state,
+            TaskState::Queued
+        );
+    }
+
     #[test]
     fn discarded_scratch_goes_to_the_trash_keeping_the_upper_folder_when_asked() {
         let dir = tempfile::tempdir().unwrap();
@@ -448,6 +900,44 @@ mod tests {
         assert!(!store.has_agent_writes(id));
         store.empty_trash();
         assert_eq!(fs::read_dir(store.root().join("trash")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_ended_task_whose_turn_was_never_released_is_still_scheduled() {
+        // Its front-end died between saving the outcome and releasing the turn: the
+        // next tick must see it to release it.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in 1..=3 {
+            store.save(&ended(id)).unwrap();
+        }
+        fs::create_dir_all(store.work_path(TaskId(2))).unwrap();
+        let unsettled = |store: &Store| -> Vec<u64> {
+            store.unsettled().unwrap().iter().map(|t| t.id.0).collect()
+        };
+        assert_eq!(unsettled(&store), [2]);
+        assert!(unfinished(&store).is_empty(), "nothing to start");
+        fs::remove_dir(store.work_path(TaskId(2))).unwrap();
+        assert!(unsettled(&store).is_empty());
+    }
+
+    #[test]
+    fn a_record_damaged_in_place_is_named_by_the_list_whatever_the_index_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for id in 1..=3 {
+            store.save(&ended(id)).unwrap();
+        }
+        // Written over in place (same inode), as a disk that lied would leave it.
+        fs::write(store.record_path(TaskId(2)), "{not json").unwrap();
+        let (summaries, damaged) = store.summaries().unwrap();
+        assert_eq!(
+            states(&summaries),
+            [(1, TaskState::Done), (3, TaskState::Done)]
+        );
+        let damaged: Vec<u64> = damaged.iter().map(|(id, _)| id.0).collect();
+        assert_eq!(damaged, [2]);
+        assert!(unfinished(&store).is_empty());
     }
 
     #[test]

@@ -409,13 +409,16 @@ impl Task {
 
     /// The running time as people read it: `42s`, `1m32s`; `None` before it started.
     pub fn elapsed_text(&self) -> Option<String> {
-        self.elapsed_secs().map(|s| {
-            if s >= 60 {
-                format!("{}m{:02}s", s / 60, s % 60)
-            } else {
-                format!("{s}s")
-            }
-        })
+        self.elapsed_secs().map(running_time)
+    }
+}
+
+/// A running time of `secs` seconds as people read it: `42s`, `1m32s`.
+pub fn running_time(secs: i64) -> String {
+    if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{secs}s")
     }
 }
 

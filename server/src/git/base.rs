@@ -186,15 +186,33 @@ pub fn write_history_pack(
         walk.hide(h)?;
     }
     let mut packed = std::collections::HashSet::new();
-    let mut builder = user.packbuilder()?;
-    builder.set_threads(0);
+    let mut truncated = false;
     for oid in walk {
         let oid = oid?;
         if packed.len() >= HISTORY_DEPTH {
+            truncated = true;
             break;
         }
-        builder.insert_commit(oid)?;
         packed.insert(oid);
+    }
+    let mut builder = user.packbuilder()?;
+    builder.set_threads(0);
+    match hide {
+        // Every commit between the two is packed: only the objects `h` lacks, as git's
+        // own `pack-objects` does. libgit2 reads `h`'s trees to know which (never its
+        // blobs), where inserting each commit would pack its whole tree again: for a
+        // start layer on a 50 000-file base, seconds for a one-file change.
+        Some(h) if !truncated => {
+            let mut walk = user.revwalk()?;
+            walk.push(tip)?;
+            walk.hide(h)?;
+            builder.insert_walk(&mut walk)?;
+        }
+        _ => {
+            for oid in &packed {
+                builder.insert_commit(*oid)?;
+            }
+        }
     }
     let mut shallow = Vec::new();
     for oid in &packed {

@@ -19,10 +19,7 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use git2::{
-    DiffFormat, DiffOptions, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Signature,
-    Tree,
-};
+use git2::{DiffFormat, DiffOptions, Index, ObjectType, Oid, Repository, Signature, Tree};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::GitError;
@@ -318,20 +315,7 @@ fn content_of(
 }
 
 fn add(index: &mut Index, rel: &[u8], id: Oid, mode: u32) -> Result<(), GitError> {
-    index.add(&IndexEntry {
-        ctime: IndexTime::new(0, 0),
-        mtime: IndexTime::new(0, 0),
-        dev: 0,
-        ino: 0,
-        mode,
-        uid: 0,
-        gid: 0,
-        file_size: 0,
-        id,
-        flags: 0,
-        flags_extended: 0,
-        path: rel.to_vec(),
-    })?;
+    index.add(&super::content_entry(rel, id, mode, 0))?;
     Ok(())
 }
 

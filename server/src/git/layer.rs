@@ -468,5 +468,17 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(packs.len(), 2, "one pack and its index");
+        // It holds what the base lacks, not the snapshot's whole tree again.
+        let odb = git2::Odb::new().unwrap();
+        odb.add_disk_alternate(layer.join(".git/objects").to_str().unwrap())
+            .unwrap();
+        let blob = |path: &str| {
+            user.revparse_single(&format!("{start}:{path}"))
+                .unwrap()
+                .id()
+        };
+        assert!(odb.exists(start));
+        assert!(odb.exists(blob("changed.txt")));
+        assert!(!odb.exists(blob("same.txt")), "the base's pack has it");
     }
 }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use git2::{Index, IndexEntry, IndexTime, Oid, Repository, Signature, Status, StatusOptions};
+use git2::{Index, Oid, Repository, Signature, Status, StatusOptions};
 
 use super::GitError;
 
@@ -121,20 +121,7 @@ fn stage_from_workdir(
         // track either as a file, so neither does the snapshot.
         return Ok(());
     };
-    let entry = IndexEntry {
-        ctime: IndexTime::new(0, 0),
-        mtime: IndexTime::new(0, 0),
-        dev: 0,
-        ino: 0,
-        mode,
-        uid: 0,
-        gid: 0,
-        file_size: meta.len() as u32,
-        id,
-        flags: 0,
-        flags_extended: 0,
-        path: path.to_vec(),
-    };
+    let entry = super::content_entry(path, id, mode, meta.len() as u32);
     index.add(&entry)?;
     Ok(())
 }

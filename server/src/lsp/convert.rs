@@ -470,6 +470,19 @@ pub mod to_proto {
             .collect()
     }
 
+    /// The actions of the trust question: "Trust", carrying what the question is
+    /// about, and "Not now".
+    pub fn trust_question_actions(question: &ext::TrustQuestion) -> Vec<lsp::MessageActionItem> {
+        let mut actions = message_actions(&["Trust", "Not now"]);
+        if let Ok(Value::Object(fields)) = serde_json::to_value(question) {
+            actions[0].properties = fields
+                .into_iter()
+                .map(|(k, v)| (k, lsp::MessageActionItemProperty::Object(v)))
+                .collect();
+        }
+        actions
+    }
+
     pub fn show_document(uri: Uri) -> lsp::ShowDocumentParams {
         lsp::ShowDocumentParams {
             uri,

@@ -192,13 +192,15 @@ impl Editor {
     /// Asks the user to pick one of `choices`; waits as long as the user takes, so
     /// call it from a background task, never from a request handler.
     pub async fn ask(&self, message: &str, choices: &[&str]) -> Option<String> {
+        self.ask_with(message, convert::to_proto::message_actions(choices))
+            .await
+    }
+
+    /// [`Editor::ask`] with actions that may carry more than their title.
+    pub async fn ask_with(&self, message: &str, actions: Vec<MessageActionItem>) -> Option<String> {
         let picked = self
             .client
-            .show_message_request(
-                MessageType::INFO,
-                message,
-                Some(convert::to_proto::message_actions(choices)),
-            )
+            .show_message_request(MessageType::INFO, message, Some(actions))
             .await
             .ok()??;
         Some(picked.title)

@@ -92,6 +92,11 @@ pub struct CommentResult {
 pub struct TrustArgs {
     /// A file of the repository; the first workspace folder's when absent.
     pub uri: Option<Uri>,
+    /// The content to trust ([`TrustQuestion::sha256`]): when given, the configuration
+    /// is trusted only if it still has this hash; else the command fails with
+    /// `staleDocument` and the user is asked about the new content.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// The result of `handoff.trust`.
@@ -104,6 +109,22 @@ pub struct TrustResult {
     pub trusted: bool,
     /// The settings that were ignored until now and apply from now on.
     pub applied: Vec<String>,
+}
+
+/// What the question about a repository's untrusted configuration is about. The
+/// server asks it with `window/showMessageRequest` (actions "Trust" and "Not now");
+/// the "Trust" action carries these fields beside its `title`, so that a client can
+/// ask the user in its own way, answer `null`, and run `handoff.trust` itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustQuestion {
+    /// The repository's working tree.
+    pub repository: String,
+    /// The settings of its configuration that are ignored until it is trusted.
+    pub ignored: Vec<String>,
+    /// The SHA-256 of the configuration content asked about (as `handoff trust`
+    /// records it), for `handoff.trust`'s `sha256`.
+    pub sha256: String,
 }
 
 /// Instructions a plain client can pick for a selection (`window/showMessageRequest`)

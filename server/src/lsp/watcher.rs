@@ -24,7 +24,15 @@ pub async fn run<S: Sandbox>(server: Arc<Server<S>>) {
     loop {
         interval.tick().await;
         let mut any_active = false;
-        for repo in server.session.repos() {
+        for mut repo in server.session.repos() {
+            // Tasks that start now start on the configuration as it is now (an image
+            // is built only from the content that was trusted); checked only while
+            // tasks run, to leave the disk alone otherwise.
+            if repo.tasks().iter().any(|t| !t.state.is_terminal()) {
+                if let Ok(current) = server.session.with_current_config(repo.clone()) {
+                    repo = current;
+                }
+            }
             any_active |= poll(&server, &repo, &mut last_error).await;
         }
         if any_active && last_lens_refresh.elapsed() >= LENS_REFRESH {

@@ -697,6 +697,11 @@ local subcommands = {
   end,
   next = function() require("handoff.inline").next() end,
   prev = function() require("handoff.inline").prev() end,
+  trust = function()
+    with_client(function(client)
+      require("handoff.trust").trust(client, client.config.root_dir)
+    end)
+  end,
 }
 
 local with_id = { log = true, diff = true, reply = true, cancel = true, ["accept-all"] = true, send = true, keep = true }
@@ -749,7 +754,7 @@ function M.create()
     range = true,
     bang = true,
     complete = M.complete,
-    desc = "Handoff: background agent tasks (start, todo, delegate, tasks, log, diff, reply, cancel, keep, accept, reject, comment, send, next, prev)",
+    desc = "Handoff: background agent tasks (start, todo, delegate, tasks, log, diff, reply, cancel, keep, accept, reject, comment, send, next, prev, trust)",
   })
 end
 

@@ -72,6 +72,21 @@ local function on_show_message(_, params, ctx)
   return vim.NIL
 end
 
+--- The server's question about trusting the repository's configuration is asked with
+--- vim.ui.select (the server gets `null` at once and is told with handoff.trust);
+--- any other question goes to Neovim's own handler.
+local function on_show_message_request(err, params, ctx)
+  local question = require("handoff.trust").question(params)
+  local client = vim.lsp.get_client_by_id(ctx.client_id)
+  if not question or not client then
+    return vim.lsp.handlers["window/showMessageRequest"](err, params, ctx)
+  end
+  vim.schedule(function()
+    require("handoff.trust").ask(client, question)
+  end)
+  return vim.NIL
+end
+
 --- Opens a file the server asks to show (a task's log or diff) in a split, reloading
 --- it if it is already shown: the server rewrites the file each time.
 local function on_show_document(_, params, ctx)
@@ -187,6 +202,7 @@ local function client_config(root)
       ["handoff/taskChanged"] = on_task_changed,
       ["handoff/taskRemoved"] = on_task_removed,
       ["window/showMessage"] = on_show_message,
+      ["window/showMessageRequest"] = on_show_message_request,
       ["window/showDocument"] = on_show_document,
       ["textDocument/publishDiagnostics"] = on_publish_diagnostics,
       ["workspace/applyEdit"] = on_apply_edit,

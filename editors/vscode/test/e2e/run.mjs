@@ -49,6 +49,7 @@ const GREET_AFTER = 'def greet(name):\n    return ("hello, " + name).upper()\n\n
 const NOTES_PROMPT = 'Write the release notes for version 0.2';
 const VERSION = 'VERSION = "0.1"\n';
 const VERSION_PROMPT = 'Set the version to 0.2';
+const PASSED_VALUE = 'passed through once trusted';
 
 function git(repo, ...args) {
   return execFileSync('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', ...args], {
@@ -135,6 +136,9 @@ function stateEnv(state) {
     }),
     // Keep the user's git configuration out, but keep git usable.
     GIT_CONFIG_NOSYSTEM: '1',
+    // A variable of the user's that a repository's profile may pass to its agent only
+    // once the user trusts that configuration.
+    HANDOFF_E2E_PASSED: PASSED_VALUE,
   };
 }
 
@@ -1088,6 +1092,69 @@ test('a handoff.serverPath that does not work is explained, and fixing it starts
   });
   await dismissToasts(page);
   await until('the status bar to count the tasks again', 30_000, async () => (await statusCounts(page)) !== undefined);
+});
+
+/** VS Code's modal dialog that shows `text`. */
+function dialog(page, text) {
+  return page.locator('.monaco-dialog-box', { hasText: text }).first();
+}
+
+test('a changed repository configuration is asked about in a modal, and once trusted its new profile runs with its env', async ({ page, repo }) => {
+  // Someone changes the configuration (a `git pull`): a new profile passes one of the
+  // user's variables to its agent. It is not trusted as it is now.
+  const config = path.join(repo, '.handoff.toml');
+  fs.appendFileSync(
+    config,
+    String.raw`
+[agents.envcheck]
+image = "${AGENT_IMAGE}"
+memory = "256m"
+env = ["HANDOFF_E2E_PASSED"]
+command = ["sh", "-c", "printf '%s\\n' \"$HANDOFF_E2E_PASSED\" > PASSED.md"]
+`,
+  );
+  await dismissToasts(page);
+  await openFile(page, '.handoff.toml');
+  const modal = dialog(page, 'Do you trust the Handoff configuration of "project"?');
+  await modal.waitFor({ state: 'visible', timeout: 30_000 });
+  const detail = (await modal.locator('.dialog-message-detail').textContent()) ?? '';
+  assert(detail.includes('• agents.envcheck (a new profile)'), `the dialog lists the new profile as ignored: ${detail}`);
+  assert(detail.includes('asks again'), `the dialog says changes ask again: ${detail}`);
+  await shot(page, 'trust-modal');
+  await modal.locator('.dialog-buttons .monaco-button', { hasText: 'Trust' }).click();
+  await toast(page, 'trusted the configuration of').waitFor({ state: 'visible', timeout: 30_000 });
+  const said = (await toast(page, 'trusted the configuration of').textContent()) ?? '';
+  assert(said.includes('agents.envcheck'), `the message says the new profile applies now: ${said}`);
+  await dismissToasts(page);
+
+  // The trusted profile runs, with the variable it passes.
+  const before = branches(repo, 'handoff/*');
+  await startFromPalette(page, 'Say what you were given', 1, ['envcheck']);
+  const branch = await until('the envcheck task to have a branch', 30_000, async () =>
+    branches(repo, 'handoff/*').find((b) => !before.includes(b)),
+  );
+  const passed = await until(`PASSED.md on ${branch}`, 180_000, async () => {
+    try {
+      return git(repo, 'show', `${branch}:PASSED.md`);
+    } catch {
+      return false;
+    }
+  }, 1000);
+  assertEqual(passed, `${PASSED_VALUE}\n`, 'what the trusted profile was given');
+
+  // Another pull changes it again and brings a new file: opening the file asks again
+  // (VS Code keeps a closed file's document a while, so a new one). "Cancel" in the
+  // dialog is "Not now"; the palette command trusts.
+  fs.appendFileSync(config, '# changed again\n');
+  fs.writeFileSync(path.join(repo, 'pulled.py'), 'print("pulled")\n');
+  await dismissToasts(page);
+  await openFile(page, 'pulled.py');
+  await modal.waitFor({ state: 'visible', timeout: 30_000 });
+  await modal.locator('.dialog-buttons .monaco-button', { hasText: 'Cancel' }).click();
+  await modal.waitFor({ state: 'detached', timeout: 10_000 });
+  await runCommand(page, "Handoff: Trust this repository's configuration");
+  await toast(page, 'trusted the configuration of').waitFor({ state: 'visible', timeout: 30_000 });
+  await shot(page, 'trusted-from-palette');
 });
 
 // --- the runner ------------------------------------------------------------------------

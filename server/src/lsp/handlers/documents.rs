@@ -23,6 +23,7 @@ pub async fn did_open<S: Sandbox>(server: &Arc<Server<S>>, params: DidOpenTextDo
         .document(&uri)
         .ok()
         .and_then(|d| server.session.repo_of(&d).ok())
+        .and_then(|repo| server.session.with_current_config(repo).ok())
     {
         super::commands::trust::ask_once(server, repo);
     }

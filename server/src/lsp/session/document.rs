@@ -75,6 +75,20 @@ impl Document {
         }))
     }
 
+    /// The path in its repository of a document that is on disk: what a task can be
+    /// delegated from (the task's snapshot holds the files on disk). A file not
+    /// written yet has a path (its changes can be reviewed) but nothing to delegate.
+    pub fn saved_rel(&self) -> Result<&str, LspError> {
+        let rel = self.rel()?;
+        match from_proto::path_from_uri(&self.uri) {
+            Some(p) if p.symlink_metadata().is_err() => Err(LspError::not_found(format!(
+                "{} is not saved yet; write it to disk (inside a git repository) to delegate from it",
+                p.display()
+            ))),
+            _ => Ok(rel),
+        }
+    }
+
     fn rel_or_unsaved(&self) -> &str {
         self.location
             .as_ref()

@@ -66,8 +66,9 @@ pub struct Session<S: Sandbox> {
     repos: Mutex<HashMap<PathBuf, Arc<Repo<S>>>>,
     progress: Mutex<HashMap<(PathBuf, TaskId), Progress>>,
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Repositories whose user was asked about trusting their configuration.
-    trust_asked: Mutex<std::collections::HashSet<PathBuf>>,
+    /// The configurations (repository and content hash) the user was asked to trust:
+    /// changed content is asked about again.
+    trust_asked: Mutex<std::collections::HashSet<(PathBuf, String)>>,
 }
 
 impl<S: Sandbox> Session<S> {
@@ -188,8 +189,11 @@ impl<S: Sandbox> Session<S> {
 
     /// The repository containing `path`, opened once per server.
     pub fn repo_for_path(&self, path: &Path) -> Result<Arc<Repo<S>>, LspError> {
+        // A file not written yet (one an agent created, opened for review) belongs to
+        // the repository of the folder it would be in.
+        let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
         let (workdir, _) =
-            Engine::<S>::find_repo(path).map_err(|e| LspError::not_found(e.to_string()))?;
+            Engine::<S>::find_repo(existing).map_err(|e| LspError::not_found(e.to_string()))?;
         if let Some(repo) = self.repo_at(&workdir) {
             return Ok(repo);
         }
@@ -236,7 +240,12 @@ impl<S: Sandbox> Session<S> {
         if roots.is_empty() {
             return Ok(());
         }
-        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let real = |p: &Path| {
+            p.canonicalize()
+                .ok()
+                .or_else(|| real_path(p))
+                .unwrap_or_else(|| p.to_path_buf())
+        };
         let path = real(path);
         if roots.iter().any(|root| path.starts_with(real(root))) {
             return Ok(());
@@ -269,10 +278,32 @@ impl<S: Sandbox> Session<S> {
         lock(&self.repos).remove(workdir);
     }
 
-    /// True the first time it is asked for `workdir`: whether to ask the user about
-    /// trusting its configuration.
-    pub fn first_trust_question(&self, workdir: &Path) -> bool {
-        lock(&self.trust_asked).insert(workdir.to_path_buf())
+    /// True the first time it is asked for `workdir` with configuration content
+    /// `sha256`: whether to ask the user about trusting it.
+    pub fn first_trust_question(&self, workdir: &Path, sha256: &str) -> bool {
+        lock(&self.trust_asked).insert((workdir.to_path_buf(), sha256.to_string()))
+    }
+
+    /// `repo`, opened again when its configuration changed on disk since it was read
+    /// (an edit, a `git pull`): trust is decided on the content as it is now, so a
+    /// trusted repository whose files then change is untrusted until asked again.
+    pub fn with_current_config(&self, repo: Arc<Repo<S>>) -> Result<Arc<Repo<S>>, LspError> {
+        let Ok(now) = crate::trust::config_hash(repo.workdir()) else {
+            return Ok(repo);
+        };
+        if now.as_deref() == repo.engine().config().trust.sha256() {
+            return Ok(repo);
+        }
+        tracing::info!(repository = %repo.name(), "the repository's configuration changed: reading it again");
+        let workdir = repo.workdir().to_path_buf();
+        {
+            let mut repos = lock(&self.repos);
+            // Only the entry this repo is: another request may have opened it anew.
+            if repos.get(&workdir).is_some_and(|r| Arc::ptr_eq(r, &repo)) {
+                repos.remove(&workdir);
+            }
+        }
+        self.repo_for_path(&workdir)
     }
 
     /// The repository at `workdir`, if the server has it open.
@@ -289,10 +320,7 @@ impl<S: Sandbox> Session<S> {
         self.inside_workspace(path).ok()?;
         let repo = self.repo_for_path(path).ok()?;
         let workdir = repo.workdir().canonicalize().ok()?;
-        let full = path
-            .parent()
-            .and_then(|p| p.canonicalize().ok())
-            .map(|p| p.join(path.file_name().unwrap_or_default()))?;
+        let full = real_path(path)?;
         let rel = full.strip_prefix(&workdir).ok()?;
         Some(RepoPath {
             workdir: repo.workdir().to_path_buf(),
@@ -356,5 +384,29 @@ impl<S: Sandbox> Session<S> {
         for handle in lock(&self.background).drain(..) {
             handle.abort();
         }
+    }
+}
+
+/// `path` with its deepest existing folder made canonical and the rest (names that do
+/// not exist yet: a file an agent created, in folders it created) joined as they are.
+/// The path itself is never resolved when it is a symlink: a document is named by
+/// where it is, not by what it points to. `None` for a path with `..` or no existing
+/// ancestor.
+fn real_path(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if path.components().any(|c| matches!(c, Component::ParentDir)) {
+        return None;
+    }
+    let name = path.file_name()?;
+    let mut missing = vec![name];
+    let mut dir = path.parent()?;
+    loop {
+        if let Ok(real) = dir.canonicalize() {
+            let mut full = real;
+            full.extend(missing.iter().rev());
+            return Some(full);
+        }
+        missing.push(dir.file_name()?);
+        dir = dir.parent()?;
     }
 }

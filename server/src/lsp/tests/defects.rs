@@ -345,3 +345,35 @@ async fn the_first_line_of_a_hunk_hint_names_the_task_and_the_change() {
         ]
     );
 }
+
+// A file the agent created is reviewed where the user opens it, before it exists on disk.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_the_agent_created_in_new_folders_is_shown_and_accepted_in_an_empty_buffer() {
+    let fixture = Fixture::new();
+    let task = fixture.task("write notes", 1).await;
+    assert_eq!(task.files_changed, vec!["docs/notes/NOTES.md".to_string()]);
+    let mut h = Harness::start(fixture, Profile::neovim()).await;
+    let uri = h.open_unsaved("docs/notes/NOTES.md").await;
+    let found = hunks(&h.diagnostics(&uri).await);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    h.execute("handoff.accept", accept(&uri, None))
+        .await
+        .expect("accept all of the new file");
+    h.eventually("the buffer to hold the file", Duration::from_secs(5), |h| {
+        h.text(&uri) == super::fixture::NOTES
+    })
+    .await;
+    // The buffer holds it; the disk is the user's until they write it.
+    assert!(!h.fixture.path().join("docs").exists());
+    // Recorded once the editor confirms the edit.
+    h.eventually("the decision to be recorded", Duration::from_secs(5), |h| {
+        let review = h
+            .fixture
+            .engine()
+            .review(crate::engine::task::TaskId(1))
+            .unwrap();
+        json!(review.resolved.get("docs/notes/NOTES.md")) == json!({ "0": "accepted" })
+    })
+    .await;
+}

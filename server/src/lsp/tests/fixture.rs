@@ -20,8 +20,12 @@ pub const GREET: &str = "def greet(name):\n    # TODO: greet loudly\n    return 
 /// The agent's result for "greet loudly": two hunks in greet.py.
 pub const GREET_DONE: &str = "def greet(name):\n    return (\"hello, \" + name).upper()\n\n\ndef farewell(name):\n    # TODO: say goodbye properly\n    return \"goodbye, \" + name\n";
 
-/// The fake agent of the tests: "greet loudly" edits greet.py and ends; "sleep" runs
-/// until the test ends it; anything else ends without a change.
+/// What the agent asked to "write notes" creates, in folders that do not exist yet.
+pub const NOTES: &str = "# Notes\n\n- greet() shouts now.\n";
+
+/// The fake agent of the tests: "greet loudly" edits greet.py and ends; "write notes"
+/// creates docs/notes/NOTES.md; "sleep" runs until the test ends it; anything else
+/// ends without a change.
 fn agent(workspace: &Path, prompt: &str) -> AgentRun {
     if prompt.contains("tweak the config") {
         std::fs::write(
@@ -30,6 +34,11 @@ fn agent(workspace: &Path, prompt: &str) -> AgentRun {
         )
         .unwrap();
         std::fs::write(workspace.join("greet.py"), GREET_DONE).unwrap();
+        AgentRun::Exit(0)
+    } else if prompt.contains("write notes") {
+        let dir = workspace.join("docs/notes");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("NOTES.md"), NOTES).unwrap();
         AgentRun::Exit(0)
     } else if prompt.contains("greet loudly") {
         std::fs::write(workspace.join("greet.py"), GREET_DONE).unwrap();
@@ -69,6 +78,13 @@ impl Fixture {
             dir,
             fake: FakeSandbox::new(agent),
         }
+    }
+
+    /// The same repository, its configuration never trusted (as when just cloned).
+    pub fn untrusted() -> Fixture {
+        let fixture = Fixture::new();
+        crate::trust::untrust_for_tests(fixture.path());
+        fixture
     }
 
     pub fn path(&self) -> &Path {

@@ -180,6 +180,19 @@ impl Harness {
         uri
     }
 
+    /// Opens a file of the repository that is not on disk (yet), as an editor opens a
+    /// path that does not exist: an empty buffer.
+    pub async fn open_unsaved(&mut self, rel: &str) -> String {
+        let uri = self.uri(rel);
+        self.docs.insert(uri.clone(), (String::new(), 1));
+        self.notify(
+            "textDocument/didOpen",
+            json!({ "textDocument": { "uri": uri, "languageId": "markdown", "version": 1, "text": "" } }),
+        )
+        .await;
+        uri
+    }
+
     /// The client's text of `uri`.
     pub fn text(&self, uri: &str) -> String {
         self.docs[uri].0.clone()

@@ -9,3 +9,4 @@ mod fixture;
 mod harness;
 mod profiles;
 mod review_loop;
+mod trust;

@@ -28,7 +28,7 @@ pub async fn delegate<S: Sandbox>(
             title,
         } => {
             let doc = server.session.document(&uri)?;
-            let rel = doc.rel()?.to_string();
+            let rel = doc.saved_rel()?.to_string();
             let (prompt, title) = match (prompt, title, version) {
                 // Built by resolve for exactly this version of the document.
                 (Some(p), Some(t), Some(v)) if v == doc.version => (p, t),
@@ -118,7 +118,7 @@ pub async fn delegate<S: Sandbox>(
                 };
                 return start_task(server, uri.as_ref(), task).await.map(Some);
             }
-            let repo = server.session.repo_for_uri(uri.as_ref())?;
+            let repo = current_repo(server, uri.as_ref())?;
             let tasks = repo
                 .engine()
                 .create_attempts(task, &agents, attempts)
@@ -149,7 +149,7 @@ async fn delegate_selection<S: Sandbox>(
     sel: Selection,
 ) -> Result<Task, LspError> {
     let doc = server.session.document(&sel.uri)?;
-    let rel = doc.rel()?.to_string();
+    let rel = doc.saved_rel()?.to_string();
     if sel.version.is_some_and(|v| v != doc.version) {
         return Err(stale(&sel.uri));
     }
@@ -203,8 +203,22 @@ async fn start_task<S: Sandbox>(
     uri: Option<&Uri>,
     new: NewTask,
 ) -> Result<Task, LspError> {
-    let repo = server.session.repo_for_uri(uri)?;
+    let repo = current_repo(server, uri)?;
     let task = repo.engine().create_task(new).await?;
     let waiting = format!("task #{} is queued", task.id);
     start_queued(server, &repo, task, &waiting).await
+}
+
+/// The repository a task starts in, with its configuration as it is on disk now (a
+/// task never runs on settings trusted for content that has changed since); asks
+/// about trusting the configuration when it is new and not trusted.
+fn current_repo<S: Sandbox>(
+    server: &Arc<Server<S>>,
+    uri: Option<&Uri>,
+) -> Result<Arc<crate::lsp::session::Repo<S>>, LspError> {
+    let repo = server
+        .session
+        .with_current_config(server.session.repo_for_uri(uri)?)?;
+    super::trust::ask_once(server, repo.clone());
+    Ok(repo)
 }
