@@ -87,6 +87,15 @@ if getent group docker >/dev/null && ! id -nG handoff-tester | tr ' ' '\n' | gre
 fi
 command -v runuser >/dev/null || die "runuser (util-linux) is missing"
 
+# --- Engines beyond the local one (server/tests/remote_e2e.rs) --------------------
+# The remote-engine tests start a second dockerd in its own network namespace,
+# listening on TCP with TLS, with certificates they make with openssl, and an sshd of
+# their own in front of it.
+apt_install openssl openssh-server openssh-client
+for tool in openssl ssh ssh-keygen /usr/sbin/sshd; do
+  command -v "$tool" >/dev/null || die "$tool is missing after install"
+done
+
 # --- Emacs with Eglot (the second LSP client of the editor tests) ---------------
 # server/tests/emacs_e2e.rs drives `handoff lsp` from `emacs --batch` with Eglot.
 apt_install emacs-nox elpa-eglot

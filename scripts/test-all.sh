@@ -6,6 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --workspace
+# The engine scenarios again with shipped workspaces (copied in and out through the
+# Engine API, as for a remote engine) on the local engine: task to branch, failed
+# agent, the agent's commits, bytes, cancel, attempts; setup and check; hostile
+# results (remote_e2e runs them on a TLS engine inside `cargo test --workspace`).
+HANDOFF_TEST_WORKSPACE=shipped cargo test --test engine_e2e -- \
+  a_delegated_shell_task a_failing_agent_keeps agent_commits_are_kept crlf_and_non_utf8 \
+  cancel_stops several_attempts
+HANDOFF_TEST_WORKSPACE=shipped cargo test --test steps_e2e --test security_e2e
+# The faults that do not time themselves by the host's upper folder (which a shipped
+# workspace fills only when its turn ends): front-end killed at every step, full disk
+# then recover, damaged records.
+HANDOFF_TEST_WORKSPACE=shipped cargo test --test faults_e2e -- \
+  a_front_end_killed a_full_disk a_damaged
+HANDOFF_TEST_WORKSPACE=shipped cargo test --test limits_e2e -- an_agent_that_fills_its_disk_limit
 # The security suites again, with the front-end as an ordinary user.
 HANDOFF_TEST_USER=handoff-tester cargo test --test security_e2e --test egress_e2e
 # The parsers of hostile input under libFuzzer, 20 s a target (docs/fuzzing.md;

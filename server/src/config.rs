@@ -12,6 +12,7 @@ use toml::Spanned;
 
 pub use crate::agents::DEFAULT_CHECK_RETRIES;
 use crate::agents::{self, AgentProfile, Limits, MemorySize, Network, Steps};
+use crate::sandbox::endpoint::EngineSettings;
 use crate::trust::TrustState;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +87,7 @@ struct ConfigFile {
     check_retries: Option<Spanned<i64>>,
     #[serde(default)]
     agents: BTreeMap<String, ProfileOverride>,
+    engine: Option<Spanned<EngineSettings>>,
 }
 
 impl ConfigFile {
@@ -95,6 +97,10 @@ impl ConfigFile {
     /// ones (`max_parallel`, a profile's `memory`, `cpus`, `pids`).
     fn restrict(&mut self, current: &Config) -> Vec<String> {
         let mut ignored = Vec::new();
+        if self.engine.take().is_some() {
+            ignored
+                .push("engine (where tasks run, and so where your work and keys go)".to_string());
+        }
         if self.allow_host_network.take().is_some() {
             ignored.push("allow_host_network (only your own config may set it)".to_string());
         }
@@ -215,6 +221,9 @@ pub struct Config {
     /// The repository's dev container, when its agents run in it
     /// ([`Config::apply_devcontainer`]).
     pub devcontainer: Option<crate::devcontainer::Applied>,
+    /// The engine tasks run on (`[engine]`); the `DOCKER_*` variables fill in what
+    /// it leaves unsaid.
+    pub engine: EngineSettings,
     /// `allow_host_network` of the file applied last (kept only from the user's).
     #[serde(skip)]
     user_allows_host: bool,
@@ -237,6 +246,7 @@ impl Config {
             ignored: vec![],
             warnings: vec![],
             devcontainer: None,
+            engine: EngineSettings::default(),
             user_allows_host: false,
             explicit_images: BTreeSet::new(),
         }
@@ -278,7 +288,9 @@ impl Config {
             })?;
             if let Some(text) = read(&path)? {
                 if config.trust.is_trusted() {
+                    let mine = config.engine.clone();
                     config.apply(&path, &text)?;
+                    config.keep_engine_of_user(mine);
                 } else {
                     config.apply_untrusted(&path, &text)?;
                 }
@@ -286,6 +298,26 @@ impl Config {
             config.apply_devcontainer(w);
         }
         Ok(config)
+    }
+
+    /// Undoes what a repository's file said of where tasks run (`host`, TLS and ssh
+    /// files: where the code and the keys go, and for ssh a command run on this
+    /// machine), keeping only its `workspace` mode: only the user's own file may
+    /// choose the engine, as only it may allow the host network.
+    fn keep_engine_of_user(&mut self, mine: EngineSettings) {
+        let theirs = std::mem::replace(&mut self.engine, mine);
+        let workspace = theirs.workspace.or(self.engine.workspace);
+        let said_more = EngineSettings {
+            workspace: self.engine.workspace,
+            ..theirs
+        } != self.engine;
+        self.engine.workspace = workspace;
+        if said_more {
+            self.ignored.push(
+                "engine (where tasks run: only your own config may set it, except `workspace`)"
+                    .to_string(),
+            );
+        }
     }
 
     /// Applies the repository's devcontainer.json, if it has one and the user trusts
@@ -424,6 +456,12 @@ impl Config {
         };
         if let Some(allow) = file.allow_host_network {
             self.user_allows_host = allow;
+        }
+        if let Some(engine) = file.engine {
+            let span = engine.span();
+            let merged = engine.into_inner().over(self.engine.clone());
+            merged.check().map_err(|msg| at(span, "engine", &msg))?;
+            self.engine = merged;
         }
         if let Some(n) = file.max_parallel {
             let span = n.span();
@@ -1129,5 +1167,45 @@ command = ["sh"]
             .unwrap_err()
             .contains("minimum"));
         assert!(MemorySize::parse("x").is_err());
+    }
+
+    #[test]
+    fn only_the_users_own_file_says_where_tasks_run() {
+        use crate::sandbox::endpoint::WorkspaceMode;
+        let mut c = Config::builtin();
+        c.apply(
+            Path::new("/home/me/.config/handoff/config.toml"),
+            "[engine]\nhost = \"tcp://10.0.0.2:2376\"\n",
+        )
+        .unwrap();
+        let mine = c.engine.clone();
+        // A trusted repository's file: its workspace mode applies, nothing else.
+        c.apply(
+            Path::new("/repo/.handoff.toml"),
+            "[engine]\nhost = \"ssh://elsewhere\"\nssh_config = \"/repo/ssh\"\nworkspace = \"shipped\"\n",
+        )
+        .unwrap();
+        c.keep_engine_of_user(mine);
+        assert_eq!(c.engine.host.as_deref(), Some("tcp://10.0.0.2:2376"));
+        assert_eq!(c.engine.ssh_config, None);
+        assert_eq!(c.engine.workspace, Some(WorkspaceMode::Shipped));
+        assert!(
+            c.ignored.iter().any(|i| i.starts_with("engine")),
+            "{:?}",
+            c.ignored
+        );
+        // An untrusted one's [engine] is ignored whole.
+        let mut c = Config::builtin();
+        c.apply_untrusted(
+            Path::new("/repo/.handoff.toml"),
+            "[engine]\nworkspace = \"shipped\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.engine, EngineSettings::default());
+        assert!(
+            c.ignored.iter().any(|i| i.starts_with("engine")),
+            "{:?}",
+            c.ignored
+        );
     }
 }

@@ -187,7 +187,7 @@ impl UntrustedTree {
             path.extend_from_slice(name.to_bytes());
             let st = rustix::fs::statat(&dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(io_err(&path))?;
-            let kind = kind_of_stat(&st);
+            let kind = kind_at(&dir, name.as_c_str(), &st);
             if let EntryKind::Dir { .. } = kind {
                 let sub = open_dir_at(&dir, name.as_c_str()).map_err(io_err(&path))?;
                 let entry = Entry {
@@ -284,7 +284,17 @@ impl UntrustedTree {
     pub fn kind_of(&self, rel: &[u8]) -> Option<EntryKind> {
         let (dir, name) = self.parent_of(rel).ok()?;
         let st = rustix::fs::statat(&dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        Some(kind_of_stat(&st))
+        Some(kind_at(&dir, name.as_c_str(), &st))
+    }
+
+    /// The status of what is at `rel`, not following a symlink there (its mode, owner
+    /// and times, for copying it elsewhere as it is).
+    pub fn stat(&self, rel: &[u8]) -> Result<rustix::fs::Stat, UntrustedError> {
+        if rel.is_empty() {
+            return rustix::fs::fstat(&self.root).map_err(io_err(rel));
+        }
+        let (dir, name) = self.parent_of(rel)?;
+        rustix::fs::statat(&dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(io_err(rel))
     }
 
     /// The target of the symlink at `rel`, as bytes (never resolved), refused above
@@ -403,6 +413,31 @@ fn kind_of_stat(st: &rustix::fs::Stat) -> EntryKind {
         FileType::CharacterDevice if st.st_rdev == 0 => EntryKind::Whiteout,
         other => EntryKind::Special(kind_name(other)),
     }
+}
+
+/// The kind of the entry `name` in `dir` whose status is `st`: as [`kind_of_stat`],
+/// and an empty file marked `user.overlay.whiteout` (the whiteout an ordinary user can
+/// make, and what a shipped workspace's collector writes when not root) is a whiteout.
+/// An agent cannot set that attribute through an overlay (overlayfs refuses its own
+/// attributes), so only Handoff's own writers make one.
+fn kind_at(dir: &OwnedFd, name: &CStr, st: &rustix::fs::Stat) -> EntryKind {
+    let kind = kind_of_stat(st);
+    if let EntryKind::File { size: 0, .. } = kind {
+        let marked = rustix::fs::openat(dir, name, FILE_FLAGS, Mode::empty())
+            .ok()
+            .filter(|fd| {
+                rustix::fs::fstat(fd)
+                    .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::RegularFile)
+            })
+            .is_some_and(|fd| {
+                let mut buf = [0u8; 64];
+                rustix::fs::fgetxattr(&fd, "user.overlay.whiteout", &mut buf).is_ok()
+            });
+        if marked {
+            return EntryKind::Whiteout;
+        }
+    }
+    kind
 }
 
 fn open_dir_at(dir: &OwnedFd, name: &CStr) -> Result<OwnedFd, rustix::io::Errno> {

@@ -113,7 +113,7 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
         }
     };
 
-    let docker = match DockerSandbox::connect().await {
+    let docker = match DockerSandbox::connect_to(&config.engine).await {
         Ok(d) => d,
         Err(e) => {
             r.line(

@@ -59,7 +59,7 @@ async fn build(
     let config = Config::load(Some(&workdir))?;
     let name = profile.unwrap_or_else(|| config.default_agent.clone());
     let profile = config.profile(&name).map_err(anyhow::Error::msg)?;
-    let sandbox = DockerSandbox::connect().await?;
+    let sandbox = DockerSandbox::connect_to(&config.engine).await?;
     let repo = match crate::engine::Engine::open(&workdir, DockerSandbox::new()) {
         Ok(engine) => engine.repo_scope(),
         // Outside a repository only the built-in agents can be built.

@@ -266,7 +266,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Trust { revoke, status } = cli.command {
         return trust(&cwd, revoke, status);
     }
-    let engine = Engine::open(&cwd, DockerSandbox::new())?;
+    let engine = Engine::open_with(&cwd, |c| DockerSandbox::for_engine(&c.engine))?;
     for warning in &engine.config().warnings {
         eprintln!("handoff: warning: {}", terminal::escape(warning));
     }

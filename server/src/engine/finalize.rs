@@ -16,7 +16,7 @@ use super::{handoff_signature, ms_since, Engine, EngineError};
 use crate::agents::{Steps, DEFAULT_CHECK_RETRIES};
 use crate::git::import::{self, ImportLimits, ImportRequest, Imported};
 use crate::git::GitError;
-use crate::sandbox::{Sandbox, SandboxStatus};
+use crate::sandbox::{Sandbox, SandboxError, SandboxStatus};
 use crate::untrusted::{EntryKind, UntrustedTree, Visit, WalkLimits};
 
 impl<S: Sandbox> Engine<S> {
@@ -37,7 +37,29 @@ impl<S: Sandbox> Engine<S> {
         }
 
         super::fault::point("finalize:after-log");
-        let imported = self.import(&task).await;
+        let mut refused = None;
+        let mut left_behind = vec![];
+        if let Some(container) = &container {
+            let phase = task.phase.unwrap_or(super::task::RunPhase::Agent);
+            match self.collect(&task, container, phase).await {
+                Ok(left) => left_behind = left,
+                // Hostile or over a limit: asking again gets the same answer.
+                Err(EngineError::Sandbox(e @ SandboxError::ResultRefused(_))) => {
+                    refused = Some(e.to_string());
+                }
+                Err(e) => {
+                    // The work is still in the container: leave the task to the next
+                    // tick.
+                    tracing::warn!(task_id = %id, error = %e, "could not collect the agent's work");
+                    self.update_claimed(id, |_| Ok(())).await?;
+                    return Err(e);
+                }
+            }
+        }
+        let imported = match &refused {
+            None => self.import(&task).await,
+            Some(why) => Err(GitError::Untrusted(why.clone())),
+        };
         super::fault::point("finalize:after-import");
         let steps = self
             .config
@@ -54,6 +76,21 @@ impl<S: Sandbox> Engine<S> {
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut warnings = Vec::new();
+        if !left_behind.is_empty() {
+            const SHOWN: usize = 10;
+            let more = left_behind.len().saturating_sub(SHOWN);
+            warnings.push(format!(
+                "{} file(s) stayed on the engine, not brought back: the result would have \
+                 passed the disk limit ({}{})",
+                left_behind.len(),
+                left_behind[..left_behind.len().min(SHOWN)].join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
         if let Err(e) = scrubbed {
             tracing::warn!(task_id = %id, error = %e, "could not redact the agent's home");
             warnings.push(format!(
@@ -90,6 +127,17 @@ impl<S: Sandbox> Engine<S> {
                                 "the agent's own commits were not kept ({why}); its files are on {repo_branch}"
                             ));
                         }
+                    }
+                    Err(_) if refused.is_some() => {
+                        task.error = Some(format!(
+                            "{}. Nothing of this turn was imported",
+                            refused.as_deref().unwrap_or_default()
+                        ));
+                        task.warnings = warnings.clone();
+                        task.phases_ms.insert("finalize".into(), finalize_ms);
+                        task.transition(TaskState::Failed)?;
+                        task.turns.push(task.as_turn());
+                        return Ok(());
                     }
                     Err(e) => {
                         // Keep the agent's writes: they are the only copy of its work.

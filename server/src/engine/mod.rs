@@ -86,8 +86,18 @@ pub struct Engine<S: Sandbox> {
 impl<S: Sandbox> Engine<S> {
     /// Finds the repository containing `path`, loads its configuration and store.
     pub fn open(path: &Path, sandbox: S) -> Result<Engine<S>, EngineError> {
+        Self::open_with(path, |_| sandbox)
+    }
+
+    /// [`Engine::open`] with the sandbox made from the repository's configuration
+    /// (its `[engine]`).
+    pub fn open_with(
+        path: &Path,
+        sandbox: impl FnOnce(&Config) -> S,
+    ) -> Result<Engine<S>, EngineError> {
         let (workdir, git_dir) = Self::find_repo(path)?;
         let config = Config::load(Some(&workdir))?;
+        let sandbox = sandbox(&config);
         let store = Store::open(&git_dir)?;
         Ok(Engine {
             workdir,

@@ -218,7 +218,13 @@ impl<S: Sandbox> Engine<S> {
             }
             checked.insert(task.id, now);
         }
-        let used = self.disk_used(task.id, limits.disk_bytes);
+        let mut used = self.disk_used(task.id, limits.disk_bytes);
+        if let Some(container) = &task.container_id {
+            // A shipped workspace's writes are on the engine until collected.
+            if let Ok(Some(written)) = self.sandbox.written_bytes(container).await {
+                used += written;
+            }
+        }
         if used > limits.disk_bytes {
             return Some(StopReason::Disk {
                 limit_bytes: limits.disk_bytes,
@@ -379,6 +385,26 @@ impl<S: Sandbox> Engine<S> {
             Ok(p) => p.clone(),
             Err(message) => return self.fail_claimed(id, message).await,
         };
+        // The setup's writes, home first when its workspace was shipped: keeping an
+        // environment and the agent's phase read them there.
+        if let Some(setup) = &task.container_id {
+            match self.collect(&task, setup, RunPhase::Setup).await {
+                Ok(left) if left.is_empty() => {}
+                Ok(left) => {
+                    tracing::warn!(task_id = %id, files = ?left, "the setup left files over the disk limit in its container");
+                }
+                // Hostile or over a limit: asking again gets the same answer.
+                Err(EngineError::Sandbox(e @ crate::sandbox::SandboxError::ResultRefused(_))) => {
+                    let message = format!("{e}. The agent did not run");
+                    return self.fail_claimed(id, message).await;
+                }
+                Err(e) => {
+                    // Its work stays in the container; the next tick tries again.
+                    self.update_claimed(id, |_| Ok(())).await?;
+                    return Err(e);
+                }
+            }
+        }
         let blocked = match profile.network {
             Network::Egress => self.close_egress(&task).await.unwrap_or_default(),
             _ => vec![],
@@ -597,6 +623,7 @@ impl<S: Sandbox> Engine<S> {
                     lowers,
                     upper: store.upper_path(id),
                     work,
+                    base_key: Some(base_commit.to_string()),
                 })
             })
             .await
@@ -613,6 +640,7 @@ impl<S: Sandbox> Engine<S> {
                 lowers,
                 upper: self.store.upper_path(id),
                 work: self.store.work_path(id),
+                base_key: Some(base_commit.to_string()),
             }
         };
         task.phases_ms.insert("workspace".into(), ms_since(clock));
@@ -755,6 +783,45 @@ impl<S: Sandbox> Engine<S> {
                 .ok_or_else(|| EngineError::Internal(format!("container {name} vanished"))),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Brings the ended container's results into the task's folders when its
+    /// workspace was shipped ([`Sandbox::collect`]); the setup's phase also brings its
+    /// tool cache back. Returns the files left behind for want of room (the disk
+    /// limit).
+    pub(super) async fn collect(
+        &self,
+        task: &Task,
+        container: &str,
+        phase: RunPhase,
+    ) -> Result<Vec<String>, EngineError> {
+        let id = task.id;
+        let profile = self.config.profile(&task.agent).ok();
+        let steps = profile
+            .map(|p| self.config.steps_for(p))
+            .unwrap_or_default();
+        let cache_dir = match phase {
+            RunPhase::Setup if steps.setup.is_some() || steps.check.is_some() => {
+                let start = Oid::from_str(task.turn_start()).map_err(GitError::from)?;
+                Some(self.cache_dir(start)?)
+            }
+            _ => None,
+        };
+        let (uid, gid) = agent_ids(&self.workdir)?;
+        let max_bytes = profile
+            .map(|p| p.limits.disk_bytes)
+            .unwrap_or(crate::agents::Limits::default().disk_bytes);
+        let spec = crate::sandbox::CollectSpec {
+            upper: self.store.upper_path(id),
+            work: self.store.work_path(id),
+            home: self.store.home_path(id),
+            out_dir: self.store.out_path(id),
+            cache_dir,
+            uid,
+            gid,
+            max_bytes,
+        };
+        Ok(self.sandbox.collect(container, &spec).await?)
     }
 
     /// The phase a turn of `profile` starts with: its setup, if it has one.

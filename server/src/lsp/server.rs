@@ -56,7 +56,11 @@ pub struct Backend<S: Sandbox = DockerSandbox>(Arc<Server<S>>);
 
 impl Backend<DockerSandbox> {
     pub fn new(client: Client) -> Backend<DockerSandbox> {
-        Backend::with_options(client, Arc::new(DockerSandbox::new), Options::default())
+        Backend::with_options(
+            client,
+            Arc::new(|config: &crate::config::Config| DockerSandbox::for_engine(&config.engine)),
+            Options::default(),
+        )
     }
 }
 

@@ -4,20 +4,23 @@
 //! must survive the front-end that started them, until a front-end finalizes the task.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
 
+use super::endpoint::{self, Endpoint, EngineSettings, WorkspaceMode};
 use super::{
-    EgressNetwork, LogStream, Sandbox, SandboxError, SandboxNetwork, SandboxSpec, SandboxStatus,
+    CollectSpec, EgressNetwork, LogStream, Sandbox, SandboxError, SandboxNetwork, SandboxSpec,
+    SandboxStatus,
 };
 use crate::agents::{CACHE_DIR_IN_SANDBOX, OUT_DIR_IN_SANDBOX, PROMPT_FILE_IN_SANDBOX};
 
@@ -36,14 +39,15 @@ pub struct DockerSandbox {
     endpoint: String,
     /// Why `docker` is `None`.
     unreachable: String,
-}
-
-/// The endpoint bollard's local defaults use, for messages.
-fn local_endpoint() -> String {
-    match std::env::var("DOCKER_HOST") {
-        Ok(h) if !h.is_empty() => h,
-        _ => "unix:///var/run/docker.sock".to_string(),
-    }
+    /// How workspaces reach containers ([`WorkspaceMode::Auto`]: an overlay on a
+    /// local Docker engine, shipped elsewhere).
+    workspace: WorkspaceMode,
+    /// The engine is reached through a unix socket of this machine.
+    local: bool,
+    /// Whether the engine is Podman, asked once.
+    podman: Arc<tokio::sync::OnceCell<bool>>,
+    /// The ssh carrier of an `ssh://` engine, kept while any clone lives.
+    _tunnel: Option<Arc<super::ssh::Tunnel>>,
 }
 
 impl Default for DockerSandbox {
@@ -52,30 +56,119 @@ impl Default for DockerSandbox {
     }
 }
 
+/// How long one request to the engine may take (a base image of a large repository
+/// is one request).
+const REQUEST_TIMEOUT_SECS: u64 = 600;
+
 impl DockerSandbox {
     /// A client for the engine named by DOCKER_HOST (or the default socket). Does no
     /// I/O: an engine that is down shows up as [`SandboxError::Unreachable`] on first
     /// use, so read-only front-end commands still work without Docker.
     pub fn new() -> DockerSandbox {
-        let endpoint = local_endpoint();
-        match Docker::connect_with_defaults() {
+        DockerSandbox::for_engine(&EngineSettings::default())
+    }
+
+    /// A client for the engine `settings` name (a configuration's `[engine]`), with
+    /// the environment's `DOCKER_*` variables for what they leave unsaid. Does no I/O
+    /// (an ssh engine's carrier socket is made, not used).
+    pub fn for_engine(settings: &EngineSettings) -> DockerSandbox {
+        let env = |name: &str| std::env::var(name).ok();
+        let target = match endpoint::resolve(settings, &env) {
+            Ok(t) => t,
+            Err(message) => {
+                let name = settings
+                    .host
+                    .clone()
+                    .or_else(|| env("DOCKER_HOST").filter(|h| !h.is_empty()))
+                    .unwrap_or_else(|| "the configured engine".into());
+                return DockerSandbox::unreachable(name, message);
+            }
+        };
+        let version = bollard::API_DEFAULT_VERSION;
+        let mut tunnel = None;
+        let connected = match &target.endpoint {
+            Endpoint::Unix(path) => Docker::connect_with_unix(
+                &path.display().to_string(),
+                REQUEST_TIMEOUT_SECS,
+                version,
+            ),
+            Endpoint::Tcp { addr, tls: None } => {
+                Docker::connect_with_http(addr, REQUEST_TIMEOUT_SECS, version)
+            }
+            Endpoint::Tcp {
+                addr,
+                tls: Some(files),
+            } => {
+                for f in [&files.ca, &files.cert, &files.key] {
+                    if !f.is_file() {
+                        return DockerSandbox::unreachable(
+                            target.name.clone(),
+                            format!(
+                                "the TLS file {} is missing (set tls_ca, tls_cert and tls_key \
+                                 or cert_dir in [engine], or DOCKER_CERT_PATH)",
+                                f.display()
+                            ),
+                        );
+                    }
+                }
+                Docker::connect_with_ssl(
+                    addr,
+                    &files.key,
+                    &files.cert,
+                    &files.ca,
+                    REQUEST_TIMEOUT_SECS,
+                    version,
+                )
+            }
+            Endpoint::Ssh(ssh) => match super::ssh::Tunnel::start(ssh) {
+                Ok(t) => {
+                    let socket = t.socket().display().to_string();
+                    tunnel = Some(Arc::new(t));
+                    Docker::connect_with_unix(&socket, REQUEST_TIMEOUT_SECS, version)
+                }
+                Err(e) => {
+                    return DockerSandbox::unreachable(
+                        target.name.clone(),
+                        format!("cannot start ssh for it: {e}"),
+                    )
+                }
+            },
+        };
+        match connected {
             Ok(docker) => DockerSandbox {
-                docker: Some(docker.with_timeout(Duration::from_secs(600))),
-                endpoint,
+                docker: Some(docker),
+                endpoint: target.name.clone(),
                 unreachable: String::new(),
+                workspace: target.workspace,
+                local: target.is_local(),
+                podman: Default::default(),
+                _tunnel: tunnel,
             },
-            Err(e) => DockerSandbox {
-                docker: None,
-                endpoint,
-                unreachable: e.to_string(),
-            },
+            Err(e) => DockerSandbox::unreachable(target.name.clone(), e.to_string()),
+        }
+    }
+
+    fn unreachable(endpoint: String, message: String) -> DockerSandbox {
+        DockerSandbox {
+            docker: None,
+            endpoint,
+            unreachable: message,
+            workspace: WorkspaceMode::Auto,
+            local: true,
+            podman: Default::default(),
+            _tunnel: None,
         }
     }
 
     /// Connects and negotiates the API version, so an older engine (20.10 speaks API
     /// 1.41) is addressed in its own version. Fails when the engine does not answer.
     pub async fn connect() -> Result<DockerSandbox, SandboxError> {
-        let sandbox = DockerSandbox::new();
+        DockerSandbox::connect_to(&EngineSettings::default()).await
+    }
+
+    /// [`DockerSandbox::connect`] to the engine `settings` name.
+    pub async fn connect_to(settings: &EngineSettings) -> Result<DockerSandbox, SandboxError> {
+        let sandbox = DockerSandbox::for_engine(settings);
         let client = sandbox.client()?.clone();
         let unreachable = |message: String| SandboxError::Unreachable {
             endpoint: sandbox.endpoint.clone(),
@@ -89,6 +182,43 @@ impl DockerSandbox {
             docker: Some(docker),
             ..sandbox
         })
+    }
+
+    /// Whether this machine's disk is shared with the engine's containers: false for a
+    /// remote engine.
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    /// Whether workspaces are shipped to this engine rather than mounted.
+    pub async fn ships_workspaces(&self) -> bool {
+        match self.workspace {
+            WorkspaceMode::Shipped => true,
+            WorkspaceMode::Overlay => false,
+            WorkspaceMode::Auto => !self.local || self.is_podman().await,
+        }
+    }
+
+    /// Whether the engine is Podman (its Docker API differs in small ways).
+    pub async fn is_podman(&self) -> bool {
+        *self
+            .podman
+            .get_or_init(|| async {
+                let Ok(client) = self.client() else {
+                    return false;
+                };
+                client.version().await.is_ok_and(|v| {
+                    v.components
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.name.to_lowercase().contains("podman"))
+                })
+            })
+            .await
+    }
+
+    pub(super) fn endpoint_name(&self) -> String {
+        self.endpoint.clone()
     }
 
     pub fn client(&self) -> Result<&Docker, SandboxError> {
@@ -113,7 +243,7 @@ impl DockerSandbox {
         ))
     }
 
-    fn engine_err(&self, e: BollardError) -> SandboxError {
+    pub(super) fn engine_err(&self, e: BollardError) -> SandboxError {
         match e {
             // No answer, or the connection broke before the answer was whole (the
             // engine died mid-request): the engine cannot be reached, and what it was
@@ -130,7 +260,35 @@ impl DockerSandbox {
         }
     }
 
-    fn create_body(spec: &SandboxSpec) -> ContainerCreateBody {
+    /// The container of `spec`: mounting its overlay workspace and host folders when
+    /// `mounts`, else with nothing of the host's (a shipped workspace).
+    pub(super) async fn create_body(
+        &self,
+        spec: &SandboxSpec,
+        mounts: bool,
+    ) -> ContainerCreateBody {
+        let mut body = Self::body(spec, mounts);
+        if self.is_podman().await {
+            // Podman starts containers only with these limits given explicitly.
+            if let Some(host) = body.host_config.as_mut() {
+                host.ulimits = Some(vec![
+                    bollard::models::ResourcesUlimits {
+                        name: Some("nofile".into()),
+                        soft: Some(65536),
+                        hard: Some(65536),
+                    },
+                    bollard::models::ResourcesUlimits {
+                        name: Some("nproc".into()),
+                        soft: Some(65536),
+                        hard: Some(65536),
+                    },
+                ]);
+            }
+        }
+        body
+    }
+
+    fn body(spec: &SandboxSpec, mounts: bool) -> ContainerCreateBody {
         let bind = |source: &std::path::Path, target: &str, read_only: bool| Mount {
             typ: Some(MountType::BIND),
             source: Some(source.display().to_string()),
@@ -149,6 +307,7 @@ impl DockerSandbox {
             }),
             ..Default::default()
         };
+        let use_mounts = mounts;
         let mut mounts = vec![
             workspace,
             bind(&spec.prompt_file, PROMPT_FILE_IN_SANDBOX, true),
@@ -159,7 +318,7 @@ impl DockerSandbox {
             mounts.push(bind(cache, CACHE_DIR_IN_SANDBOX, spec.cache_read_only));
         }
         let host = HostConfig {
-            mounts: Some(mounts),
+            mounts: use_mounts.then_some(mounts),
             tmpfs: Some(HashMap::from([(
                 "/tmp".to_string(),
                 "rw,exec,size=2g,mode=1777".to_string(),
@@ -207,7 +366,7 @@ impl DockerSandbox {
     }
 }
 
-fn is_status(e: &BollardError, code: u16) -> bool {
+pub(super) fn is_status(e: &BollardError, code: u16) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
 
@@ -228,40 +387,23 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn start(&self, spec: &SandboxSpec) -> Result<String, SandboxError> {
+        if self.ships_workspaces().await {
+            return self.start_shipped(spec).await;
+        }
         self.create_workspace(spec).await?;
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
-        let created = match self
-            .client()?
-            .create_container(Some(options), Self::create_body(spec))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) if is_status(&e, 409) => {
-                return Err(SandboxError::NameConflict {
-                    name: spec.name.clone(),
-                })
-            }
-            Err(e) if is_status(&e, 404) => {
-                return Err(SandboxError::ImageMissing {
-                    image: spec.image.clone(),
-                    endpoint: self.endpoint.clone(),
-                })
-            }
-            Err(e) => return Err(self.engine_err(e)),
-        };
-        if let Err(e) = self.client()?.start_container(&created.id, None).await {
+        let body = self.create_body(spec, true).await;
+        let id = self.create_named(spec, body).await?;
+        if let Err(e) = self.client()?.start_container(&id, None).await {
             let e = self.engine_err(e);
             // Keep nothing half-made: a container the engine refused to start holds no
             // work. One whose start went unanswered may be running, its agent writing:
             // it stays, for the caller to find.
             if !matches!(e, SandboxError::Unreachable { .. }) {
-                let _ = self.remove(&created.id).await;
+                let _ = self.remove(&id).await;
             }
             return Err(e);
         }
-        Ok(created.id)
+        Ok(id)
     }
 
     async fn find(&self, name: &str) -> Result<Option<String>, SandboxError> {
@@ -392,8 +534,14 @@ impl Sandbox for DockerSandbox {
             .force(true)
             .v(true)
             .build();
+        let base = self.shipped_base(id).await;
         match self.client()?.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(tag) = base {
+                    self.release_base(&tag).await;
+                }
+                Ok(())
+            }
             Err(e) if is_status(&e, 404) => Ok(()),
             // Another front-end (or the engine's own auto-removal) is removing it:
             // done once it is gone.
@@ -469,6 +617,28 @@ impl Sandbox for DockerSandbox {
             name: EGRESS_NETWORK.to_string(),
             gateway,
         })
+    }
+
+    async fn collect(&self, id: &str, spec: &CollectSpec) -> Result<Vec<String>, SandboxError> {
+        self.collect_shipped(id, spec).await
+    }
+
+    async fn written_bytes(&self, id: &str) -> Result<Option<u64>, SandboxError> {
+        let options = bollard::query_parameters::InspectContainerOptionsBuilder::default()
+            .size(true)
+            .build();
+        let inspect = match self.client()?.inspect_container(id, Some(options)).await {
+            Ok(i) => i,
+            Err(e) if is_status(&e, 404) => return Ok(None),
+            Err(e) => return Err(self.engine_err(e)),
+        };
+        let shipped = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(super::ship::SHIPPED_LABEL))
+            .is_some_and(|v| v == "shipped");
+        Ok(shipped.then(|| inspect.size_rw.unwrap_or(0).max(0) as u64))
     }
 
     async fn release_workspace(&self, name: &str) -> Result<(), SandboxError> {

@@ -1,12 +1,18 @@
 //! Where agents run. One trait, [`Sandbox`], is the seam between the engine and a
-//! container runtime: today the local Docker engine through bollard; later a remote
-//! engine or Kubernetes, where the workspace is copied in and the result copied out
-//! instead of bind-mounted.
+//! container runtime: a Docker-API engine through bollard — the local one, where the
+//! workspace is an overlay of host folders, or one that shares no disk with Handoff
+//! (a remote engine, Podman, or the local one told so), where the workspace is
+//! *shipped*: copied in as archives and its changes copied back into the same host
+//! folders ([`ship`]), so that the engine's finalize reads them as it reads an
+//! overlay's upper folder.
 //!
 //! A sandbox knows containers, images and logs. It knows nothing of tasks' states,
 //! git, or front-ends.
 
 pub mod docker;
+pub mod endpoint;
+pub mod ship;
+mod ssh;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -61,8 +67,36 @@ pub struct SandboxSpec {
 pub struct OverlaySpec {
     pub lowers: Vec<PathBuf>,
     pub upper: PathBuf,
-    /// overlayfs's scratch folder, on the same file system as `upper`.
+    /// overlayfs's scratch folder, on the same file system as `upper`. A shipped
+    /// workspace keeps there what it sent in (to tell the agent's changes from it).
     pub work: PathBuf,
+    /// What the bottom lower holds, by content (the base checkout's commit): a
+    /// shipped workspace caches it on the engine under this name.
+    pub base_key: Option<String>,
+}
+
+/// Where a shipped workspace's results go once its container has ended: the same
+/// host folders an overlay workspace writes into. See [`Sandbox::collect`].
+#[derive(Debug, Clone)]
+pub struct CollectSpec {
+    /// Emptied, then given what the agent changed under `/workspace`, marked as
+    /// overlayfs marks an upper folder (whiteouts for deletions).
+    pub upper: PathBuf,
+    /// The turn's scratch folder (`OverlaySpec::work`), where the start left what it
+    /// sent in.
+    pub work: PathBuf,
+    /// Replaced by the container's HOME.
+    pub home: PathBuf,
+    /// Replaced by the container's results folder.
+    pub out_dir: PathBuf,
+    /// Replaced by the container's tool cache (the setup's phase only: the agent's
+    /// cache is read-only).
+    pub cache_dir: Option<PathBuf>,
+    /// The owner of what is written into `home`, `out_dir` and `cache_dir`.
+    pub uid: u32,
+    pub gid: u32,
+    /// The most bytes of file content brought back, all folders together.
+    pub max_bytes: u64,
 }
 
 /// The network a container is attached to.
@@ -109,6 +143,13 @@ pub enum SandboxError {
     NameConflict { name: String },
     #[error("Docker: {0}")]
     Engine(String),
+    #[error("shipping the workspace: {0}")]
+    Workspace(String),
+    /// What came back from a shipped workspace broke a rule (a name leaving its
+    /// folder, a link to write through, over a limit): it is not brought home, and
+    /// asking again would get the same answer.
+    #[error("the agent's work was refused as it came back from the engine: {0}")]
+    ResultRefused(String),
 }
 
 pub type LogStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, SandboxError>> + Send>>;
@@ -165,4 +206,31 @@ pub trait Sandbox: Send + Sync + 'static {
         &self,
         name: &str,
     ) -> impl Future<Output = Result<(), SandboxError>> + Send;
+
+    /// Brings the results of the ended container `id` into the host folders of
+    /// `spec`, when its workspace was shipped; nothing to do for an overlay (its
+    /// folders are the host's own). Called before anything reads those folders, and
+    /// again after a failure (it starts over each time). What comes back is read as
+    /// hostile input. Returns the files left in the container because bringing them
+    /// would have passed `spec.max_bytes` (workspace paths as they are, others
+    /// under their folder in the container).
+    fn collect(
+        &self,
+        id: &str,
+        spec: &CollectSpec,
+    ) -> impl Future<Output = Result<Vec<String>, SandboxError>> + Send {
+        let _ = (id, spec);
+        async { Ok(vec![]) }
+    }
+
+    /// Bytes the running container `id` has written where the host does not see them
+    /// (a shipped workspace's changes), for the disk limit; `None` when the host's own
+    /// folders hold everything.
+    fn written_bytes(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<u64>, SandboxError>> + Send {
+        let _ = id;
+        async { Ok(None) }
+    }
 }

@@ -33,16 +33,61 @@ const PREFIX: &str = "handoff-t-";
 /// Where `ip netns` keeps named namespaces.
 const NETNS_DIR: &str = "/var/run/netns";
 
+/// Where an engine started with [`PrivateEngine::start_with_tls`] listens, inside its
+/// own network namespace (so only processes in that namespace reach it).
+pub const TLS_ADDR: &str = "127.0.0.1:2376";
+
+/// The port [`PrivateEngine::start_sshd`]'s sshd listens on, on 127.0.0.1 inside the
+/// engine's namespace.
+pub const SSH_PORT: u16 = 2222;
+
+/// An sshd in front of a private engine; stopped when dropped.
+pub struct SshAccess {
+    /// The ssh configuration that reaches it (host `engine`).
+    pub config: PathBuf,
+    log: PathBuf,
+    sshd: Child,
+}
+
+impl SshAccess {
+    /// sshd's log, for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for SshAccess {
+    fn drop(&mut self) {
+        let _ = self.sshd.kill();
+        let _ = self.sshd.wait();
+    }
+}
+
 pub struct PrivateEngine {
     name: String,
     root: PathBuf,
     dockerd: Option<Child>,
+    /// Also listening on [`TLS_ADDR`] with TLS, verifying clients.
+    tls: bool,
 }
 
 impl PrivateEngine {
     /// Starts an engine with the test image ([`image`]) loaded. Clears what killed
     /// earlier runs left first.
     pub fn start() -> PrivateEngine {
+        Self::start_with(false)
+    }
+
+    /// [`PrivateEngine::start`], the engine also listening on `tcp://` [`TLS_ADDR`]
+    /// with `--tlsverify`: its certificate (for `IP:127.0.0.1`) and the clients' are
+    /// signed by a CA the test makes with openssl. [`PrivateEngine::client_certs`]
+    /// holds a client's `ca.pem`, `cert.pem` and `key.pem`;
+    /// [`PrivateEngine::stranger_certs`] the same made by another CA.
+    pub fn start_with_tls() -> PrivateEngine {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> PrivateEngine {
         require_tools();
         sweep_stale();
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -64,9 +109,13 @@ impl PrivateEngine {
             name,
             root,
             dockerd: None,
+            tls,
         };
         fs::write(engine.root.join("owner"), Owner::me().to_line()).unwrap();
         fs::write(engine.root.join("daemon.json"), "{}\n").unwrap();
+        if tls {
+            make_certificates(&engine.root.join("tls"));
+        }
         run(Command::new("ip").args(["netns", "add", &engine.name]));
         engine.in_netns(&["ip", "link", "set", "lo", "up"]);
         engine.spawn_dockerd();
@@ -77,6 +126,24 @@ impl PrivateEngine {
     /// The `DOCKER_HOST` value that reaches this engine.
     pub fn docker_host(&self) -> String {
         format!("unix://{}", self.socket().display())
+    }
+
+    /// The `DOCKER_HOST` value of the engine's TLS listener (reached from inside its
+    /// namespace only).
+    pub fn tls_host(&self) -> String {
+        assert!(self.tls, "start the engine with start_with_tls()");
+        format!("tcp://{TLS_ADDR}")
+    }
+
+    /// A client's `ca.pem`, `cert.pem` and `key.pem` for the TLS listener (as
+    /// `DOCKER_CERT_PATH` holds them).
+    pub fn client_certs(&self) -> PathBuf {
+        self.root.join("tls/client")
+    }
+
+    /// The same files made by a CA the engine does not know, and knowing only it.
+    pub fn stranger_certs(&self) -> PathBuf {
+        self.root.join("tls/stranger")
     }
 
     /// The engine's network namespace, for `nsenter --net=…`.
@@ -307,6 +374,7 @@ impl PrivateEngine {
             .arg(root.join("docker.pid"))
             .arg("-H")
             .arg(self.docker_host())
+            .args(self.tls_args())
             .arg(format!("--cgroup-parent=/{}", self.name))
             // Fail-closed: no bridge, no NAT, no forwarding; containers get `none`.
             .args([
@@ -351,6 +419,110 @@ impl PrivateEngine {
         }
     }
 
+    /// An sshd of the test's own in the engine's namespace on 127.0.0.1:[`SSH_PORT`],
+    /// whose sessions reach this engine (`SetEnv DOCKER_HOST`), with a key pair, the
+    /// host's key known, and an ssh configuration naming it all: host `engine` is
+    /// this sshd as root, and so is `root@127.0.0.1:2222` (every host gets the key
+    /// and the known hosts file). It ends with the returned value, or with the
+    /// engine.
+    pub fn start_sshd(&self) -> SshAccess {
+        let dir = self.root.join("ssh");
+        fs::create_dir_all(&dir).unwrap();
+        for key in ["host_key", "client_key"] {
+            run(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", key, "-f"])
+                .arg(dir.join(key)));
+        }
+        let public = |key: &str| fs::read_to_string(dir.join(format!("{key}.pub"))).unwrap();
+        fs::write(dir.join("authorized_keys"), public("client_key")).unwrap();
+        fs::write(
+            dir.join("known_hosts"),
+            format!("[127.0.0.1]:{SSH_PORT} {}", public("host_key")),
+        )
+        .unwrap();
+        let path = |name: &str| dir.join(name).display().to_string();
+        fs::write(
+            dir.join("sshd_config"),
+            format!(
+                "Port {SSH_PORT}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\n\
+                 AuthorizedKeysFile {}\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                 StrictModes no\nSetEnv DOCKER_HOST={}\n",
+                path("host_key"),
+                path("sshd.pid"),
+                path("authorized_keys"),
+                self.docker_host()
+            ),
+        )
+        .unwrap();
+        let config = dir.join("ssh_config");
+        fs::write(
+            &config,
+            format!(
+                "Host engine\n  HostName 127.0.0.1\n  Port {SSH_PORT}\n  User root\n\
+                 Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {}\n\
+                 StrictHostKeyChecking yes\n",
+                path("client_key"),
+                path("known_hosts")
+            ),
+        )
+        .unwrap();
+        // sshd's privilege separation folder (made by the package's service otherwise).
+        fs::create_dir_all("/run/sshd").unwrap();
+        let log = fs::File::create(dir.join("sshd.log")).unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns().display()))
+            .args(["--", "/usr/sbin/sshd", "-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run sshd: {e}"));
+        let access = SshAccess {
+            config,
+            log: dir.join("sshd.log"),
+            sshd: child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let answered = Command::new("nsenter")
+                .arg(format!("--net={}", self.netns().display()))
+                .args(["--", "ssh", "-F"])
+                .arg(&access.config)
+                .args(["-o", "BatchMode=yes", "engine", "true"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if answered {
+                return access;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the test's sshd did not let us in within 20 s; its log:\n{}",
+                fs::read_to_string(&access.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// dockerd's arguments for the TLS listener, if it has one.
+    fn tls_args(&self) -> Vec<String> {
+        if !self.tls {
+            return vec![];
+        }
+        let file = |name: &str| self.root.join("tls").join(name).display().to_string();
+        vec![
+            "-H".into(),
+            format!("tcp://{TLS_ADDR}"),
+            "--tlsverify".into(),
+            format!("--tlscacert={}", file("ca.pem")),
+            format!("--tlscert={}", file("server-cert.pem")),
+            format!("--tlskey={}", file("server-key.pem")),
+        ]
+    }
+
     /// `docker save` from the machine's engine into `docker load` of this one (the
     /// image keeps its id and tag).
     fn load_test_image(&self) {
@@ -393,6 +565,110 @@ impl Drop for PrivateEngine {
     }
 }
 
+/// Makes, with openssl, in `dir`: a CA (`ca.pem`), the engine's certificate for
+/// `IP:127.0.0.1` (`server-cert.pem`, `server-key.pem`), a client's files signed by
+/// that CA (`client/{ca,cert,key}.pem`) and a stranger's, made by a CA of its own
+/// (`stranger/…`). P-256 keys: quick to make.
+fn make_certificates(dir: &Path) {
+    let openssl = |dir: &Path, args: &[&str]| {
+        run(Command::new("openssl").args(args).current_dir(dir));
+    };
+    let ca = |dir: &Path, name: &str| {
+        fs::create_dir_all(dir).unwrap();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "ca-key.pem",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+    };
+    // A key and a certificate `out` (in `out_dir`) signed by the CA in `ca_dir`.
+    let signed = |ca_dir: &Path, out_dir: &Path, cn: &str, ext: &str, key: &str, cert: &str| {
+        fs::create_dir_all(out_dir).unwrap();
+        let ext_file = out_dir.join(format!("{cert}.ext"));
+        fs::write(&ext_file, ext).unwrap();
+        let csr = out_dir.join(format!("{cert}.csr"));
+        openssl(
+            out_dir,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                key,
+                "-out",
+                csr.to_str().unwrap(),
+                "-subj",
+                &format!("/CN={cn}"),
+            ],
+        );
+        openssl(
+            ca_dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                csr.to_str().unwrap(),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                ext_file.to_str().unwrap(),
+                "-out",
+                out_dir.join(cert).to_str().unwrap(),
+            ],
+        );
+    };
+    ca(dir, "handoff-test-ca");
+    signed(
+        dir,
+        dir,
+        "127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        "server-key.pem",
+        "server-cert.pem",
+    );
+    let client_ext = "extendedKeyUsage=clientAuth\n";
+    let client = dir.join("client");
+    signed(dir, &client, "client", client_ext, "key.pem", "cert.pem");
+    fs::copy(dir.join("ca.pem"), client.join("ca.pem")).unwrap();
+    let stranger = dir.join("stranger");
+    ca(&stranger, "someone-else-ca");
+    signed(
+        &stranger, &stranger, "client", client_ext, "key.pem", "cert.pem",
+    );
+    // The client's files are read by the front-end, which may run as the test user.
+    for d in [dir, &client, &stranger] {
+        for entry in fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = if path.is_dir() { 0o755 } else { 0o644 };
+            fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        }
+    }
+}
+
 /// Fails, saying what to do, when the fixture cannot work here.
 fn require_tools() {
     // SAFETY: geteuid has no preconditions.
@@ -407,6 +683,7 @@ fn require_tools() {
         ("nsenter", "util-linux"),
         ("dockerd", "docker.io"),
         ("docker", "docker.io (or the docker CLI)"),
+        ("openssl", "openssl"),
     ] {
         let found = std::env::var_os("PATH")
             .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));

@@ -68,6 +68,18 @@ pub fn ids_of(user: &str) -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
+/// `[engine]` for every repository of the tests: with `HANDOFF_TEST_WORKSPACE=shipped`
+/// the local engine gets shipped workspaces (copied in and out through the Engine
+/// API, as a remote engine does), so the same scenarios run in both modes. `.ci/run`
+/// runs the engine scenarios both ways.
+pub fn engine_config() -> String {
+    match std::env::var("HANDOFF_TEST_WORKSPACE").as_deref() {
+        Ok("shipped") => "\n[engine]\nworkspace = \"shipped\"\n".to_string(),
+        Ok("") | Ok("overlay") | Err(_) => String::new(),
+        Ok(other) => panic!("HANDOFF_TEST_WORKSPACE={other}: use `shipped` or `overlay`"),
+    }
+}
+
 pub struct Repo {
     pub dir: tempfile::TempDir,
 }
@@ -97,8 +109,9 @@ impl Repo {
         repo.write(
             ".handoff.toml",
             &format!(
-                "default_agent = \"shell\"\n{extra_config}\n[agents.shell]\nimage = \"{}\"\nmemory = \"256m\"\n",
-                image()
+                "default_agent = \"shell\"\n{extra_config}\n[agents.shell]\nimage = \"{}\"\nmemory = \"256m\"\n{}",
+                image(),
+                engine_config()
             ),
         );
         repo.git(&["add", "-A"]);
@@ -218,7 +231,11 @@ impl Repo {
     pub fn write_user_config(&self, text: &str) {
         let dir = self.config_home().join("handoff");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), text).unwrap();
+        std::fs::write(
+            dir.join("config.toml"),
+            format!("{text}{}", engine_config()),
+        )
+        .unwrap();
         self.give_to_test_user();
     }
 

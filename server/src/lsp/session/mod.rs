@@ -30,7 +30,7 @@ use crate::sandbox::Sandbox;
 
 /// Makes the sandbox each repository's engine runs on (Docker in `handoff lsp`, a fake
 /// in the unit tests).
-pub type SandboxFactory<S> = Arc<dyn Fn() -> S + Send + Sync>;
+pub type SandboxFactory<S> = Arc<dyn Fn(&crate::config::Config) -> S + Send + Sync>;
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the state
 /// stays usable and the server keeps serving.
@@ -197,7 +197,7 @@ impl<S: Sandbox> Session<S> {
         if let Some(repo) = self.repo_at(&workdir) {
             return Ok(repo);
         }
-        let engine = Engine::open(&workdir, (self.sandbox)())?;
+        let engine = Engine::open_with(&workdir, |config| (self.sandbox)(config))?;
         let repo = Arc::new(Repo::new(engine));
         Ok(lock(&self.repos).entry(workdir).or_insert(repo).clone())
     }

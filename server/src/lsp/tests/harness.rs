@@ -69,7 +69,11 @@ impl Harness {
         let (server_read, server_write) = tokio::io::split(server_side);
         let fake = fixture.fake.clone();
         let (service, socket) = LspService::build(move |client| {
-            Backend::with_options(client, Arc::new(move || fake.clone()), test_options())
+            Backend::with_options(
+                client,
+                Arc::new(move |_: &crate::config::Config| fake.clone()),
+                test_options(),
+            )
         })
         .finish();
         let server = tokio::spawn(Server::new(server_read, server_write, socket).serve(service));

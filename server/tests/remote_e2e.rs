@@ -1,0 +1,349 @@
+//! Tasks on a remote Docker engine: a second `dockerd` of the test's own, in its own
+//! network namespace, listening on tcp + TLS (`--tlsverify`, certificates made by the
+//! test with openssl), reached only through `[engine]` or the `DOCKER_*` variables.
+//! Nothing is shared with it but the Engine API: the workspace is shipped in and the
+//! result brought back as archives (`docs/engines.md`).
+//!
+//! Runs as root (namespaces); every address is 127.0.0.1 inside a namespace the test
+//! made, and the agents have network `none`.
+
+mod common;
+
+use std::path::Path;
+
+use common::engine::PrivateEngine;
+use common::{changed_files, containers_of, stderr, Repo};
+use serde_json::Value;
+
+fn state(t: &Value) -> &str {
+    t["state"].as_str().unwrap_or("?")
+}
+
+/// The user's configuration (the front-end's own, never the repository's) pointing
+/// at the engine's TLS listener.
+fn point_at(engine: &PrivateEngine, repo: &Repo, certs: &Path) {
+    let dir = repo.config_home().join("handoff");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[engine]\nhost = \"{}\"\ncert_dir = \"{}\"\n",
+            engine.tls_host(),
+            certs.display()
+        ),
+    )
+    .unwrap();
+    repo.give_to_test_user();
+}
+
+fn run_json(engine: &PrivateEngine, repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let out = engine.handoff_env(repo, args, env);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "handoff {args:?} printed no JSON ({e}):\n{}\nengine log:\n{}",
+            stderr(&out),
+            engine.log()
+        )
+    })
+}
+
+/// Images Handoff made on the engine (the shared bases of shipped workspaces).
+fn base_images(engine: &PrivateEngine) -> Vec<String> {
+    let out = engine.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("handoff-base/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_ups() {
+    let engine = PrivateEngine::start_with_tls();
+    let repo = Repo::new(
+        &[
+            ("a.txt", "one\ntwo\n"),
+            ("old.txt", "going\n"),
+            ("src/k.txt", "k\n"),
+        ],
+        "",
+    );
+    repo.write("a.txt", "one\ntwo\nuncommitted\n");
+    point_at(&engine, &repo, &engine.client_certs());
+    // The configuration wins over DOCKER_HOST, which names nothing here.
+    let elsewhere = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+
+    // A task: edits, a new file in a new folder, a deletion; HOME kept for later.
+    let t = run_json(
+        &engine,
+        &repo,
+        &[
+            "run",
+            "--wait",
+            "--json",
+            "sed -i s/two/TWO/ a.txt && mkdir -p new && echo made > new/n.txt && rm old.txt \
+             && echo remembered > $HOME/note",
+        ],
+        &elsewhere,
+    );
+    assert_eq!(state(&t), "done", "{t:#}\n{}", engine.log());
+    let branch = t["branch"].as_str().unwrap().to_string();
+    assert_eq!(
+        repo.show_bytes(&branch, "a.txt"),
+        b"one\nTWO\nuncommitted\n"
+    );
+    assert_eq!(repo.show_bytes(&branch, "new/n.txt"), b"made\n");
+    assert_eq!(changed_files(&t), ["a.txt", "new/n.txt", "old.txt"]);
+    let files = repo.git(&["ls-tree", "-r", "--name-only", &branch]);
+    assert!(!files.contains("old.txt"), "{files}");
+    assert!(files.contains("src/k.txt"), "{files}");
+
+    // A follow-up continues the branch, with the HOME the first turn left.
+    let t = run_json(
+        &engine,
+        &repo,
+        &[
+            "reply",
+            "1",
+            "--wait",
+            "--json",
+            "cat $HOME/note > recalled.txt",
+        ],
+        &elsewhere,
+    );
+    assert_eq!(state(&t), "done", "{t:#}");
+    assert_eq!(t["turns"].as_array().unwrap().len(), 2);
+    assert_eq!(repo.show_bytes(&branch, "recalled.txt"), b"remembered\n");
+    assert_eq!(repo.show_bytes(&branch, "new/n.txt"), b"made\n");
+    let range = format!("{}..{branch}", t["base_commit"].as_str().unwrap());
+    assert_eq!(repo.git(&["rev-list", "--count", &range]).trim(), "2");
+
+    // A failing agent keeps what it wrote, and the task says how it ended.
+    let t = run_json(
+        &engine,
+        &repo,
+        &["run", "--wait", "--json", "echo partial > half.txt; exit 3"],
+        &elsewhere,
+    );
+    assert_eq!(state(&t), "failed", "{t:#}");
+    assert!(
+        t["error"].as_str().unwrap().contains("exited with code 3"),
+        "{t:#}"
+    );
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "half.txt"),
+        b"partial\n"
+    );
+
+    // Nothing left behind: no container, volume or base image on the engine, and
+    // nothing ever ran on the machine's own engine.
+    assert!(engine.containers().is_empty(), "{:?}", engine.containers());
+    assert!(engine.volumes().is_empty(), "{:?}", engine.volumes());
+    assert!(
+        base_images(&engine).is_empty(),
+        "{:?}",
+        base_images(&engine)
+    );
+    assert!(containers_of(&repo).is_empty());
+}
+
+#[test]
+fn the_docker_variables_reach_a_tls_engine_and_an_engine_no_known_ca_signed_is_refused() {
+    let engine = PrivateEngine::start_with_tls();
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let host = engine.tls_host();
+    let handoff = |args: &[&str], certs: &Path| {
+        let certs = certs.display().to_string();
+        let env = [
+            ("DOCKER_HOST", host.as_str()),
+            ("DOCKER_TLS_VERIFY", "1"),
+            ("DOCKER_CERT_PATH", certs.as_str()),
+        ];
+        engine.handoff_env(&repo, args, &env)
+    };
+
+    let out = handoff(
+        &["run", "--wait", "--json", "echo hi > hi.txt"],
+        &engine.client_certs(),
+    );
+    let t: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", stderr(&out), engine.log()));
+    assert_eq!(state(&t), "done", "{t:#}\n{}", engine.log());
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "hi.txt"),
+        b"hi\n"
+    );
+
+    // A result larger than the task may hold: what fits comes home, the file that
+    // would pass the disk limit stays on the engine, and the task names it.
+    let config = repo.config_home().join("handoff");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[agents.shell]\ndisk_limit = \"1m\"\n",
+    )
+    .unwrap();
+    repo.give_to_test_user();
+    let out = handoff(
+        &[
+            "run",
+            "--wait",
+            "--json",
+            "echo kept > kept.txt && head -c 3000000 /dev/zero > big.bin",
+        ],
+        &engine.client_certs(),
+    );
+    let t: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}\n{}", stderr(&out), engine.log()));
+    let warnings = t["warnings"].to_string();
+    assert!(
+        warnings.contains("big.bin") && warnings.contains("disk limit"),
+        "{t:#}"
+    );
+    let branch = t["branch"].as_str().unwrap();
+    assert_eq!(repo.show_bytes(branch, "kept.txt"), b"kept\n");
+    let files = repo.git(&["ls-tree", "-r", "--name-only", branch]);
+    assert!(!files.contains("big.bin"), "{files}");
+    std::fs::remove_file(config.join("config.toml")).unwrap();
+
+    // Certificates of another CA: the engine's is not trusted, the user is told
+    // which engine could not be reached, and the task waits.
+    let stranger = engine.stranger_certs();
+    let out = handoff(&["run", "echo no > no.txt"], &stranger);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&host), "{err}");
+    let out = handoff(&["list", "--json"], &stranger);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == 3)
+        .unwrap_or_else(|| panic!("{listed:#}"));
+    assert_eq!(state(second), "queued", "{listed:#}");
+
+    // A certificate folder without the files names the missing one.
+    let empty = tempfile::tempdir().unwrap();
+    let out = handoff(&["run", "echo no > no.txt"], empty.path());
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let missing = empty.path().join("ca.pem");
+    assert!(
+        err.contains(&missing.display().to_string()) && err.contains("DOCKER_CERT_PATH"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_image_with_no_shell_git_or_tar_gets_its_workspace_and_gives_its_work_back() {
+    // An image of one static file, /busybox: no /bin/sh, no tar, no git.
+    let tag = format!("handoff-test-bare:{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
+    let import = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar -C {} -c busybox | docker import - {tag}",
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", stderr(&import));
+    struct RemoveImage(String);
+    impl Drop for RemoveImage {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", &self.0])
+                .output();
+        }
+    }
+    let _image = RemoveImage(tag.clone());
+
+    let repo = Repo::new(
+        &[("a.txt", "a\n"), ("gone.txt", "g\n")],
+        &format!(
+            "[agents.bare]\nimage = \"{tag}\"\ncommand = [\"/busybox\", \"sh\", \"-c\", \"{{prompt}}\"]\n"
+        ),
+    );
+    // An uncommitted deletion: the start layer deletes a file of the base, which is
+    // done in the container before the agent runs.
+    std::fs::remove_file(repo.path().join("gone.txt")).unwrap();
+    let config = repo.config_home().join("handoff");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[engine]\nworkspace = \"shipped\"\n",
+    )
+    .unwrap();
+    repo.give_to_test_user();
+
+    let out = repo.handoff(&[
+        "run",
+        "--agent",
+        "bare",
+        "--wait",
+        "--json",
+        "/busybox ls /workspace > seen.txt && echo made > new.txt",
+    ]);
+    let t: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", stderr(&out)));
+    assert_eq!(state(&t), "done", "{t:#}");
+    let branch = t["branch"].as_str().unwrap();
+    let seen = String::from_utf8(repo.show_bytes(branch, "seen.txt")).unwrap();
+    assert!(
+        seen.contains("a.txt") && !seen.contains("gone.txt"),
+        "{seen}"
+    );
+    assert_eq!(repo.show_bytes(branch, "new.txt"), b"made\n");
+    assert!(containers_of(&repo).is_empty());
+}
+
+#[test]
+fn tasks_run_on_an_engine_reached_over_ssh_by_alias_or_by_user_host_and_port() {
+    let engine = PrivateEngine::start();
+    let ssh = engine.start_sshd();
+    let repo = Repo::new(&[("a.txt", "a\n")], "");
+    let config = repo.config_home().join("handoff");
+    std::fs::create_dir_all(&config).unwrap();
+    // An alias of the user's ssh configuration, and the form bollard's own ssh
+    // transport cannot parse (a port).
+    let hosts = [
+        "ssh://engine".to_string(),
+        format!("ssh://root@127.0.0.1:{}", common::engine::SSH_PORT),
+    ];
+    for (n, host) in hosts.iter().enumerate() {
+        std::fs::write(
+            config.join("config.toml"),
+            format!(
+                "[engine]\nhost = \"{host}\"\nssh_config = \"{}\"\n",
+                ssh.config.display()
+            ),
+        )
+        .unwrap();
+        repo.give_to_test_user();
+        let t = run_json(
+            &engine,
+            &repo,
+            &[
+                "run",
+                "--wait",
+                "--json",
+                &format!("echo {n} > over-ssh.txt"),
+            ],
+            &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        );
+        assert_eq!(state(&t), "done", "{host}: {t:#}\n{}", ssh.log());
+        assert_eq!(
+            repo.show_bytes(t["branch"].as_str().unwrap(), "over-ssh.txt"),
+            format!("{n}\n").as_bytes()
+        );
+    }
+    assert!(engine.containers().is_empty(), "{:?}", engine.containers());
+    assert!(
+        base_images(&engine).is_empty(),
+        "{:?}",
+        base_images(&engine)
+    );
+}
