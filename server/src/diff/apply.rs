@@ -426,10 +426,7 @@ mod tests {
             let outcome = apply_all(&hunks, &current);
             let elapsed = started.elapsed();
             assert_eq!(outcome.conflicts.len(), conflicts, "{case}");
-            assert!(
-                elapsed < Duration::from_secs(2),
-                "{case}: took {elapsed:?}"
-            );
+            assert!(elapsed < Duration::from_secs(2), "{case}: took {elapsed:?}");
         }
     }
 }
