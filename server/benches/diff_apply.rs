@@ -14,8 +14,10 @@
 //! and p99 in microseconds go to stdout and to `target/bench/diff_apply.md`.
 //! Iterations: `HANDOFF_BENCH_ITERS` scales them (default 1).
 
+mod common;
+use common::*;
+
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use handoff::diff::{
@@ -286,13 +288,4 @@ fn render(rows: &[Row], base: &str) -> String {
         ));
     }
     s
-}
-
-/// `target/`, found from the handoff binary (`target/release/handoff`).
-fn target_dir() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_handoff"));
-    bin.parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("cannot find target/ from {}", bin.display()))
-        .to_path_buf()
 }

@@ -22,6 +22,9 @@
 //! stores. Rounds: `HANDOFF_BENCH_ROUNDS` (default 10). The table goes to stdout and to
 //! `target/bench/list_scale.md`.
 
+mod common;
+use common::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -136,34 +139,6 @@ fn rounds(default: usize) -> usize {
         },
         Err(_) => default,
     }
-}
-
-/// `target/`, found from the handoff binary (`target/release/handoff`).
-fn target_dir() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_handoff"));
-    bin.parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("cannot find target/ from {}", bin.display()))
-        .to_path_buf()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Bench",
-            "-c",
-            "user.email=bench@example.com",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run git: {e}"));
-    assert!(
-        out.status.success(),
-        "git {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A repository with one commit and `n` finished task records.

@@ -32,9 +32,12 @@
 //! engine cannot be reached or any run fails, and never prints numbers for runs that
 //! did not happen. The table goes to stdout and to `target/bench/task_start.md`.
 
+mod common;
+use common::*;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -203,37 +206,6 @@ fn build_image() -> String {
     let tag = tag.trim().to_string();
     assert!(!tag.is_empty(), "{} printed no image tag", script.display());
     tag
-}
-
-/// `target/`, found from the handoff binary (`target/release/handoff`).
-fn target_dir() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_handoff"));
-    bin.parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("cannot find target/ from {}", bin.display()))
-        .to_path_buf()
-}
-
-/// Runs `git ARGS` in `dir`; panics on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Bench",
-            "-c",
-            "user.email=bench@example.com",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run git: {e}"));
-    assert!(
-        out.status.success(),
-        "git {args:?} in {} failed:\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A repository in a temp dir with `files` committed files, a `.handoff.toml` whose

@@ -1,0 +1,37 @@
+//! Helpers the benches share.
+
+#![allow(dead_code)] // Each bench uses some of them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `target/`, found from the handoff binary (`target/release/handoff`).
+pub fn target_dir() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_handoff"));
+    bin.parent()
+        .and_then(Path::parent)
+        .unwrap_or_else(|| panic!("cannot find target/ from {}", bin.display()))
+        .to_path_buf()
+}
+
+/// Runs `git ARGS` in `dir` as a bench user; its stdout. Panics on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Bench",
+            "-c",
+            "user.email=bench@example.com",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run git: {e}"));
+    assert!(
+        out.status.success(),
+        "git {args:?} in {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
