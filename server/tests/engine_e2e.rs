@@ -720,13 +720,7 @@ fn several_attempts_share_one_snapshot_and_the_one_picked_stays() {
     );
     let out = repo.handoff(&["pick", "2", "--delete-branches"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let left: Vec<u64> = repo
-        .json(&["list", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap())
-        .collect();
+    let left = repo.task_ids();
     assert_eq!(left, vec![2]);
     assert!(repo.git(&["branch", "--list", "handoff/*"]).lines().count() == 1);
 }

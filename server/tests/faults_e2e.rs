@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::engine::PrivateEngine;
-use common::{eventually, stderr, stdout, Repo};
+use common::{eventually, stderr, stdout, task_ids_of, Repo};
 use serde_json::Value;
 
 fn state(t: &Value) -> &str {
@@ -415,13 +415,7 @@ fn a_damaged_task_record_is_named_and_never_blocks_the_other_tasks() {
         }
     }
     let listed = engine.json(&repo, &["list", "--json"]);
-    let ids: Vec<u64> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(ids, vec![3]);
+    assert_eq!(task_ids_of(&listed), vec![3]);
 
     // A new task still runs to the end.
     let out = engine.handoff(&repo, &["run", "--wait", "--json", "echo four > four.txt"]);

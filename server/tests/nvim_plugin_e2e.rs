@@ -133,13 +133,7 @@ fn the_task_picker_lists_what_the_cli_lists_and_offers_log_diff_reply_cancel_and
     assert_eq!(repo.read("greet.py"), GREET);
     assert_eq!(repo.read("CHANGES.md"), CHANGES);
     // Task #3 was cancelled, then removed with `handoff rm`; its branch stays.
-    let ids: Vec<u64> = repo
-        .json(&["list", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap())
-        .collect();
+    let ids = repo.task_ids();
     assert_eq!(ids, [1, 2, 4]);
     // Task #4's "accept all" took TIPS.md into a buffer and left the tool settings to
     // be read and accepted one by one: neither is on disk, and the branch has both.
@@ -179,13 +173,7 @@ fn review_comments_made_in_neovim_are_drawn_on_their_changes_and_sent_as_the_nex
 #[test]
 fn attempts_started_from_neovim_show_together_in_the_picker_and_keeping_one_removes_the_other() {
     let repo = run_script("attempts_spec.lua");
-    let ids: Vec<u64> = repo
-        .json(&["list", "--json"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_u64().unwrap())
-        .collect();
+    let ids = repo.task_ids();
     assert_eq!(ids, [1]);
     // The attempt removed keeps its branch, as `handoff pick` leaves it.
     assert_eq!(

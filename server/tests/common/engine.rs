@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{handoff_command, image, Repo};
+use super::{handoff_command, image, json_of_success, Repo};
 
 /// The prefix of every name an engine of these tests takes.
 const PREFIX: &str = "handoff-t-";
@@ -302,17 +302,7 @@ impl PrivateEngine {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        assert!(
-            out.status.success(),
-            "handoff {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "handoff {args:?} printed no JSON ({e}):\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        json_of_success(args, &out)
     }
 
     /// `handoff show ID --json`.

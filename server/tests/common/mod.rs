@@ -272,18 +272,12 @@ impl Repo {
 
     /// Runs `handoff ARGS --json`-style commands and parses stdout.
     pub fn json(&self, args: &[&str]) -> Value {
-        let out = self.handoff(args);
-        assert!(
-            out.status.success(),
-            "handoff {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "handoff {args:?} printed no JSON ({e}):\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        })
+        json_of_success(args, &self.handoff(args))
+    }
+
+    /// The ids `handoff list --json` lists, in its order.
+    pub fn task_ids(&self) -> Vec<u64> {
+        task_ids_of(&self.json(&["list", "--json"]))
     }
 
     /// `handoff run --wait --json PROMPT` → the final record (whatever the state).
@@ -476,4 +470,29 @@ pub fn changed_files(task: &Value) -> Vec<String> {
         .collect();
     files.sort();
     files
+}
+
+/// The JSON that `handoff ARGS` printed; panics, saying why, if it failed or printed
+/// something else.
+pub fn json_of_success(args: &[&str], out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "handoff {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "handoff {args:?} printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The ids of the tasks in a `handoff list --json`.
+pub fn task_ids_of(list: &Value) -> Vec<u64> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list of tasks: {list}"))
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect()
 }
