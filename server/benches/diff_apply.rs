@@ -74,13 +74,7 @@ fn main() {
 
     let table = render(&rows, &base);
     println!("{table}");
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    let path = dir.join("diff_apply.md");
-    std::fs::write(&path, &table)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    eprintln!("diff_apply: table written to {}", path.display());
+    write_table("diff_apply", &table);
 }
 
 /// `HANDOFF_BENCH_ITERS`, or 1.

@@ -122,23 +122,7 @@ fn main() {
 
     let text = render(&rows, &inproc, rounds);
     println!("{text}");
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    let path = dir.join("list_scale.md");
-    std::fs::write(&path, &text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    eprintln!("list_scale: table written to {}", path.display());
-}
-
-/// `HANDOFF_BENCH_ROUNDS`, or `default`.
-fn rounds(default: usize) -> usize {
-    match std::env::var("HANDOFF_BENCH_ROUNDS") {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => panic!("HANDOFF_BENCH_ROUNDS must be a positive integer, not {v:?}"),
-        },
-        Err(_) => default,
-    }
+    write_table("list_scale", &text);
 }
 
 /// A repository with one commit and `n` finished task records.

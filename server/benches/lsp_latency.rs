@@ -15,6 +15,9 @@
 //! `cargo bench --bench lsp_latency`; rounds with HANDOFF_BENCH_REQUESTS (default 2000).
 //! Targets: code actions p99 < 5 ms and RSS < 100 MB with 100 tasks.
 
+mod common;
+use common::*;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -373,14 +376,6 @@ fn main() {
         verdict(memory.hwm * 1024 < 100_000_000),
     );
     print!("{table}");
-    // target/bench, beside the binary (target/release/handoff), wherever target/ is.
-    let bin = Path::new(env!("CARGO_BIN_EXE_handoff"));
-    let dir = bin
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/ from the handoff binary")
-        .join("bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("lsp_latency.md"), table).unwrap();
+    write_table("lsp_latency", &table);
     drop(rt);
 }

@@ -153,24 +153,7 @@ fn main() {
 
     let table = render(&reports, &image);
     println!("{table}");
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
-    let path = dir.join("task_start.md");
-    std::fs::write(&path, &table)
-        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-    eprintln!("task_start: table written to {}", path.display());
-}
-
-/// `HANDOFF_BENCH_ROUNDS`, or `default`.
-fn rounds(default: usize) -> usize {
-    match std::env::var("HANDOFF_BENCH_ROUNDS") {
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => panic!("HANDOFF_BENCH_ROUNDS must be a positive integer, not {v:?}"),
-        },
-        Err(_) => default,
-    }
+    write_table("task_start", &table);
 }
 
 /// The Docker engine, with the API version negotiated (20.10 speaks 1.41).

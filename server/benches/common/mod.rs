@@ -35,3 +35,24 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Writes a bench's table to `target/bench/<name>.md` and says where.
+pub fn write_table(name: &str, table: &str) {
+    let dir = target_dir().join("bench");
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let path = dir.join(format!("{name}.md"));
+    std::fs::write(&path, table).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    eprintln!("{name}: table written to {}", path.display());
+}
+
+/// `HANDOFF_BENCH_ROUNDS`, or `default`.
+pub fn rounds(default: usize) -> usize {
+    match std::env::var("HANDOFF_BENCH_ROUNDS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("HANDOFF_BENCH_ROUNDS must be a positive integer, not {v:?}"),
+        },
+        Err(_) => default,
+    }
+}
