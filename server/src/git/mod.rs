@@ -7,7 +7,9 @@
 pub mod base;
 pub mod import;
 pub mod layer;
+pub mod scan;
 pub mod snapshot;
+pub mod tree_edit;
 
 use std::path::PathBuf;
 
@@ -48,25 +50,6 @@ pub fn init() {
     // SAFETY: called before any other libgit2 use in the process, from one thread.
     unsafe {
         let _ = git2::opts::set_verify_owner_validation(false);
-    }
-}
-
-/// An index entry for content the index is built from (no file stat behind it):
-/// the path, blob and mode, with every stat field zero.
-pub(crate) fn content_entry(path: &[u8], id: git2::Oid, mode: u32, size: u32) -> git2::IndexEntry {
-    git2::IndexEntry {
-        ctime: git2::IndexTime::new(0, 0),
-        mtime: git2::IndexTime::new(0, 0),
-        dev: 0,
-        ino: 0,
-        mode,
-        uid: 0,
-        gid: 0,
-        file_size: size,
-        id,
-        flags: 0,
-        flags_extended: 0,
-        path: path.to_vec(),
     }
 }
 
