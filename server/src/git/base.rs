@@ -21,7 +21,7 @@ pub const HISTORY_DEPTH: usize = 100;
 
 /// The git configuration of every base and layer: stat checks that survive the
 /// overlay (inode and device numbers change there), and nothing else.
-pub const GIT_CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n\tcheckStat = minimal\n\ttrustctime = false\n";
+pub const GIT_CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n\tlogallrefupdates = true\n\tcheckStat = minimal\n\ttrustctime = false\n[splitIndex]\n\tsharedIndexExpire = never\n";
 
 /// A checked-out base, ready to be an overlay's lowest layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +114,8 @@ fn build(user: &Repository, tree: &Path, commit: Oid, owner: (u32, u32)) -> Resu
     if me.uid() != owner.0 || me.gid() != owner.1 {
         chown_tree(tree, owner.0, owner.1)?;
     }
-    Ok(())
+    // The start layers' indexes hold only what differs from this one.
+    super::split_index::share_base_index(&git_dir, owner)
 }
 
 /// Gives every file of the checkout to `uid:gid`, so an agent running as that user

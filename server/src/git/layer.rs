@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use git2::{IndexEntry, IndexTime, Oid, Repository, Tree};
 
 use super::base::{write_history_pack, Base};
+use super::split_index;
 use super::GitError;
 
 /// How deleted paths are marked for overlayfs.
@@ -94,7 +95,7 @@ pub fn build(
     let ref_path = git_dir.join("refs/heads").join(branch);
     writer.mkdirs_to(&ref_path)?;
     writer.file(&ref_path, format!("{start}\n").as_bytes(), false)?;
-    writer.write_index(&base.tree.join(".git/index"), &git_dir.join("index"))?;
+    writer.write_index(&base.tree.join(".git"), &git_dir.join("index"))?;
     writer.chown_tree_dirs()?;
     Ok(writer.stats)
 }
@@ -308,8 +309,43 @@ impl LayerWriter<'_> {
     /// The base's index with this layer's changes, stat data taken from the files
     /// written here (the agent sees them through the overlay with the same times and
     /// sizes, which is all `core.checkStat = minimal` compares).
-    fn write_index(&mut self, base_index: &Path, to: &Path) -> Result<(), GitError> {
-        std::fs::copy(base_index, to).map_err(|source| GitError::Write {
+    ///
+    /// A base that keeps its index as a shared index gets a split index here: only
+    /// the changed entries ([`split_index`]). Otherwise the whole index is copied and
+    /// changed.
+    fn write_index(&mut self, base_git_dir: &Path, to: &Path) -> Result<(), GitError> {
+        if let Some((base_bytes, _)) = split_index::base_shared_index(base_git_dir) {
+            let mut changes = split_index::Changes::default();
+            for change in &self.index_changes {
+                match change {
+                    IndexChange::Remove { path, dir } => changes.removed.push((path.clone(), *dir)),
+                    IndexChange::Add {
+                        path,
+                        id,
+                        mode,
+                        file,
+                    } => {
+                        let meta =
+                            std::fs::symlink_metadata(file).map_err(|source| GitError::Read {
+                                path: file.clone(),
+                                source,
+                            })?;
+                        changes.put.push(split_index::Entry {
+                            path: path.clone(),
+                            id: *id,
+                            mode: *mode,
+                            stat: split_index::Stat::of(&meta),
+                        });
+                    }
+                }
+            }
+            if split_index::write(to, &base_bytes, changes)?.is_some() {
+                self.index_changes.clear();
+                return Ok(());
+            }
+        }
+        let base_index = base_git_dir.join("index");
+        std::fs::copy(&base_index, to).map_err(|source| GitError::Write {
             path: to.to_path_buf(),
             source,
         })?;
@@ -447,22 +483,68 @@ mod tests {
             std::fs::read_to_string(layer.join(".git/refs/heads/handoff/1-x")).unwrap(),
             format!("{start}\n")
         );
-        // The index describes the start tree.
-        let index = git2::Index::open(&layer.join(".git/index")).unwrap();
-        let paths: Vec<String> = index
-            .iter()
-            .map(|e| String::from_utf8(e.path).unwrap())
-            .collect();
-        assert!(paths.contains(&"becomes-dir/inner.txt".to_string()));
-        assert!(paths.contains(&"link".to_string()));
-        assert!(!paths.contains(&"gone.txt".to_string()));
-        assert!(!paths.contains(&"dir/gone/deep.txt".to_string()));
-        assert!(!paths.contains(&"becomes-dir".to_string()));
-        let changed = index.get_path(Path::new("changed.txt"), 0).unwrap();
-        assert_eq!(
-            changed.id,
-            user.revparse_single("HEAD:changed.txt").unwrap().id()
+        // The index describes the start tree: a split index over the base's, which
+        // the agent's git reads as the whole (checked with git itself, on the two
+        // layers merged as the overlay shows them).
+        let index = std::fs::read(layer.join(".git/index")).unwrap();
+        assert!(
+            index.windows(4).any(|w| w == b"link"),
+            "a split index linked to the base's"
         );
+        assert!(
+            index.len() < 1024,
+            "only the changed entries: {} bytes",
+            index.len()
+        );
+        let merged = tmp.path().join("merged");
+        merge_like_overlay(&b.tree, &layer, &merged);
+        let git = |args: &[&str], dir: &Path| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let listed: Vec<String> = git(&["ls-files", "-s"], &merged)
+            .lines()
+            .map(|l| l.replace(" 0\t", "\t"))
+            .collect();
+        let tree: Vec<String> = git(&["ls-tree", "-r", &start.to_string()], dir.path())
+            .lines()
+            .map(|l| l.replace(" blob ", " "))
+            .collect();
+        assert_eq!(listed, tree, "the agent's index holds the start tree");
+        assert_eq!(
+            git(&["status", "--porcelain"], &merged),
+            "",
+            "and a clean tree"
+        );
+        assert_eq!(
+            git(&["rev-parse", "HEAD"], &merged).trim(),
+            start.to_string()
+        );
+        // The agent's git keeps working on it: a change staged and committed.
+        std::fs::write(merged.join("same.txt"), "edited\n").unwrap();
+        git(&["add", "same.txt"], &merged);
+        git(
+            &[
+                "-c",
+                "user.name=a",
+                "-c",
+                "user.email=a@b",
+                "commit",
+                "-qm",
+                "agent",
+            ],
+            &merged,
+        );
+        assert_eq!(git(&["status", "--porcelain"], &merged), "");
         // The snapshot commit is in the layer's pack.
         let packs: Vec<_> = std::fs::read_dir(layer.join(".git/objects/pack"))
             .unwrap()
@@ -480,5 +562,54 @@ mod tests {
         assert!(odb.exists(start));
         assert!(odb.exists(blob("changed.txt")));
         assert!(!odb.exists(blob("same.txt")), "the base's pack has it");
+    }
+
+    /// Copies `base` to `to` and lays `layer` over it as overlayfs would show them:
+    /// whiteouts (devices 0/0, or files marked `user.overlay.whiteout`) delete.
+    fn merge_like_overlay(base: &Path, layer: &Path, to: &Path) {
+        let status = std::process::Command::new("cp")
+            .args(["-a"])
+            .arg(base)
+            .arg(to)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        fn lay(from: &Path, to: &Path) {
+            for item in std::fs::read_dir(from).unwrap() {
+                let item = item.unwrap();
+                let (src, dst) = (item.path(), to.join(item.file_name()));
+                let meta = std::fs::symlink_metadata(&src).unwrap();
+                let whiteout = {
+                    use std::os::unix::fs::FileTypeExt;
+                    meta.file_type().is_char_device()
+                        || rustix::fs::lgetxattr(&src, "user.overlay.whiteout", &mut [0u8; 8])
+                            .is_ok()
+                };
+                let existing = std::fs::symlink_metadata(&dst).ok();
+                if whiteout || (existing.as_ref().is_some_and(|m| m.is_dir()) != meta.is_dir()) {
+                    match existing {
+                        Some(m) if m.is_dir() => std::fs::remove_dir_all(&dst).unwrap(),
+                        Some(_) => std::fs::remove_file(&dst).unwrap(),
+                        None => {}
+                    }
+                }
+                if whiteout {
+                    continue;
+                }
+                if meta.is_dir() {
+                    std::fs::create_dir_all(&dst).unwrap();
+                    lay(&src, &dst);
+                } else {
+                    let _ = std::fs::remove_file(&dst);
+                    if meta.file_type().is_symlink() {
+                        std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst)
+                            .unwrap();
+                    } else {
+                        std::fs::copy(&src, &dst).unwrap();
+                    }
+                }
+            }
+        }
+        lay(layer, to);
     }
 }

@@ -9,6 +9,7 @@ pub mod import;
 pub mod layer;
 pub mod scan;
 pub mod snapshot;
+pub mod split_index;
 pub mod tree_edit;
 
 use std::path::PathBuf;

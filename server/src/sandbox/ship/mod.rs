@@ -8,7 +8,7 @@
 //!   through `POST /images/load` from an archive that carries that layer only (the
 //!   engine has the agent image's layers), or, where the engine refuses that, made by
 //!   copying the layer into a container and committing it. Tagged
-//!   `handoff-base/<commit>:<image>-u<uid>`, it is what every task on that commit
+//!   `handoff-base/<commit>:<image>-u<uid>-l2`, it is what every task on that commit
 //!   starts from: a 50 000-file checkout costs one load, once.
 //! - **Per container**, one archive is copied in (`PUT /containers/{id}/archive`)
 //!   before it starts: the layers above the base (the start layer, an environment,
@@ -172,11 +172,13 @@ fn is_static_elf(path: &Path) -> bool {
         .any(|ph| u32::from_le_bytes(ph[..4].try_into().expect("4 bytes")) == PT_INTERP)
 }
 
-/// The tag of the base image of `key` (a commit) over `image_id` for `uid`.
+/// The tag of the base image of `key` (a commit) over `image_id` for `uid`. `-l2`:
+/// the base's layout, which holds its index a second time as the shared index of
+/// the start layers' split indexes; an image of an older base lacks it.
 pub fn base_image_tag(key: &str, image_id: &str, uid: u32) -> String {
     let image = image_id.trim_start_matches("sha256:");
     let image = &image[..image.len().min(12)];
-    format!("handoff-base/{key}:{image}-u{uid}")
+    format!("handoff-base/{key}:{image}-u{uid}-l2")
 }
 
 fn tar_path(p: &str) -> &str {
@@ -975,7 +977,7 @@ mod tests {
         assert!(!is_static_elf(Path::new("/usr/bin/git")));
         assert_eq!(
             base_image_tag("0123abcd", "sha256:9cd4d4c678e7aaaa", 1000),
-            "handoff-base/0123abcd:9cd4d4c678e7-u1000"
+            "handoff-base/0123abcd:9cd4d4c678e7-u1000-l2"
         );
     }
 }
