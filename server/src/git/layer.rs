@@ -520,6 +520,10 @@ mod tests {
             .map(|l| l.replace(" blob ", " "))
             .collect();
         assert_eq!(listed, tree, "the agent's index holds the start tree");
+        // Every object of the start's history is there (the base's pack and the
+        // layer's): git fails on any one missing.
+        git(&["rev-list", "--objects", "HEAD"], &merged);
+        git(&["fsck", "--no-dangling", "--connectivity-only"], &merged);
         assert_eq!(
             git(&["status", "--porcelain"], &merged),
             "",
