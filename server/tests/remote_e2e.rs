@@ -415,3 +415,155 @@ fn tasks_run_on_an_engine_reached_over_ssh_by_alias_or_by_user_host_and_port() {
         base_images(&engine)
     );
 }
+
+#[test]
+fn a_task_keeps_the_image_id_it_started_with_when_its_tag_moves_on_a_tls_engine() {
+    let engine = PrivateEngine::start_with_tls();
+    let tag = format!("handoff-test-moving:{}", std::process::id());
+    let docker = |args: &[&str]| {
+        let out = engine.docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // Images A and B: the test image with a file /a, and with /a and /marker.
+    let commit = |script: &str| {
+        let maker = docker(&[
+            "create",
+            "--network",
+            "none",
+            common::image(),
+            "sh",
+            "-c",
+            script,
+        ]);
+        docker(&["start", "-a", &maker]);
+        let id = docker(&["commit", &maker]);
+        docker(&["rm", &maker]);
+        id
+    };
+    let a = commit("echo A > /a");
+    let b = commit("echo A > /a && echo B > /marker");
+    docker(&["tag", &a, &tag]);
+    assert_ne!(a, b);
+
+    let repo = Repo::new(
+        &[("a.txt", "a\n")],
+        &format!(
+            "[agents.moving]\nimage = \"{tag}\"\ncommand = [\"sh\", \"-c\", \"{{prompt}}\"]\n"
+        ),
+    );
+    point_at(&engine, &repo, &engine.client_certs());
+    let which = "if test -e /marker; then echo B; else echo A; fi >";
+    let run = |args: &[&str]| run_json(&engine, &repo, args, &[]);
+
+    let t = run(&[
+        "run",
+        "--agent",
+        "moving",
+        "--wait",
+        "--json",
+        &format!("{which} first.txt"),
+    ]);
+    assert_eq!(state(&t), "done", "{t:#}\n{}", engine.log());
+    assert_eq!(t["image_id"], a, "{t:#}");
+    assert_eq!(t["image"], tag.as_str(), "{t:#}");
+
+    // The tag moves to B (a rebuild, a load): the task's follow-up still runs in A.
+    docker(&["tag", &b, &tag]);
+    let t = run(&[
+        "reply",
+        "1",
+        "--wait",
+        "--json",
+        &format!("{which} second.txt"),
+    ]);
+    assert_eq!(state(&t), "done", "{t:#}");
+    let branch = t["branch"].as_str().unwrap();
+    assert_eq!(repo.show_bytes(branch, "first.txt"), b"A\n");
+    assert_eq!(repo.show_bytes(branch, "second.txt"), b"A\n");
+    assert_eq!(t["image_id"], a, "{t:#}");
+
+    // A new task finds the tag where it is now.
+    let t = run(&[
+        "run",
+        "--agent",
+        "moving",
+        "--wait",
+        "--json",
+        &format!("{which} third.txt"),
+    ]);
+    assert_eq!(state(&t), "done", "{t:#}");
+    assert_eq!(t["image_id"], b, "{t:#}");
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "third.txt"),
+        b"B\n"
+    );
+
+    // Image A without a tag is gone: task 1's next turn says which image it needs
+    // rather than running in B.
+    docker(&["rmi", &a]);
+    let out = engine.handoff(&repo, &["reply", "1", "--wait", "--json", "true"]);
+    let t: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", stderr(&out)));
+    let said = format!("{}{t}", stderr(&out));
+    assert!(said.contains(&a) && said.contains(&tag), "{said}");
+    assert!(engine.containers().is_empty(), "{:?}", engine.containers());
+}
+
+#[test]
+fn handoff_image_build_builds_on_the_tls_engine_and_its_tasks_run_that_image() {
+    let engine = PrivateEngine::start_with_tls();
+    let repo = Repo::new(
+        &[],
+        &format!(
+            "[agents.busy]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"{{prompt}}\"]\n",
+            common::image()
+        ),
+    );
+    // A file unique to this run: no build of an earlier run can be reused.
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    repo.write(".handoff/nonce.txt", &nonce);
+    repo.write(
+        ".handoff/Dockerfile",
+        &format!(
+            "FROM {}\nCOPY nonce.txt /nonce.txt\nRUN echo built-remotely > /built.txt\n",
+            common::image()
+        ),
+    );
+    repo.trust();
+    point_at(&engine, &repo, &engine.client_certs());
+
+    let out = engine.handoff(&repo, &["image", "build", "busy", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let built: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tag = built["tag"].as_str().unwrap();
+    let id = built["id"].as_str().unwrap();
+    // Built by the engine the configuration names, not by this machine's.
+    let there = engine.docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
+    assert_eq!(String::from_utf8_lossy(&there.stdout).trim(), id);
+    let here = std::process::Command::new("docker")
+        .args(["image", "inspect", tag])
+        .output()
+        .unwrap();
+    assert!(!here.status.success(), "{tag} is on the machine's engine");
+
+    let t = run_json(
+        &engine,
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "busy",
+            "--wait",
+            "--json",
+            "cat /built.txt /nonce.txt > seen.txt",
+        ],
+        &[],
+    );
+    assert_eq!(state(&t), "done", "{t:#}\n{}", engine.log());
+    assert_eq!(t["image_id"], id, "{t:#}");
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "seen.txt"),
+        format!("built-remotely\n{nonce}").as_bytes()
+    );
+}
