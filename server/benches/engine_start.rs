@@ -25,7 +25,7 @@ mod testkit;
 mod common;
 use common::*;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -79,9 +79,12 @@ fn main() {
             ctx.handoff_run(&repo);
             ctx.raw_run(&repo);
             let mut handoff = Vec::new();
+            let mut phases = Vec::new();
             let mut raw = Vec::new();
             for round in 1..=rounds {
-                handoff.push(ctx.handoff_run(&repo));
+                let (wall, p) = ctx.handoff_run(&repo);
+                handoff.push(wall);
+                phases.push(p);
                 raw.push(ctx.raw_run(&repo));
                 eprintln!(
                     "engine_start: {} {files}: round {round}/{rounds}: handoff {:.0} ms, raw {:.0} ms",
@@ -90,7 +93,13 @@ fn main() {
                     raw.last().unwrap()
                 );
             }
-            rows.push((kind, files, handoff, raw));
+            rows.push(Row {
+                kind,
+                files,
+                handoff,
+                phases,
+                raw,
+            });
         }
     }
     assert!(tls.containers().is_empty(), "{:?}", tls.containers());
@@ -99,6 +108,15 @@ fn main() {
     let table = render(&rows, rounds, &image);
     println!("{table}");
     write_table("engine_start", &table);
+}
+
+struct Row {
+    kind: Kind,
+    files: usize,
+    /// Wall times (ms) of `handoff run --wait`, and each run's `phases_ms`.
+    handoff: Vec<f64>,
+    phases: Vec<BTreeMap<String, f64>>,
+    raw: Vec<f64>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -212,8 +230,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// `handoff run --wait --json true`, timed (ms); then `handoff rm`, not timed.
-    fn handoff_run(&self, repo: &Repo) -> f64 {
+    /// `handoff run --wait --json true`, timed (ms), with the record's `phases_ms`;
+    /// then `handoff rm`, not timed.
+    fn handoff_run(&self, repo: &Repo) -> (f64, BTreeMap<String, f64>) {
         let started = Instant::now();
         let out = self.handoff(repo, &["run", "--wait", "--json", "true"]);
         let wall = ms(started.elapsed());
@@ -225,6 +244,14 @@ impl Ctx<'_> {
             )
         });
         assert_eq!(record["state"], "done", "{record:#}");
+        let phases = record["phases_ms"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let id = record["id"].as_u64().unwrap().to_string();
         let rm = self.handoff(repo, &["rm", &id, "--delete-branch"]);
         assert!(
@@ -232,7 +259,7 @@ impl Ctx<'_> {
             "{}",
             String::from_utf8_lossy(&rm.stderr)
         );
-        wall
+        (wall, phases)
     }
 
     /// The raw create/copy-in/run/copy-out/remove, timed (ms).
@@ -337,7 +364,7 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn render(rows: &[(Kind, usize, Vec<f64>, Vec<f64>)], rounds: usize, image: &str) -> String {
+fn render(rows: &[Row], rounds: usize, image: &str) -> String {
     let mut s = format!(
         "## Task start per engine: `handoff run --wait` vs the engine's raw \
          create/copy-in/run/copy-out/remove\n\n\
@@ -352,18 +379,44 @@ fn render(rows: &[(Kind, usize, Vec<f64>, Vec<f64>)], rounds: usize, image: &str
         format!("{:.0} ({min:.0}–{max:.0})", median(v))
     };
     let mut by_engine: HashMap<&str, Vec<(usize, f64)>> = HashMap::new();
-    for (kind, files, handoff, raw) in rows {
+    for r in rows {
         s.push_str(&format!(
-            "| {} | {files} | {} | {} | {:.2}x |\n",
-            kind.name(),
-            range(handoff),
-            range(raw),
-            median(handoff) / median(raw)
+            "| {} | {} | {} | {} | {:.2}x |\n",
+            r.kind.name(),
+            r.files,
+            range(&r.handoff),
+            range(&r.raw),
+            median(&r.handoff) / median(&r.raw)
         ));
         by_engine
-            .entry(kind.name())
+            .entry(r.kind.name())
             .or_default()
-            .push((*files, median(handoff)));
+            .push((r.files, median(&r.handoff)));
+    }
+    const PHASES: [&str; 4] = ["snapshot", "workspace", "container", "finalize"];
+    s.push_str(
+        "\nHandoff's phases (median ms of the records' `phases_ms`; the rest is the \
+         agent's run, waiting for it, process start and removals):\n\n\
+         | engine | files | snapshot | workspace | container | finalize | rest |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        s.push_str(&format!("| {} | {} |", r.kind.name(), r.files));
+        for p in PHASES {
+            let v: Vec<f64> = r.phases.iter().filter_map(|x| x.get(p).copied()).collect();
+            if v.is_empty() {
+                s.push_str(" – |");
+            } else {
+                s.push_str(&format!(" {:.0} |", median(&v)));
+            }
+        }
+        let rest: Vec<f64> = r
+            .handoff
+            .iter()
+            .zip(&r.phases)
+            .map(|(w, p)| w - p.values().sum::<f64>())
+            .collect();
+        s.push_str(&format!(" {:.0} |\n", median(&rest)));
     }
     s.push_str("\n| engine | handoff 50k / 5k |\n|---|---:|\n");
     for kind in [Kind::Local, Kind::Tls, Kind::Podman] {
