@@ -19,7 +19,6 @@
 //! (namespaces). The table goes to stdout and to `target/bench/engine_start.md`.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod testkit;
 
 mod common;

@@ -16,7 +16,6 @@
 //! `target/bench/many_tasks.md`.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod testkit;
 
 mod common;

@@ -793,6 +793,10 @@ fn sweep_stale() {
             .and_then(|s| Owner::parse(&s));
         let stale = match owner {
             Some(owner) => !owner.is_alive(),
+            // A namespace whose folder is not in our temp folder may belong to a live
+            // engine of a run with another TMPDIR (its owner file is there): judged
+            // stale only once nothing runs in it.
+            None if !root.exists() && !netns_pids(&name).is_empty() => false,
             // An engine being started right now may not have written its owner yet;
             // one that never did is long dead.
             None => [root.clone(), Path::new(NETNS_DIR).join(&name)]
