@@ -95,6 +95,10 @@ apt_install openssl openssh-server openssh-client
 for tool in openssl ssh ssh-keygen /usr/sbin/sshd; do
   command -v "$tool" >/dev/null || die "$tool is missing after install"
 done
+# Podman as a second Docker-API engine: the tests run `podman system service` on a
+# unix socket of their own, in a network namespace of their own.
+apt_install podman
+command -v podman >/dev/null || die "podman is missing after install"
 
 # --- Emacs with Eglot (the second LSP client of the editor tests) ---------------
 # server/tests/emacs_e2e.rs drives `handoff lsp` from `emacs --batch` with Eglot.

@@ -57,26 +57,16 @@ fn base_images(engine: &PrivateEngine) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_ups() {
-    let engine = PrivateEngine::start_with_tls();
-    let repo = Repo::new(
-        &[
-            ("a.txt", "one\ntwo\n"),
-            ("old.txt", "going\n"),
-            ("src/k.txt", "k\n"),
-        ],
-        "",
-    );
-    repo.write("a.txt", "one\ntwo\nuncommitted\n");
-    point_at(&engine, &repo, &engine.client_certs());
-    // The configuration wins over DOCKER_HOST, which names nothing here.
-    let elsewhere = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
-
+/// The remote-engine story on `engine`, in `repo` (files `a.txt` with an uncommitted
+/// line, `old.txt`, `src/k.txt`): a task's edits, new folder and deletion come back
+/// as a branch; a follow-up continues it with the HOME the first turn left; a failing
+/// agent keeps what it wrote.
+fn branches_failed_work_and_follow_ups(engine: &PrivateEngine, repo: &Repo, env: &[(&str, &str)]) {
+    let elsewhere = env;
     // A task: edits, a new file in a new folder, a deletion; HOME kept for later.
     let t = run_json(
-        &engine,
-        &repo,
+        engine,
+        repo,
         &[
             "run",
             "--wait",
@@ -84,7 +74,7 @@ fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_
             "sed -i s/two/TWO/ a.txt && mkdir -p new && echo made > new/n.txt && rm old.txt \
              && echo remembered > $HOME/note",
         ],
-        &elsewhere,
+        elsewhere,
     );
     assert_eq!(state(&t), "done", "{t:#}\n{}", engine.log());
     let branch = t["branch"].as_str().unwrap().to_string();
@@ -100,8 +90,8 @@ fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_
 
     // A follow-up continues the branch, with the HOME the first turn left.
     let t = run_json(
-        &engine,
-        &repo,
+        engine,
+        repo,
         &[
             "reply",
             "1",
@@ -109,7 +99,7 @@ fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_
             "--json",
             "cat $HOME/note > recalled.txt",
         ],
-        &elsewhere,
+        elsewhere,
     );
     assert_eq!(state(&t), "done", "{t:#}");
     assert_eq!(t["turns"].as_array().unwrap().len(), 2);
@@ -120,10 +110,10 @@ fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_
 
     // A failing agent keeps what it wrote, and the task says how it ended.
     let t = run_json(
-        &engine,
-        &repo,
+        engine,
+        repo,
         &["run", "--wait", "--json", "echo partial > half.txt; exit 3"],
-        &elsewhere,
+        elsewhere,
     );
     assert_eq!(state(&t), "failed", "{t:#}");
     assert!(
@@ -134,6 +124,31 @@ fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_
         repo.show_bytes(t["branch"].as_str().unwrap(), "half.txt"),
         b"partial\n"
     );
+}
+
+/// A repository for [`branches_failed_work_and_follow_ups`].
+fn story_repo() -> Repo {
+    let repo = Repo::new(
+        &[
+            ("a.txt", "one\ntwo\n"),
+            ("old.txt", "going\n"),
+            ("src/k.txt", "k\n"),
+        ],
+        "",
+    );
+    repo.write("a.txt", "one\ntwo\nuncommitted\n");
+    repo
+}
+
+#[test]
+fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_ups() {
+    let engine = PrivateEngine::start_with_tls();
+    let repo = story_repo();
+    point_at(&engine, &repo, &engine.client_certs());
+    // The configuration wins over DOCKER_HOST, which names nothing here.
+    let elsewhere = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+
+    branches_failed_work_and_follow_ups(&engine, &repo, &elsewhere);
 
     // Nothing left behind: no container, volume or base image on the engine, and
     // nothing ever ran on the machine's own engine.
@@ -236,30 +251,20 @@ fn the_docker_variables_reach_a_tls_engine_and_an_engine_no_known_ca_signed_is_r
     );
 }
 
-#[test]
-fn an_image_with_no_shell_git_or_tar_gets_its_workspace_and_gives_its_work_back() {
-    // An image of one static file, /busybox: no /bin/sh, no tar, no git.
+/// An image of one static file, `/busybox` (no `/bin/sh`, no tar, no git), made from
+/// a tar stream by `import` (given the tag), for the agent `bare` of a repository in
+/// which `run` runs handoff: the workspace arrives, a file the snapshot deleted is
+/// gone, the work comes back.
+fn bare_image_story(
+    import: &dyn Fn(&Path, &str) -> std::process::Output,
+    run: &dyn Fn(&Repo, &[&str]) -> std::process::Output,
+    user_config: &str,
+) -> Repo {
     let tag = format!("handoff-test-bare:{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
-    let import = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "tar -C {} -c busybox | docker import - {tag}",
-            dir.path().display()
-        ))
-        .output()
-        .unwrap();
+    let import = import(dir.path(), &tag);
     assert!(import.status.success(), "{}", stderr(&import));
-    struct RemoveImage(String);
-    impl Drop for RemoveImage {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", "-f", &self.0])
-                .output();
-        }
-    }
-    let _image = RemoveImage(tag.clone());
 
     let repo = Repo::new(
         &[("a.txt", "a\n"), ("gone.txt", "g\n")],
@@ -272,21 +277,20 @@ fn an_image_with_no_shell_git_or_tar_gets_its_workspace_and_gives_its_work_back(
     std::fs::remove_file(repo.path().join("gone.txt")).unwrap();
     let config = repo.config_home().join("handoff");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("config.toml"),
-        "[engine]\nworkspace = \"shipped\"\n",
-    )
-    .unwrap();
+    std::fs::write(config.join("config.toml"), user_config).unwrap();
     repo.give_to_test_user();
 
-    let out = repo.handoff(&[
-        "run",
-        "--agent",
-        "bare",
-        "--wait",
-        "--json",
-        "/busybox ls /workspace > seen.txt && echo made > new.txt",
-    ]);
+    let out = run(
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "bare",
+            "--wait",
+            "--json",
+            "/busybox ls /workspace > seen.txt && echo made > new.txt",
+        ],
+    );
     let t: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("no JSON ({e}): {}", stderr(&out)));
     assert_eq!(state(&t), "done", "{t:#}");
@@ -297,7 +301,71 @@ fn an_image_with_no_shell_git_or_tar_gets_its_workspace_and_gives_its_work_back(
         "{seen}"
     );
     assert_eq!(repo.show_bytes(branch, "new.txt"), b"made\n");
+    repo
+}
+
+#[test]
+fn an_image_with_no_shell_git_or_tar_gets_its_workspace_and_gives_its_work_back() {
+    struct RemoveImage(String);
+    impl Drop for RemoveImage {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", &self.0])
+                .output();
+        }
+    }
+    let _image = RemoveImage(format!("handoff-test-bare:{}", std::process::id()));
+    let import = |dir: &Path, tag: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "tar -C {} -c busybox | docker import - {tag}",
+                dir.display()
+            ))
+            .output()
+            .unwrap()
+    };
+    let repo = bare_image_story(
+        &import,
+        &|repo, args| repo.handoff(args),
+        "[engine]\nworkspace = \"shipped\"\n",
+    );
     assert!(containers_of(&repo).is_empty());
+}
+
+#[test]
+fn podman_runs_the_remote_engine_stories_through_its_docker_api() {
+    let engine = PrivateEngine::start_podman();
+
+    // Branches, follow-ups and failed work, with the workspace shipped (Podman shares
+    // no overlay volumes with us) and nothing said about Podman in any configuration.
+    let repo = story_repo();
+    repo.give_to_test_user();
+    branches_failed_work_and_follow_ups(&engine, &repo, &[]);
+
+    // An image with no shell, git or tar.
+    let import = |dir: &Path, tag: &str| {
+        let tar = dir.join("image.tar");
+        let made = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(dir)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("busybox")
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{}", stderr(&made));
+        engine.podman(&["import", tar.to_str().unwrap(), tag])
+    };
+    bare_image_story(&import, &|repo, args| engine.handoff(repo, args), "");
+
+    assert!(engine.containers().is_empty(), "{:?}", engine.containers());
+    assert!(engine.volumes().is_empty(), "{:?}", engine.volumes());
+    assert!(
+        base_images(&engine).is_empty(),
+        "{:?}",
+        base_images(&engine)
+    );
 }
 
 #[test]
@@ -345,5 +413,157 @@ fn tasks_run_on_an_engine_reached_over_ssh_by_alias_or_by_user_host_and_port() {
         base_images(&engine).is_empty(),
         "{:?}",
         base_images(&engine)
+    );
+}
+
+#[test]
+fn a_task_keeps_the_image_id_it_started_with_when_its_tag_moves_on_a_tls_engine() {
+    let engine = PrivateEngine::start_with_tls();
+    let tag = format!("handoff-test-moving:{}", std::process::id());
+    let docker = |args: &[&str]| {
+        let out = engine.docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // Images A and B: the test image with a file /a, and with /a and /marker.
+    let commit = |script: &str| {
+        let maker = docker(&[
+            "create",
+            "--network",
+            "none",
+            common::image(),
+            "sh",
+            "-c",
+            script,
+        ]);
+        docker(&["start", "-a", &maker]);
+        let id = docker(&["commit", &maker]);
+        docker(&["rm", &maker]);
+        id
+    };
+    let a = commit("echo A > /a");
+    let b = commit("echo A > /a && echo B > /marker");
+    docker(&["tag", &a, &tag]);
+    assert_ne!(a, b);
+
+    let repo = Repo::new(
+        &[("a.txt", "a\n")],
+        &format!(
+            "[agents.moving]\nimage = \"{tag}\"\ncommand = [\"sh\", \"-c\", \"{{prompt}}\"]\n"
+        ),
+    );
+    point_at(&engine, &repo, &engine.client_certs());
+    let which = "if test -e /marker; then echo B; else echo A; fi >";
+    let run = |args: &[&str]| run_json(&engine, &repo, args, &[]);
+
+    let t = run(&[
+        "run",
+        "--agent",
+        "moving",
+        "--wait",
+        "--json",
+        &format!("{which} first.txt"),
+    ]);
+    assert_eq!(state(&t), "done", "{t:#}\n{}", engine.log());
+    assert_eq!(t["image_id"], a, "{t:#}");
+    assert_eq!(t["image"], tag.as_str(), "{t:#}");
+
+    // The tag moves to B (a rebuild, a load): the task's follow-up still runs in A.
+    docker(&["tag", &b, &tag]);
+    let t = run(&[
+        "reply",
+        "1",
+        "--wait",
+        "--json",
+        &format!("{which} second.txt"),
+    ]);
+    assert_eq!(state(&t), "done", "{t:#}");
+    let branch = t["branch"].as_str().unwrap();
+    assert_eq!(repo.show_bytes(branch, "first.txt"), b"A\n");
+    assert_eq!(repo.show_bytes(branch, "second.txt"), b"A\n");
+    assert_eq!(t["image_id"], a, "{t:#}");
+
+    // A new task finds the tag where it is now.
+    let t = run(&[
+        "run",
+        "--agent",
+        "moving",
+        "--wait",
+        "--json",
+        &format!("{which} third.txt"),
+    ]);
+    assert_eq!(state(&t), "done", "{t:#}");
+    assert_eq!(t["image_id"], b, "{t:#}");
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "third.txt"),
+        b"B\n"
+    );
+
+    // Image A without a tag is gone: task 1's next turn says which image it needs
+    // rather than running in B.
+    docker(&["rmi", &a]);
+    let out = engine.handoff(&repo, &["reply", "1", "--wait", "--json", "true"]);
+    let t: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", stderr(&out)));
+    let said = format!("{}{t}", stderr(&out));
+    assert!(said.contains(&a) && said.contains(&tag), "{said}");
+    assert!(engine.containers().is_empty(), "{:?}", engine.containers());
+}
+
+#[test]
+fn handoff_image_build_builds_on_the_tls_engine_and_its_tasks_run_that_image() {
+    let engine = PrivateEngine::start_with_tls();
+    let repo = Repo::new(
+        &[],
+        &format!(
+            "[agents.busy]\nimage = \"{}\"\ncommand = [\"sh\", \"-c\", \"{{prompt}}\"]\n",
+            common::image()
+        ),
+    );
+    // A file unique to this run: no build of an earlier run can be reused.
+    let nonce = format!("{:?}", std::time::SystemTime::now());
+    repo.write(".handoff/nonce.txt", &nonce);
+    repo.write(
+        ".handoff/Dockerfile",
+        &format!(
+            "FROM {}\nCOPY nonce.txt /nonce.txt\nRUN echo built-remotely > /built.txt\n",
+            common::image()
+        ),
+    );
+    repo.trust();
+    point_at(&engine, &repo, &engine.client_certs());
+
+    let out = engine.handoff(&repo, &["image", "build", "busy", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let built: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tag = built["tag"].as_str().unwrap();
+    let id = built["id"].as_str().unwrap();
+    // Built by the engine the configuration names, not by this machine's.
+    let there = engine.docker(&["image", "inspect", "--format", "{{.Id}}", tag]);
+    assert_eq!(String::from_utf8_lossy(&there.stdout).trim(), id);
+    let here = std::process::Command::new("docker")
+        .args(["image", "inspect", tag])
+        .output()
+        .unwrap();
+    assert!(!here.status.success(), "{tag} is on the machine's engine");
+
+    let t = run_json(
+        &engine,
+        &repo,
+        &[
+            "run",
+            "--agent",
+            "busy",
+            "--wait",
+            "--json",
+            "cat /built.txt /nonce.txt > seen.txt",
+        ],
+        &[],
+    );
+    assert_eq!(state(&t), "done", "{t:#}\n{}", engine.log());
+    assert_eq!(t["image_id"], id, "{t:#}");
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "seen.txt"),
+        format!("built-remotely\n{nonce}").as_bytes()
     );
 }

@@ -250,6 +250,7 @@ impl<S: Sandbox> Engine<S> {
                 files_changed: vec![],
                 error: None,
                 image: self.image_for(profile),
+                image_id: None,
                 container_id: None,
                 exit_code: None,
                 oom_killed: false,

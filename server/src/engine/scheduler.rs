@@ -346,6 +346,7 @@ impl<S: Sandbox> Engine<S> {
                         t.workspace_base = prepared.workspace_base.clone();
                         t.phase = prepared.phase;
                         t.environment = prepared.environment.clone();
+                        t.image_id = prepared.image_id.clone();
                         t.transition(TaskState::Running)?;
                         Ok(())
                     })
@@ -443,6 +444,7 @@ impl<S: Sandbox> Engine<S> {
                         t.container_id = Some(container.clone());
                         t.phase = Some(RunPhase::Agent);
                         t.environment = prepared.environment.clone();
+                        t.image_id = prepared.image_id.clone();
                         t.blocked.extend(blocked);
                         Ok(())
                     })
@@ -518,8 +520,7 @@ impl<S: Sandbox> Engine<S> {
             }
         }
         let clock = std::time::Instant::now();
-        let image = self.image_for(profile);
-        self.sandbox.check_image(&image).await?;
+        let image = self.pinned_image(task, profile).await?;
         let steps = self.config.steps_for(profile);
         let phase = if fresh {
             task.environment = self.environment_for(task, profile).await?;
@@ -862,6 +863,32 @@ impl<S: Sandbox> Engine<S> {
             key: self.repo_key(),
             trusted: self.config.trust.is_trusted(),
         }
+    }
+
+    /// The image the containers of `task` are made from: the content id its image
+    /// had when the task first started (found now on a first start, and recorded in
+    /// `task`), so that no tag is read again for this task and no engine ever pulls.
+    async fn pinned_image(
+        &self,
+        task: &mut Task,
+        profile: &AgentProfile,
+    ) -> Result<String, EngineError> {
+        if let Some(id) = &task.image_id {
+            return match self.sandbox.check_image(id).await {
+                Ok(_) => Ok(id.clone()),
+                Err(SandboxError::ImageMissing { endpoint, .. }) => {
+                    Err(EngineError::from(SandboxError::ImageMissing {
+                        image: format!("{id} ({} when the task started)", task.image),
+                        endpoint,
+                    }))
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
+        let image = self.image_for(profile);
+        let id = self.sandbox.check_image(&image).await?;
+        task.image_id = Some(id.clone());
+        Ok(id)
     }
 
     /// The image `profile`'s tasks run in this repository ([`crate::image::image_for`]).

@@ -673,6 +673,7 @@ mod tests {
             files_changed: vec![],
             error: None,
             image: "img".into(),
+            image_id: None,
             container_id: None,
             exit_code: None,
             oom_killed: false,

@@ -151,6 +151,11 @@ pub struct Task {
     /// Why the task failed or was cancelled, in words.
     pub error: Option<String>,
     pub image: String,
+    /// The content id (`sha256:…`) `image` had on the engine when the task first
+    /// started: every later container of the task (setup, agent, follow-ups) is made
+    /// from it, so a tag moved meanwhile (a rebuild, a load, a pull) is never used.
+    #[serde(default)]
+    pub image_id: Option<String>,
     pub container_id: Option<String>,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,

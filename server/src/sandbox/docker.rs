@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, HostConfig, Mount, MountType,
+};
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    InspectContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
@@ -55,6 +57,12 @@ impl Default for DockerSandbox {
         DockerSandbox::new()
     }
 }
+
+/// The open-file limit of an agent on Podman (see [`DockerSandbox::create_body`]).
+const PODMAN_NOFILE: i64 = 4096;
+
+/// The process limit of an agent's uid on Podman; `pids` limits the container itself.
+const PODMAN_NPROC: i64 = 16384;
 
 /// How long one request to the engine may take (a base image of a large repository
 /// is one request).
@@ -269,23 +277,55 @@ impl DockerSandbox {
     ) -> ContainerCreateBody {
         let mut body = Self::body(spec, mounts);
         if self.is_podman().await {
-            // Podman starts containers only with these limits given explicitly.
+            // Podman asks the runtime for its own default limits (a million open
+            // files), which a service without CAP_SYS_RESOURCE, or whose own hard
+            // limit is lower, cannot grant: the container then never starts ("error
+            // setting rlimit type 7"). Explicit limits no engine lowers below are
+            // granted everywhere (a machine's hard limits are rarely under these).
             if let Some(host) = body.host_config.as_mut() {
                 host.ulimits = Some(vec![
                     bollard::models::ResourcesUlimits {
                         name: Some("nofile".into()),
-                        soft: Some(65536),
-                        hard: Some(65536),
+                        soft: Some(PODMAN_NOFILE),
+                        hard: Some(PODMAN_NOFILE),
                     },
                     bollard::models::ResourcesUlimits {
                         name: Some("nproc".into()),
-                        soft: Some(65536),
-                        hard: Some(65536),
+                        soft: Some(PODMAN_NPROC),
+                        hard: Some(PODMAN_NPROC),
                     },
                 ]);
             }
         }
         body
+    }
+
+    /// `GET /containers/{id}/json`, with the container's sizes when `size`; `None`
+    /// when it is gone. Podman calls a container whose process has ended but whose
+    /// cleanup has not run yet `stopped`, a state the Docker API does not have and
+    /// bollard refuses to read: it is asked again until the cleanup is done
+    /// (milliseconds; at most 10 s).
+    pub(super) async fn inspect(
+        &self,
+        id: &str,
+        size: bool,
+    ) -> Result<Option<ContainerInspectResponse>, SandboxError> {
+        let client = self.client()?;
+        let mut attempts = 0;
+        loop {
+            let options = InspectContainerOptionsBuilder::default().size(size).build();
+            match client.inspect_container(id, Some(options)).await {
+                Ok(i) => return Ok(Some(i)),
+                Err(e) if is_status(&e, 404) => return Ok(None),
+                Err(BollardError::JsonDataError { ref message, .. })
+                    if message.contains("`stopped`") && attempts < 100 =>
+                {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(self.engine_err(e)),
+            }
+        }
     }
 
     fn body(spec: &SandboxSpec, mounts: bool) -> ContainerCreateBody {
@@ -426,14 +466,8 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn status(&self, id: &str) -> Result<SandboxStatus, SandboxError> {
-        let inspect = match self
-            .client()?
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(i) => i,
-            Err(e) if is_status(&e, 404) => return Ok(SandboxStatus::Missing),
-            Err(e) => return Err(self.engine_err(e)),
+        let Some(inspect) = self.inspect(id, false).await? else {
+            return Ok(SandboxStatus::Missing);
         };
         let state = inspect.state.unwrap_or_default();
         if state.running == Some(true) || state.restarting == Some(true) {
@@ -497,14 +531,8 @@ impl Sandbox for DockerSandbox {
         if names.is_empty() {
             return Ok(vec![]);
         }
-        let inspect = match self
-            .client()?
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(i) => i,
-            Err(e) if is_status(&e, 404) => return Ok(vec![]),
-            Err(e) => return Err(self.engine_err(e)),
+        let Some(inspect) = self.inspect(id, false).await? else {
+            return Ok(vec![]);
         };
         let env = inspect.config.and_then(|c| c.env).unwrap_or_default();
         Ok(env
@@ -624,13 +652,8 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn written_bytes(&self, id: &str) -> Result<Option<u64>, SandboxError> {
-        let options = bollard::query_parameters::InspectContainerOptionsBuilder::default()
-            .size(true)
-            .build();
-        let inspect = match self.client()?.inspect_container(id, Some(options)).await {
-            Ok(i) => i,
-            Err(e) if is_status(&e, 404) => return Ok(None),
-            Err(e) => return Err(self.engine_err(e)),
+        let Some(inspect) = self.inspect(id, true).await? else {
+            return Ok(None);
         };
         let shipped = inspect
             .config

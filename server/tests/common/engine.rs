@@ -66,9 +66,12 @@ impl Drop for SshAccess {
 pub struct PrivateEngine {
     name: String,
     root: PathBuf,
+    /// The engine's process: dockerd, or `podman system service`.
     dockerd: Option<Child>,
     /// Also listening on [`TLS_ADDR`] with TLS, verifying clients.
     tls: bool,
+    /// `podman system service` rather than dockerd (Podman's Docker API).
+    podman: bool,
 }
 
 impl PrivateEngine {
@@ -87,8 +90,23 @@ impl PrivateEngine {
         Self::start_with(true)
     }
 
+    /// Podman's Docker API instead of dockerd: `podman system service` on the unix
+    /// socket of [`PrivateEngine::docker_host`], in the engine's namespace, with its
+    /// own storage and run folders under the engine's folder; the test image arrives
+    /// by `docker save | docker load` into it, as into dockerd.
+    pub fn start_podman() -> PrivateEngine {
+        Self::start_kind(false, true)
+    }
+
     fn start_with(tls: bool) -> PrivateEngine {
+        Self::start_kind(tls, false)
+    }
+
+    fn start_kind(tls: bool, podman: bool) -> PrivateEngine {
         require_tools();
+        if podman {
+            require_podman();
+        }
         sweep_stale();
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
@@ -110,6 +128,7 @@ impl PrivateEngine {
             root,
             dockerd: None,
             tls,
+            podman,
         };
         fs::write(engine.root.join("owner"), Owner::me().to_line()).unwrap();
         fs::write(engine.root.join("daemon.json"), "{}\n").unwrap();
@@ -121,6 +140,35 @@ impl PrivateEngine {
         engine.spawn_dockerd();
         engine.load_test_image();
         engine
+    }
+
+    /// Whether this is Podman's service rather than dockerd.
+    pub fn is_podman(&self) -> bool {
+        self.podman
+    }
+
+    /// `podman ARGS` on this engine's storage (for what its Docker API cannot do).
+    pub fn podman(&self, args: &[&str]) -> Output {
+        assert!(self.podman, "start the engine with start_podman()");
+        Command::new("podman")
+            .args(self.podman_globals())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn podman_globals(&self) -> Vec<String> {
+        let dir = |name: &str| self.root.join(name).display().to_string();
+        vec![
+            "--root".into(),
+            dir("podman-root"),
+            "--runroot".into(),
+            dir("podman-run"),
+            "--tmpdir".into(),
+            dir("podman-tmp"),
+            "--cgroup-manager=cgroupfs".into(),
+            "--events-backend=file".into(),
+        ]
     }
 
     /// The `DOCKER_HOST` value that reaches this engine.
@@ -151,7 +199,7 @@ impl PrivateEngine {
         Path::new(NETNS_DIR).join(&self.name)
     }
 
-    /// The engine's dockerd log, for failure messages.
+    /// The engine's log (dockerd's or Podman's), for failure messages.
     pub fn log(&self) -> String {
         let text = fs::read_to_string(self.root.join("dockerd.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -350,6 +398,22 @@ impl PrivateEngine {
             .open(self.root.join("dockerd.log"))
             .unwrap();
         let root = &self.root;
+        if self.podman {
+            let child = Command::new("nsenter")
+                .arg(format!("--net={}", self.netns().display()))
+                .arg("--")
+                .arg("podman")
+                .args(self.podman_globals())
+                .args(["system", "service", "--time=0"])
+                .arg(self.docker_host())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run nsenter … podman system service: {e}"));
+            self.dockerd = Some(child);
+            return self.wait_until_it_answers();
+        }
         let child = Command::new("nsenter")
             .arg(format!("--net={}", self.netns().display()))
             .arg("--")
@@ -380,12 +444,16 @@ impl PrivateEngine {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run nsenter … dockerd: {e}"));
         self.dockerd = Some(child);
+        self.wait_until_it_answers();
+    }
+
+    fn wait_until_it_answers(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.dockerd.as_mut().unwrap().try_wait().unwrap() {
                 self.dockerd = None;
                 panic!(
-                    "the private dockerd exited ({status}) before it answered; its log:\n{}",
+                    "the private engine exited ({status}) before it answered; its log:\n{}",
                     self.log()
                 );
             }
@@ -402,7 +470,7 @@ impl PrivateEngine {
             }
             assert!(
                 Instant::now() < deadline,
-                "the private dockerd did not answer within 60 s; its log:\n{}",
+                "the private engine did not answer within 60 s; its log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(100));
@@ -547,6 +615,14 @@ impl PrivateEngine {
 
 impl Drop for PrivateEngine {
     fn drop(&mut self) {
+        if self.podman && self.dockerd.is_some() {
+            // Podman's containers live outside the engine's namespace and cgroup
+            // parent: remove them through Podman before it goes.
+            let _ = Command::new("podman")
+                .args(self.podman_globals())
+                .args(["rm", "--all", "--force", "--time", "0"])
+                .output();
+        }
         if let Some(mut dockerd) = self.dockerd.take() {
             let _ = dockerd.kill();
             let _ = dockerd.wait();
@@ -685,6 +761,17 @@ fn require_tools() {
     }
 }
 
+/// Fails, saying what to install, when Podman is missing.
+fn require_podman() {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("podman").is_file()));
+    assert!(
+        found,
+        "`podman` is not on PATH; the Podman engine tests need it: apt-get install podman \
+         (scripts/setup.sh installs what the tests need)"
+    );
+}
+
 /// Clears engines whose test process is gone (killed before its engines were
 /// dropped): their processes, mounts, cgroups, namespaces and folders.
 fn sweep_stale() {
@@ -706,6 +793,10 @@ fn sweep_stale() {
             .and_then(|s| Owner::parse(&s));
         let stale = match owner {
             Some(owner) => !owner.is_alive(),
+            // A namespace whose folder is not in our temp folder may belong to a live
+            // engine of a run with another TMPDIR (its owner file is there): judged
+            // stale only once nothing runs in it.
+            None if !root.exists() && !netns_pids(&name).is_empty() => false,
             // An engine being started right now may not have written its owner yet;
             // one that never did is long dead.
             None => [root.clone(), Path::new(NETNS_DIR).join(&name)]

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, InspectContainerOptions,
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
     UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
@@ -286,12 +286,7 @@ impl DockerSandbox {
     /// The base image the shipped container `id` was made from (its tag), if it is
     /// one; asked before removing the container.
     pub(super) async fn shipped_base(&self, id: &str) -> Option<String> {
-        let inspect = self
-            .client()
-            .ok()?
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-            .ok()?;
+        let inspect = self.inspect(id, false).await.ok()??;
         inspect
             .config?
             .labels?
@@ -526,17 +521,10 @@ impl DockerSandbox {
         spec: &CollectSpec,
     ) -> Result<Vec<String>, SandboxError> {
         let client = self.client()?;
-        let inspect = match client
-            .inspect_container(id, None::<InspectContainerOptions>)
-            .await
-        {
-            Ok(i) => i,
-            Err(e) if super::docker::is_status(&e, 404) => {
-                // Removed outside Handoff: nothing to bring back (the task says so).
-                tracing::warn!(container = id, "the container is gone; nothing to collect");
-                return Ok(vec![]);
-            }
-            Err(e) => return Err(self.engine_err(e)),
+        let Some(inspect) = self.inspect(id, false).await? else {
+            // Removed outside Handoff: nothing to bring back (the task says so).
+            tracing::warn!(container = id, "the container is gone; nothing to collect");
+            return Ok(vec![]);
         };
         let shipped = inspect
             .config
