@@ -109,3 +109,64 @@ fn a_hundred_queued_tasks_all_come_home_each_with_its_own_file() {
         all_done.as_secs_f64()
     );
 }
+
+/// Many tasks ending at once do not make `handoff list` wait for all of them to be
+/// brought home: it settles a few (side by side) and shows the rest as last known;
+/// every later listing settles more, and `handoff run --wait` or the language server
+/// settle all. Nothing is lost either way.
+#[test]
+fn a_listing_after_many_tasks_ended_at_once_settles_a_few_and_answers() {
+    const N: usize = 10;
+    let repo = Repo::new(&[("a.txt", "a\n")], &format!("max_parallel = {N}\n"));
+    for i in 1..=N {
+        // They end together, after the last `run` (which settles what already ended).
+        let prompt = format!("sleep 30; echo {i} > out-{i}.txt");
+        let out = repo.handoff(&["run", "--json", &prompt]);
+        assert!(out.status.success(), "run #{i}: {}", stderr(&out));
+    }
+    assert!(
+        repo.json(&["list", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "running"),
+        "all ten run at once (the ten runs took longer than the agents sleep?)"
+    );
+    // All ten have ended in their containers, with nobody yet to bring them home.
+    eventually(120, "all ten agents to exit", || {
+        exited_containers(&repo).len() == N
+    });
+    let states = |tasks: &Value| -> Vec<String> {
+        tasks
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["state"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = repo.json(&["list", "--json"]);
+    let done = states(&first).iter().filter(|s| *s == "done").count();
+    assert_eq!(done, 4, "one listing settles four: {:?}", states(&first));
+    assert!(
+        states(&first).iter().all(|s| s == "done" || s == "running"),
+        "the others are shown as last known: {:?}",
+        states(&first)
+    );
+    let second = repo.json(&["list", "--json"]);
+    assert_eq!(
+        states(&second).iter().filter(|s| *s == "done").count(),
+        8,
+        "{:?}",
+        states(&second)
+    );
+    // The third settles the rest, and every task's work is on its branch.
+    let third = repo.json(&["list", "--json"]);
+    assert!(
+        states(&third).iter().all(|s| s == "done"),
+        "{:?}",
+        states(&third)
+    );
+    for task in third.as_array().unwrap() {
+        assert_eq!(changed_files(task).len(), 1, "{task:#}");
+    }
+}

@@ -397,7 +397,7 @@ It starts with the next handoff command once this is fixed."
             Ok(ExitCode::SUCCESS)
         }
         Command::List { json } => {
-            refresh(&engine).await;
+            refresh_for_showing(&engine).await;
             // A damaged record keeps no other task from the list, but is not hidden.
             let warn = |damaged: Vec<(TaskId, crate::engine::store::StoreError)>| {
                 for (id, why) in damaged {
@@ -420,7 +420,7 @@ It starts with the next handoff command once this is fixed."
             Ok(ExitCode::SUCCESS)
         }
         Command::Show { id, json } => {
-            refresh(&engine).await;
+            refresh_for_showing(&engine).await;
             if let Some(group) = id.strip_prefix('g') {
                 let group: TaskId = group.parse().map_err(anyhow::Error::msg)?;
                 let tasks = engine.group(group)?;
@@ -821,6 +821,19 @@ fn is_unreachable(e: &EngineError) -> bool {
 /// shown as last known, with a warning.
 async fn refresh(engine: &Engine<DockerSandbox>) {
     if let Err(e) = engine.tick().await {
+        eprintln!("handoff: warning: task states may be stale: {e}");
+    }
+}
+
+/// What a command that only shows state settles before it answers: a few ended
+/// tasks, finalized side by side; the others stay as last known until the next
+/// command (or the language server) settles them.
+const SETTLE_WHEN_SHOWING: usize = 4;
+
+/// [`refresh`] for `list` and `show`: answers in about one finalize's time however
+/// many tasks ended at once.
+async fn refresh_for_showing(engine: &Engine<DockerSandbox>) {
+    if let Err(e) = engine.tick_settling(SETTLE_WHEN_SHOWING).await {
         eprintln!("handoff: warning: task states may be stale: {e}");
     }
 }
