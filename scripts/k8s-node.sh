@@ -491,15 +491,23 @@ pids_under() {
   return 0
 }
 
-stop_pid() {
-  local pid="$1" i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
+# Sends TERM to every pid given, waits up to 15 s for them all, then KILLs the rest.
+stop_pids() {
+  local pid i left
+  for pid in "$@"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
   for ((i = 0; i < 60; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    left=""
+    for pid in "$@"; do
+      kill -0 "$pid" 2>/dev/null && left=1
+    done
+    [ -n "$left" ] || return 0
     sleep 0.25
   done
-  kill -KILL "$pid" 2>/dev/null || true
+  for pid in "$@"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
 }
 
 cmd_stop() {
@@ -507,20 +515,20 @@ cmd_stop() {
   local S
   S="$(state_dir "${1:-}")"
   [ -e "$S" ] || { log "no node in $S"; return 0; }
-  local name pid
+  local name pid pids=()
   for name in forward kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
     pid="$(cat "$S/pids/$name" 2>/dev/null)" || continue
-    stop_pid "$pid"
+    pids+=("$pid")
   done
+  [ ${#pids[@]} -eq 0 ] || stop_pids "${pids[@]}"
   if [ -S "$S/docker.sock" ] && docker -H "unix://$S/docker.sock" info >/dev/null 2>&1; then
     local ids
     ids="$(docker -H "unix://$S/docker.sock" ps -aq)"
     [ -z "$ids" ] || docker -H "unix://$S/docker.sock" rm -f $ids >/dev/null 2>&1 || true
   fi
-  pid="$(cat "$S/pids/dockerd" 2>/dev/null)" && stop_pid "$pid"
-  for pid in $(pids_under "$S"); do
-    stop_pid "$pid"
-  done
+  pid="$(cat "$S/pids/dockerd" 2>/dev/null)" && stop_pids "$pid"
+  # shellcheck disable=SC2046
+  stop_pids $(pids_under "$S")
   # Mounts the engine and kubelet made under the state folder, deepest first.
   local m
   for m in $(awk -v s="$S/" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
