@@ -18,8 +18,10 @@
 #
 # `start` runs everything inside a network namespace it creates: etcd (Debian
 # etcd-server), the apiserver, controller-manager, scheduler, and kubelet on a
-# dedicated dockerd (dockershim) that is fail-closed (no bridge, no iptables, no
-# forwarding). Certificates and keys are made with openssl. A small forwarder on the
+# dedicated dockerd (dockershim) with no iptables, no forwarding and no masquerade:
+# its pods get an address on a bridge that exists only inside the namespace (kubelet
+# 1.20 replaces a pod sandbox that has no IP, and with restartPolicy Never never
+# starts the replacement, so a pod with an init container would hang). Certificates and keys are made with openssl. A small forwarder on the
 # host's loopback (scripts/k8s/forward.py) is the only way in, so the kubeconfig
 # works from the host: `KUBECONFIG=$(scripts/k8s-node.sh start)`.
 #
@@ -200,6 +202,8 @@ cmd_build() {
 NODE_NAME=handoff-k8s-node
 NODE_IP=10.213.0.1
 NODE_PEER=10.213.0.2
+# The pods' bridge, inside the namespace.
+POD_BRIDGE=10.215.0.1/24
 SERVICE_RANGE=10.214.0.0/24
 SERVICE_IP=10.214.0.1
 
@@ -397,11 +401,12 @@ cmd_start() {
 
   make_pki
 
-  # The node's own Docker engine, fail-closed; `nsenter --net` rather than
-  # `ip netns exec`, which remounts /sys and loses the cgroup mounts.
+  # The node's own Docker engine; `nsenter --net` rather than `ip netns exec`, which
+  # remounts /sys and loses the cgroup mounts. Its bridge (the pods' addresses) is in
+  # the namespace: no iptables, no forwarding, no masquerade, so nothing leaves it.
   daemon dockerd dockerd --data-root "$S/docker" --exec-root "$S/de" --pidfile "$S/docker.pid" \
-    -H "unix://$S/docker.sock" --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
-    --ip-masq=false --log-driver=json-file
+    -H "unix://$S/docker.sock" --bip="$POD_BRIDGE" --iptables=false --ip6tables=false \
+    --ip-forward=false --ip-masq=false --log-driver=json-file
   daemon etcd etcd --name node --data-dir "$S/etcd" \
     --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
