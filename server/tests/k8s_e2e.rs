@@ -356,6 +356,10 @@ fn the_credential_is_in_the_secret_and_nowhere_else(c: &Cluster) {
 
     let out = repo.handoff(&["logs", "-f", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The log ends with the agent; the pod's status says so a little later.
+    common::eventually(60, "the task to be done", || {
+        state(&repo.task(1)) != "running"
+    });
     let t = repo.task(1);
     assert_eq!(state(&t), "done", "{t:#}");
     let branch = t["branch"].as_str().unwrap();
