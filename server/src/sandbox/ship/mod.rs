@@ -1120,6 +1120,42 @@ mod tests {
             "handoff-base/0123abcd:9cd4d4c678e7-u1000"
         );
     }
+
+    #[test]
+    fn a_workspace_fetched_whole_names_what_it_no_longer_holds_topmost_only() {
+        let mut m = Manifest::default();
+        for f in ["a/b.txt", "a/c/d.txt", "e.txt", "f.txt"] {
+            m.files.insert(Manifest::key(f.as_bytes()), "00".into());
+        }
+        m.links.insert(Manifest::key(b"l"), Manifest::key(b"e.txt"));
+        for d in ["a", "a/c"] {
+            m.dirs.insert(Manifest::key(d.as_bytes()));
+        }
+        let seen = |paths: &[&str]| -> BTreeSet<Vec<u8>> {
+            paths.iter().map(|p| p.as_bytes().to_vec()).collect()
+        };
+        let names = |v: Vec<Vec<u8>>| -> Vec<String> {
+            v.into_iter()
+                .map(|p| String::from_utf8(p).unwrap())
+                .collect()
+        };
+        // A folder gone with all it held: the folder alone.
+        assert_eq!(
+            names(gone_since_sent(&m, &seen(&["e.txt", "f.txt", "l"]))),
+            ["a"]
+        );
+        // Files and a link gone from folders that stay.
+        assert_eq!(
+            names(gone_since_sent(
+                &m,
+                &seen(&["a", "a/c", "a/b.txt", "f.txt"])
+            )),
+            ["a/c/d.txt", "e.txt", "l"]
+        );
+        // Everything there: nothing gone.
+        let all = seen(&["a", "a/c", "a/b.txt", "a/c/d.txt", "e.txt", "f.txt", "l"]);
+        assert!(gone_since_sent(&m, &all).is_empty());
+    }
 }
 
 /// What a container sends back is hostile input: the archives below are what a
