@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepares this machine for Handoff's demo and tests: installs what is missing (Docker
 # engine, busybox for the offline test image, git, mmdebstrap and npm for the agent
-# images, Neovim and Emacs with Eglot for the editor tests) and starts a Docker engine
+# images, Neovim and Emacs with Eglot for the editor tests, Go, etcd and the rest of
+# what scripts/k8s-node.sh needs to build and run a Kubernetes node) and starts a Docker engine
 # if none answers. Safe to run again; fails loudly if a required part cannot be had.
 #
 # The engine is started fail-closed: no bridge, no iptables, no forwarding, so no
@@ -52,6 +53,16 @@ command -v dockerd >/dev/null || die "dockerd is missing after install"
 [ -x /bin/busybox ] || die "/bin/busybox is missing after installing busybox-static"
 command -v mmdebstrap >/dev/null || die "mmdebstrap is missing after install"
 command -v npm >/dev/null || die "npm is missing after install"
+
+# --- Kubernetes (scripts/k8s-node.sh) ------------------------------------------
+# The single-node cluster of server/tests/k8s_e2e.rs is built from Debian's source
+# package with Debian's Go; etcd comes from Debian too; curl and openssl make and
+# probe it. The vendored reflect2 is replaced by Debian's (Go >= 1.18).
+apt_install golang-go rsync make gcc libc6-dev patch dpkg-dev golang-github-modern-go-reflect2-dev \
+  etcd-server curl openssl
+for cmd in go rsync etcd curl openssl; do
+  command -v "$cmd" >/dev/null || die "$cmd is missing after install"
+done
 
 # --- Docker engine ------------------------------------------------------------
 if docker info >/dev/null 2>&1; then

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The Kubernetes node of k8s_e2e (run by `cargo test --workspace`): built from Debian's
+# source package on a fresh machine (~10–12 minutes on 2 cores), found in
+# ~/.cache/handoff/k8s afterwards. A node that cannot be built fails here, loudly.
+scripts/k8s-node.sh build >/dev/null
 cargo test --workspace
 # The engine scenarios again with shipped workspaces (copied in and out through the
 # Engine API, as for a remote engine) on the local engine: task to branch, failed

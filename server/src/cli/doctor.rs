@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::sandbox::{DockerSandbox, Sandbox, SandboxError};
+use crate::sandbox::{AnySandbox, DockerSandbox, Sandbox, SandboxError};
 
 enum Level {
     Ok,
@@ -39,7 +39,7 @@ impl Report {
 pub async fn run(cwd: &Path) -> Result<ExitCode> {
     let mut r = Report { failed: false };
 
-    let workdir = match Engine::<DockerSandbox>::find_repo(cwd) {
+    let workdir = match Engine::<AnySandbox>::find_repo(cwd) {
         Ok((workdir, _)) => {
             r.line(
                 Level::Ok,
@@ -113,6 +113,9 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
         }
     };
 
+    if let AnySandbox::Kube(lazy) = AnySandbox::for_engine(&config.engine) {
+        return kubernetes(&mut r, &config, &lazy).await;
+    }
     let docker = match DockerSandbox::connect_to(&config.engine).await {
         Ok(d) => d,
         Err(e) => {
@@ -182,6 +185,61 @@ pub async fn run(cwd: &Path) -> Result<ExitCode> {
         ),
     }
     Ok(exit(&r))
+}
+
+/// The cluster `[engine] kind = "kubernetes"` names, then each agent's credentials
+/// and policy.
+async fn kubernetes(
+    r: &mut Report,
+    config: &Config,
+    lazy: &crate::sandbox::any::LazyKube,
+) -> Result<ExitCode> {
+    use crate::sandbox::kube::check::{check_cluster, Verdict};
+    let cluster = match lazy.get().await {
+        Ok(k) => k,
+        Err(e) => {
+            r.line(
+                Level::Fail,
+                &e.to_string(),
+                Some("set `kubeconfig` and `context` in [engine], or KUBECONFIG".into()),
+            );
+            return Ok(exit(r));
+        }
+    };
+    let mut images: Vec<String> = config.agents.values().map(|p| p.image.clone()).collect();
+    images.sort();
+    images.dedup();
+    for f in check_cluster(cluster, &images).await {
+        let level = match f.verdict {
+            Verdict::Ok => Level::Ok,
+            Verdict::Warn => Level::Warn,
+            Verdict::Fail => Level::Fail,
+        };
+        r.line(level, &f.what, f.fix);
+    }
+    for (name, profile) in &config.agents {
+        let is_default = *name == config.default_agent;
+        if let Err(message) = profile.check_credentials(|n| std::env::var(n).ok()) {
+            r.line(
+                if is_default { Level::Fail } else { Level::Warn },
+                &format!("agent `{name}`: no credentials in this environment"),
+                Some(message),
+            );
+        }
+        if !matches!(profile.network, crate::agents::Network::None) {
+            r.line(
+                if is_default { Level::Fail } else { Level::Warn },
+                &format!(
+                    "agent `{name}`: network \"{}\" is refused on Kubernetes (its tasks will not start)",
+                    profile.network
+                ),
+                Some("use network \"none\": the cluster has no egress proxy, and NetworkPolicy needs a CNI that enforces it".into()),
+            );
+            continue;
+        }
+        policy(r, config, profile);
+    }
+    Ok(exit(r))
 }
 
 /// The sandbox policy a profile's tasks run under, in one line.

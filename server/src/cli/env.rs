@@ -10,7 +10,7 @@ use clap::Subcommand;
 use super::terminal::escape;
 use crate::engine::task::TaskState;
 use crate::engine::Engine;
-use crate::sandbox::DockerSandbox;
+use crate::sandbox::AnySandbox;
 
 #[derive(Subcommand, Debug)]
 pub enum EnvCommand {
@@ -40,7 +40,7 @@ pub enum EnvCommand {
 }
 
 pub async fn run(
-    engine: &Engine<DockerSandbox>,
+    engine: &Engine<AnySandbox>,
     action: EnvCommand,
     out: &mut impl Write,
 ) -> Result<ExitCode> {

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use crate::agents::transcript::render::Live;
 use crate::engine::task::{TaskId, TaskState};
 use crate::engine::{Engine, EngineError, NewTask};
-use crate::sandbox::{DockerSandbox, SandboxError};
+use crate::sandbox::{AnySandbox, SandboxError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -266,7 +266,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     if let Command::Trust { revoke, status } = cli.command {
         return trust(&cwd, revoke, status);
     }
-    let engine = Engine::open_with(&cwd, |c| DockerSandbox::for_engine(&c.engine))?;
+    let engine = Engine::open_with(&cwd, |c| AnySandbox::for_engine(&c.engine))?;
     for warning in &engine.config().warnings {
         eprintln!("handoff: warning: {}", terminal::escape(warning));
     }
@@ -622,7 +622,7 @@ It starts with the next handoff command once this is fixed."
 /// `handoff trust`: records (or revokes, or shows) the user's trust in the
 /// repository's own configuration.
 fn trust(cwd: &std::path::Path, revoke: bool, status: bool) -> Result<ExitCode> {
-    let (workdir, _) = Engine::<DockerSandbox>::find_repo(cwd)?;
+    let (workdir, _) = Engine::<AnySandbox>::find_repo(cwd)?;
     let mut out = std::io::stdout().lock();
     if revoke {
         let removed = crate::trust::revoke(&workdir)?;
@@ -741,7 +741,7 @@ fn text_or_stdin(arg: String, what: &str) -> Result<String> {
 /// After `run --attempts`: the group's tasks, or (with `wait`) their comparison once
 /// all have ended; succeeds when at least one attempt is done.
 async fn run_group(
-    engine: &Engine<DockerSandbox>,
+    engine: &Engine<AnySandbox>,
     group: TaskId,
     wait: bool,
     json: bool,
@@ -769,7 +769,7 @@ async fn run_group(
 
 /// Drives the task to its end with progress on stderr, then prints the result.
 async fn wait_and_report(
-    engine: &Engine<DockerSandbox>,
+    engine: &Engine<AnySandbox>,
     id: TaskId,
     json: bool,
     out: &mut impl Write,
@@ -819,7 +819,7 @@ fn is_unreachable(e: &EngineError) -> bool {
 
 /// Reconciles with Docker before showing state; without Docker the records are
 /// shown as last known, with a warning.
-async fn refresh(engine: &Engine<DockerSandbox>) {
+async fn refresh(engine: &Engine<AnySandbox>) {
     if let Err(e) = engine.tick().await {
         eprintln!("handoff: warning: task states may be stale: {e}");
     }
@@ -832,7 +832,7 @@ const SETTLE_WHEN_SHOWING: usize = 4;
 
 /// [`refresh`] for `list` and `show`: answers in about one finalize's time however
 /// many tasks ended at once.
-async fn refresh_for_showing(engine: &Engine<DockerSandbox>) {
+async fn refresh_for_showing(engine: &Engine<AnySandbox>) {
     if let Err(e) = engine.tick_settling(SETTLE_WHEN_SHOWING).await {
         eprintln!("handoff: warning: task states may be stale: {e}");
     }

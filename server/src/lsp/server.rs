@@ -21,7 +21,7 @@ use super::error::LspError;
 use super::handlers;
 use super::session::{SandboxFactory, Session};
 use super::{watcher, Options};
-use crate::sandbox::{DockerSandbox, Sandbox};
+use crate::sandbox::{AnySandbox, Sandbox};
 
 /// The server's state and its connection to the editor, shared by every handler.
 pub struct Server<S: Sandbox> {
@@ -52,13 +52,13 @@ impl<S: Sandbox> Server<S> {
 }
 
 /// `handoff lsp`: the language server, generic over the sandbox its engines run on.
-pub struct Backend<S: Sandbox = DockerSandbox>(Arc<Server<S>>);
+pub struct Backend<S: Sandbox = AnySandbox>(Arc<Server<S>>);
 
-impl Backend<DockerSandbox> {
-    pub fn new(client: Client) -> Backend<DockerSandbox> {
+impl Backend<AnySandbox> {
+    pub fn new(client: Client) -> Backend<AnySandbox> {
         Backend::with_options(
             client,
-            Arc::new(|config: &crate::config::Config| DockerSandbox::for_engine(&config.engine)),
+            Arc::new(|config: &crate::config::Config| AnySandbox::for_engine(&config.engine)),
             Options::default(),
         )
     }

@@ -31,6 +31,13 @@ pub struct EngineSettings {
     /// A private key for `ssh://` hosts (`ssh -i`).
     pub ssh_key: Option<PathBuf>,
     pub workspace: Option<WorkspaceMode>,
+    /// `kind = "kubernetes"`: a kubeconfig file (unset: `KUBECONFIG`, else
+    /// `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// `kind = "kubernetes"`: a context of the kubeconfig (unset: its current one).
+    pub context: Option<String>,
+    /// `kind = "kubernetes"`: where Jobs go (unset: the context's, else `default`).
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -66,16 +73,46 @@ impl EngineSettings {
             ssh_config: self.ssh_config.or(lower.ssh_config),
             ssh_key: self.ssh_key.or(lower.ssh_key),
             workspace: self.workspace.or(lower.workspace),
+            kubeconfig: self.kubeconfig.or(lower.kubeconfig),
+            context: self.context.or(lower.context),
+            namespace: self.namespace.or(lower.namespace),
         }
     }
 
     /// What is wrong with these settings on their own, in words for the user.
     pub fn check(&self) -> Result<(), String> {
         if self.kind == Some(EngineKind::Kubernetes) {
+            let docker_only = [
+                ("host", self.host.is_some()),
+                ("tls_ca", self.tls_ca.is_some()),
+                ("tls_cert", self.tls_cert.is_some()),
+                ("tls_key", self.tls_key.is_some()),
+                ("cert_dir", self.cert_dir.is_some()),
+                ("ssh_config", self.ssh_config.is_some()),
+                ("ssh_key", self.ssh_key.is_some()),
+            ];
+            if let Some((key, _)) = docker_only.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "`{key}` is for a Docker engine; with kind = \"kubernetes\" say where \
+                     the cluster is with `kubeconfig`, `context` and `namespace`"
+                ));
+            }
+            if self.workspace == Some(WorkspaceMode::Overlay) {
+                return Err(
+                    "workspace = \"overlay\" needs the local Docker engine; a cluster's \
+                     workspaces are always shipped"
+                        .into(),
+                );
+            }
+            let target = super::kube::KubeTarget {
+                namespace: self.namespace.clone(),
+                ..Default::default()
+            };
+            return target.check();
+        }
+        if self.kubeconfig.is_some() || self.context.is_some() || self.namespace.is_some() {
             return Err(
-                "kind = \"kubernetes\" is not available yet; use kind = \"docker\" \
-                        (with `host` for a remote engine)"
-                    .into(),
+                "`kubeconfig`, `context` and `namespace` are for kind = \"kubernetes\"".into(),
             );
         }
         let files = [&self.tls_ca, &self.tls_cert, &self.tls_key];
@@ -353,11 +390,32 @@ mod tests {
             ..Default::default()
         })
         .contains("needs an engine on this machine"));
-        assert!(bad(EngineSettings {
+        let checked = |s: EngineSettings| s.check();
+        assert!(checked(EngineSettings {
             kind: Some(EngineKind::Kubernetes),
             ..Default::default()
         })
-        .contains("not available yet"));
+        .is_ok());
+        assert!(checked(EngineSettings {
+            kind: Some(EngineKind::Kubernetes),
+            host: Some("tcp://10.0.0.2:2376".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .contains("`host` is for a Docker engine"));
+        assert!(checked(EngineSettings {
+            kind: Some(EngineKind::Kubernetes),
+            namespace: Some("Agents".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .contains("not a Kubernetes namespace"));
+        assert!(checked(EngineSettings {
+            namespace: Some("agents".into()),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .contains("for kind = \"kubernetes\""));
         assert!(bad(EngineSettings {
             host: Some("ssh://-oProxyCommand=x".into()),
             ..Default::default()

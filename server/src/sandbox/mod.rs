@@ -4,13 +4,17 @@
 //! (a remote engine, Podman, or the local one told so), where the workspace is
 //! *shipped*: copied in as archives and its changes copied back into the same host
 //! folders ([`ship`]), so that the engine's finalize reads them as it reads an
-//! overlay's upper folder.
+//! overlay's upper folder. Or a Kubernetes cluster ([`kube`]): a Job per turn, the
+//! workspace shipped through the same [`ship`] code, in and out through `exec`.
+//! [`AnySandbox`] is whichever of the two `[engine]` names.
 //!
 //! A sandbox knows containers, images and logs. It knows nothing of tasks' states,
 //! git, or front-ends.
 
+pub mod any;
 pub mod docker;
 pub mod endpoint;
+pub mod kube;
 pub mod ship;
 mod ssh;
 
@@ -21,6 +25,7 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 
+pub use any::AnySandbox;
 pub use docker::DockerSandbox;
 
 /// The most of an agent's output read back per turn.

@@ -103,6 +103,10 @@ pub struct Manifest {
     pub dirs: BTreeSet<String>,
     /// Paths of the base the layers deleted.
     pub deleted: BTreeSet<String>,
+    /// The size of the archive sent in: what a result fetched whole (an engine that
+    /// lists no changes) may hold on top of the task's own budget.
+    #[serde(default)]
+    pub sent_bytes: u64,
 }
 
 impl Manifest {
@@ -520,7 +524,6 @@ impl DockerSandbox {
         id: &str,
         spec: &CollectSpec,
     ) -> Result<Vec<String>, SandboxError> {
-        let client = self.client()?;
         let Some(inspect) = self.inspect(id, false).await? else {
             // Removed outside Handoff: nothing to bring back (the task says so).
             tracing::warn!(container = id, "the container is gone; nothing to collect");
@@ -535,125 +538,7 @@ impl DockerSandbox {
         if !shipped {
             return Ok(vec![]);
         }
-        let clock = std::time::Instant::now();
-        let listed = client
-            .container_changes(id)
-            .await
-            .map_err(|e| self.engine_err(e))?
-            .unwrap_or_default();
-        let list: Vec<(String, Kind)> = listed
-            .into_iter()
-            .map(|c| {
-                let kind = match c.kind {
-                    bollard::models::ChangeType::_1 => Kind::Added,
-                    bollard::models::ChangeType::_2 => Kind::Deleted,
-                    _ => Kind::Modified,
-                };
-                (c.path, kind)
-            })
-            .collect();
-        let plan = changes::plan(&list, MAX_FETCHES, MAX_CHANGES).map_err(ship_err)?;
-        let manifest = std::sync::Arc::new(Manifest::load(&spec.work));
-        let mut budget = Budget {
-            bytes: spec.max_bytes,
-            entries: 2 * MAX_CHANGES,
-            ..Default::default()
-        };
-
-        // The workspace's changes, into a new upper folder.
-        let staging = unpack::staging_for(&spec.upper);
-        let mut writer = Writer::create(&staging, None).map_err(ship_err)?;
-        let wanted = std::sync::Arc::new(plan.wanted.clone());
-        let mut sent_unchanged: Vec<Vec<u8>> = Vec::new();
-        for fetched in &plan.fetch {
-            let path = if fetched.is_empty() {
-                changes::WORKSPACE_IN_CONTAINER.to_string()
-            } else {
-                format!("{}/{fetched}", changes::WORKSPACE_IN_CONTAINER)
-            };
-            let Some(reader) = self.archive(id, &path).await? else {
-                continue;
-            };
-            let fetched = fetched.clone();
-            let wanted = wanted.clone();
-            let manifest = manifest.clone();
-            let (w, b, unchanged) = tokio::task::spawn_blocking(move || {
-                let mut b = budget;
-                let unchanged =
-                    unpack_changes(reader, &fetched, &wanted, &manifest, &writer, &mut b)?;
-                Ok::<_, ShipError>((writer, b, unchanged))
-            })
-            .await
-            .map_err(join_err)?
-            .map_err(ship_err)?;
-            writer = w;
-            budget = b;
-            sent_unchanged.extend(unchanged);
-        }
-        for rel in &sent_unchanged {
-            writer.remove(rel).map_err(ship_err)?;
-        }
-        for deleted in &plan.deleted {
-            if !manifest
-                .deleted
-                .contains(&Manifest::key(deleted.as_bytes()))
-            {
-                writer
-                    .whiteout(deleted.as_bytes(), &mut budget)
-                    .map_err(ship_err)?;
-            }
-        }
-        drop(writer);
-        let owner = Some((spec.uid, spec.gid));
-        unpack::replace_dir(&staging, &spec.upper).map_err(ship_err)?;
-        rustix::fs::chown(
-            spec.upper.as_path(),
-            Some(rustix::process::Uid::from_raw(spec.uid)),
-            Some(rustix::process::Gid::from_raw(spec.gid)),
-        )
-        .ok();
-
-        // HOME, the results folder and the setup's tool cache, whole.
-        let mut whole = vec![
-            (HOME_IN_SANDBOX.to_string(), spec.home.clone()),
-            (OUT_DIR_IN_SANDBOX.to_string(), spec.out_dir.clone()),
-        ];
-        if let Some(cache) = &spec.cache_dir {
-            whole.push((CACHE_DIR_IN_SANDBOX.to_string(), cache.clone()));
-        }
-        for (from, to) in whole {
-            let staging = unpack::staging_for(&to);
-            let writer = Writer::create(&staging, owner).map_err(ship_err)?;
-            let skipped_before = budget.skipped.len();
-            if let Some(reader) = self.archive(id, &from).await? {
-                budget = tokio::task::spawn_blocking(move || {
-                    let mut b = budget;
-                    unpack_whole(reader, &writer, &mut b).map(|()| b)
-                })
-                .await
-                .map_err(join_err)?
-                .map_err(ship_err)?;
-            }
-            for skipped in &mut budget.skipped[skipped_before..] {
-                let mut named = format!("{from}/").into_bytes();
-                named.append(skipped);
-                *skipped = named;
-            }
-            unpack::replace_dir(&staging, &to).map_err(ship_err)?;
-        }
-        tracing::info!(
-            container = id,
-            changes = list.len(),
-            fetches = plan.fetch.len(),
-            ms = clock.elapsed().as_millis() as u64,
-            skipped = budget.skipped.len(),
-            "shipped workspace collected"
-        );
-        Ok(budget
-            .skipped
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect())
+        collect(self, id, spec).await
     }
 
     /// The archive of `path` in the container, as a blocking reader; `None` when there
@@ -701,6 +586,233 @@ impl DockerSandbox {
             Err(e) => Err(self.engine_err(e)),
         }
     }
+}
+
+/// Where a shipped workspace's results are read from: the one thing engines differ in
+/// when bringing a result home (the Engine API's archive endpoints, or `exec` in a
+/// Kubernetes pod). What it delivers is hostile input, checked by [`collect`] alone.
+pub(crate) trait ResultSource: Sync {
+    /// The paths under `/workspace` the agent changed, as the engine lists them;
+    /// `None` when the engine keeps no such list: then the whole workspace is fetched
+    /// and compared with what was sent in ([`Manifest`]).
+    fn changes(
+        &self,
+        id: &str,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<(String, Kind)>>, SandboxError>> + Send;
+
+    /// An archive of the folder or file `path` of the container, named from its last
+    /// component (as `GET /containers/{id}/archive` names it), as a blocking reader;
+    /// `None` when there is nothing at `path`.
+    fn archive(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl std::future::Future<Output = Result<Option<Box<dyn Read + Send>>, SandboxError>> + Send;
+}
+
+impl ResultSource for DockerSandbox {
+    async fn changes(&self, id: &str) -> Result<Option<Vec<(String, Kind)>>, SandboxError> {
+        let listed = self
+            .client()?
+            .container_changes(id)
+            .await
+            .map_err(|e| self.engine_err(e))?
+            .unwrap_or_default();
+        Ok(Some(
+            listed
+                .into_iter()
+                .map(|c| {
+                    let kind = match c.kind {
+                        bollard::models::ChangeType::_1 => Kind::Added,
+                        bollard::models::ChangeType::_2 => Kind::Deleted,
+                        _ => Kind::Modified,
+                    };
+                    (c.path, kind)
+                })
+                .collect(),
+        ))
+    }
+
+    async fn archive(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> Result<Option<Box<dyn Read + Send>>, SandboxError> {
+        DockerSandbox::archive(self, id, path).await
+    }
+}
+
+/// Brings the results of the ended container `id` home from `source` into the host
+/// folders of `spec` (see [`super::Sandbox::collect`]); returns the files left in the
+/// container for want of room.
+pub(crate) async fn collect<S: ResultSource>(
+    source: &S,
+    id: &str,
+    spec: &CollectSpec,
+) -> Result<Vec<String>, SandboxError> {
+    let clock = std::time::Instant::now();
+    let manifest = std::sync::Arc::new(Manifest::load(&spec.work));
+    let listed = source.changes(id).await?;
+    let whole = listed.is_none();
+    let list = listed.unwrap_or_default();
+    let plan = if whole {
+        changes::Plan {
+            fetch: vec![String::new()],
+            ..Default::default()
+        }
+    } else {
+        changes::plan(&list, MAX_FETCHES, MAX_CHANGES).map_err(ship_err)?
+    };
+    let mut budget = Budget {
+        // Fetched whole, the workspace also brings back what was sent in unchanged.
+        bytes: if whole {
+            spec.max_bytes.saturating_add(manifest.sent_bytes)
+        } else {
+            spec.max_bytes
+        },
+        entries: 2 * MAX_CHANGES,
+        ..Default::default()
+    };
+
+    // The workspace's changes, into a new upper folder.
+    let staging = unpack::staging_for(&spec.upper);
+    let mut writer = Writer::create(&staging, None).map_err(ship_err)?;
+    let wanted = std::sync::Arc::new((!whole).then(|| plan.wanted.clone()));
+    let mut sent_unchanged: Vec<Vec<u8>> = Vec::new();
+    let mut seen: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for fetched in &plan.fetch {
+        let path = if fetched.is_empty() {
+            changes::WORKSPACE_IN_CONTAINER.to_string()
+        } else {
+            format!("{}/{fetched}", changes::WORKSPACE_IN_CONTAINER)
+        };
+        let Some(reader) = source.archive(id, &path).await? else {
+            continue;
+        };
+        let fetched = fetched.clone();
+        let wanted = wanted.clone();
+        let manifest = manifest.clone();
+        let (w, b, unchanged, s) = tokio::task::spawn_blocking(move || {
+            let mut b = budget;
+            let mut s = BTreeSet::new();
+            let unchanged = unpack_changes(
+                reader,
+                &fetched,
+                wanted.as_ref().as_ref(),
+                &manifest,
+                &writer,
+                &mut b,
+                &mut s,
+            )?;
+            Ok::<_, ShipError>((writer, b, unchanged, s))
+        })
+        .await
+        .map_err(join_err)?
+        .map_err(ship_err)?;
+        writer = w;
+        budget = b;
+        sent_unchanged.extend(unchanged);
+        seen.extend(s);
+    }
+    for rel in &sent_unchanged {
+        writer.remove(rel).map_err(ship_err)?;
+    }
+    let deleted: Vec<Vec<u8>> = if whole {
+        gone_since_sent(&manifest, &seen)
+    } else {
+        plan.deleted
+            .iter()
+            .filter(|d| !manifest.deleted.contains(&Manifest::key(d.as_bytes())))
+            .map(|d| d.as_bytes().to_vec())
+            .collect()
+    };
+    for d in &deleted {
+        writer.whiteout(d, &mut budget).map_err(ship_err)?;
+    }
+    drop(writer);
+    let owner = Some((spec.uid, spec.gid));
+    unpack::replace_dir(&staging, &spec.upper).map_err(ship_err)?;
+    rustix::fs::chown(
+        spec.upper.as_path(),
+        Some(rustix::process::Uid::from_raw(spec.uid)),
+        Some(rustix::process::Gid::from_raw(spec.gid)),
+    )
+    .ok();
+    if whole {
+        // What was sent in counted only while it streamed by.
+        budget.bytes = budget.bytes.saturating_sub(manifest.sent_bytes);
+    }
+
+    // HOME, the results folder and the setup's tool cache, whole.
+    let mut folders = vec![
+        (HOME_IN_SANDBOX.to_string(), spec.home.clone()),
+        (OUT_DIR_IN_SANDBOX.to_string(), spec.out_dir.clone()),
+    ];
+    if let Some(cache) = &spec.cache_dir {
+        folders.push((CACHE_DIR_IN_SANDBOX.to_string(), cache.clone()));
+    }
+    for (from, to) in folders {
+        let staging = unpack::staging_for(&to);
+        let writer = Writer::create(&staging, owner).map_err(ship_err)?;
+        let skipped_before = budget.skipped.len();
+        if let Some(reader) = source.archive(id, &from).await? {
+            budget = tokio::task::spawn_blocking(move || {
+                let mut b = budget;
+                unpack_whole(reader, &writer, &mut b).map(|()| b)
+            })
+            .await
+            .map_err(join_err)?
+            .map_err(ship_err)?;
+        }
+        for skipped in &mut budget.skipped[skipped_before..] {
+            let mut named = format!("{from}/").into_bytes();
+            named.append(skipped);
+            *skipped = named;
+        }
+        unpack::replace_dir(&staging, &to).map_err(ship_err)?;
+    }
+    tracing::info!(
+        container = id,
+        changes = list.len(),
+        fetches = plan.fetch.len(),
+        whole,
+        ms = clock.elapsed().as_millis() as u64,
+        skipped = budget.skipped.len(),
+        "shipped workspace collected"
+    );
+    Ok(budget
+        .skipped
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect())
+}
+
+/// The paths sent in (files, links, folders) that a whole workspace fetched back no
+/// longer holds, topmost only: the agent deleted them.
+fn gone_since_sent(manifest: &Manifest, seen: &BTreeSet<Vec<u8>>) -> Vec<Vec<u8>> {
+    let decode = |k: &String| base64::engine::general_purpose::STANDARD.decode(k).ok();
+    let missing: BTreeSet<Vec<u8>> = manifest
+        .files
+        .keys()
+        .chain(manifest.links.keys())
+        .chain(manifest.dirs.iter())
+        .filter_map(decode)
+        .filter(|p| !p.is_empty() && !seen.contains(p))
+        .collect();
+    missing
+        .iter()
+        .filter(|p| {
+            let mut at = p.as_slice();
+            while let Some(i) = at.iter().rposition(|&b| b == b'/') {
+                at = &at[..i];
+                if missing.contains(at) {
+                    return false;
+                }
+            }
+            true
+        })
+        .cloned()
+        .collect()
 }
 
 /// Writes the input archive of `spec` to `to`; returns whether paths of the base
@@ -770,8 +882,31 @@ fn pack_input(
     }
     let mut w = out.finish()?;
     w.flush().map_err(ShipError::write)?;
-    packed.manifest.save(&spec.workspace.work)?;
+    drop(w);
+    let mut manifest = packed.manifest;
+    manifest.sent_bytes = std::fs::metadata(to).map_err(ShipError::write)?.len();
+    manifest.save(&spec.workspace.work)?;
     Ok(deletes)
+}
+
+/// Writes the input archive of `spec` to `to` with the whole workspace in it, base
+/// included, for an engine that takes no base image (Kubernetes): nothing of the
+/// base needs deleting there, what the layers delete is simply not sent. Returns the
+/// archive's size.
+pub(crate) async fn pack_whole_input(spec: &SandboxSpec, to: &Path) -> Result<u64, SandboxError> {
+    let spec = spec.clone();
+    let to = to.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let ws = &spec.workspace;
+        std::fs::create_dir_all(&ws.work).map_err(ShipError::write)?;
+        let no_base = tempfile::tempdir_in(&ws.work).map_err(ShipError::write)?;
+        let deletes = pack_input(&spec, &ws.lowers, no_base.path(), &to)?;
+        debug_assert!(!deletes, "an empty base has nothing to delete");
+        Ok(std::fs::metadata(&to).map_err(ShipError::write)?.len())
+    })
+    .await
+    .map_err(join_err)?
+    .map_err(ship_err)
 }
 
 /// Writes the base layer to `to`; returns its diff id (`sha256:…`) and size.
@@ -828,10 +963,11 @@ fn padding(size: u64) -> Vec<u8> {
 fn unpack_changes(
     reader: impl Read,
     fetched: &str,
-    wanted: &BTreeSet<String>,
+    wanted: Option<&BTreeSet<String>>,
     manifest: &Manifest,
     writer: &Writer,
     budget: &mut Budget,
+    seen: &mut BTreeSet<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>, ShipError> {
     let mut archive = tar::Archive::new(reader);
     let mut unchanged = Vec::new();
@@ -849,8 +985,13 @@ fn unpack_changes(
             )));
         };
         // The workspace folder itself, or a path the agent did not change.
-        if rel.is_empty() || !wanted.contains(String::from_utf8_lossy(&rel).as_ref()) {
+        if rel.is_empty()
+            || wanted.is_some_and(|w| !w.contains(String::from_utf8_lossy(&rel).as_ref()))
+        {
             continue;
+        }
+        if wanted.is_none() {
+            seen.insert(rel.clone());
         }
         let header = entry.header().clone();
         let mode = header.mode().unwrap_or(0o644);
@@ -968,6 +1109,42 @@ mod tests {
             "handoff-base/0123abcd:9cd4d4c678e7-u1000-l2"
         );
     }
+
+    #[test]
+    fn a_workspace_fetched_whole_names_what_it_no_longer_holds_topmost_only() {
+        let mut m = Manifest::default();
+        for f in ["a/b.txt", "a/c/d.txt", "e.txt", "f.txt"] {
+            m.files.insert(Manifest::key(f.as_bytes()), "00".into());
+        }
+        m.links.insert(Manifest::key(b"l"), Manifest::key(b"e.txt"));
+        for d in ["a", "a/c"] {
+            m.dirs.insert(Manifest::key(d.as_bytes()));
+        }
+        let seen = |paths: &[&str]| -> BTreeSet<Vec<u8>> {
+            paths.iter().map(|p| p.as_bytes().to_vec()).collect()
+        };
+        let names = |v: Vec<Vec<u8>>| -> Vec<String> {
+            v.into_iter()
+                .map(|p| String::from_utf8(p).unwrap())
+                .collect()
+        };
+        // A folder gone with all it held: the folder alone.
+        assert_eq!(
+            names(gone_since_sent(&m, &seen(&["e.txt", "f.txt", "l"]))),
+            ["a"]
+        );
+        // Files and a link gone from folders that stay.
+        assert_eq!(
+            names(gone_since_sent(
+                &m,
+                &seen(&["a", "a/c", "a/b.txt", "f.txt"])
+            )),
+            ["a/c/d.txt", "e.txt", "l"]
+        );
+        // Everything there: nothing gone.
+        let all = seen(&["a", "a/c", "a/b.txt", "a/c/d.txt", "e.txt", "f.txt", "l"]);
+        assert!(gone_since_sent(&m, &all).is_empty());
+    }
 }
 
 /// What a container sends back is hostile input: the archives below are what a
@@ -1035,10 +1212,11 @@ mod attack_tests {
         unpack_changes(
             archive,
             "",
-            &wanted,
+            Some(&wanted),
             &Manifest::default(),
             &f.writer,
             &mut b,
+            &mut BTreeSet::new(),
         )
         .map(|_| ())
     }
@@ -1083,10 +1261,11 @@ mod attack_tests {
         let err = unpack_changes(
             &end(a)[..],
             "src",
-            &wanted,
+            Some(&wanted),
             &Manifest::default(),
             &f.writer,
             &mut budget(),
+            &mut BTreeSet::new(),
         )
         .unwrap_err();
         assert!(err.to_string().contains("refused"), "{err}");
