@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use common::{changed_files, handoff_bin, stderr, Repo};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
 use serde_json::Value;
 
@@ -58,7 +59,7 @@ impl Cluster {
         repo
     }
 
-    /// Names of the Jobs, pods and Secrets in the tasks' namespace.
+    /// Names of the Jobs, pods, NetworkPolicies and Secrets in the tasks' namespace.
     fn objects(&self) -> Vec<String> {
         let client = self.client();
         self.rt.block_on(async {
@@ -71,6 +72,13 @@ impl Cluster {
             let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
             for p in pods.list(&lp).await.unwrap().items {
                 names.push(format!("pod/{}", p.metadata.name.unwrap_or_default()));
+            }
+            let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), NAMESPACE);
+            for p in policies.list(&lp).await.unwrap().items {
+                names.push(format!(
+                    "networkpolicy/{}",
+                    p.metadata.name.unwrap_or_default()
+                ));
             }
             let secrets: Api<Secret> = Api::namespaced(client, NAMESPACE);
             for s in secrets.list(&lp).await.unwrap().items {
@@ -391,6 +399,33 @@ fn cancel_stops_a_running_task_and_keeps_its_partial_work(c: &Cluster) {
                     })
             })
         })
+    });
+    // network = "none": a policy that lets the running pod reach nothing selects it.
+    c.rt.block_on(async {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+        let pod = pods
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        let pod_labels = pod.metadata.labels.unwrap_or_default();
+        let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), NAMESPACE);
+        let list = policies.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(list.len(), 1, "one policy for the one turn");
+        let p = list[0].spec.clone().unwrap();
+        let selector = p.pod_selector.unwrap().match_labels.unwrap();
+        assert!(
+            !selector.is_empty() && selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+            "the policy {selector:?} selects the pod {pod_labels:?}"
+        );
+        assert_eq!(
+            p.policy_types.unwrap(),
+            ["Ingress", "Egress"],
+            "nothing in, nothing out"
+        );
+        assert!(p.egress.unwrap_or_default().is_empty());
+        assert!(p.ingress.unwrap_or_default().is_empty());
     });
     std::thread::sleep(Duration::from_secs(1));
     let clock = Instant::now();

@@ -41,6 +41,9 @@ const NEEDED: &[(&str, &str, &str, &str)] = &[
     ("", "secrets", "", "get"),
     ("", "secrets", "", "patch"),
     ("", "secrets", "", "delete"),
+    ("networking.k8s.io", "networkpolicies", "", "create"),
+    ("networking.k8s.io", "networkpolicies", "", "patch"),
+    ("networking.k8s.io", "networkpolicies", "", "delete"),
     ("", "pods", "", "list"),
     ("", "pods", "", "deletecollection"),
     ("", "pods", "exec", "create"),
@@ -136,7 +139,7 @@ pub async fn check_cluster(k: &KubeSandbox, images: &[String]) -> Vec<Finding> {
     if denied.is_empty() {
         out.push(finding(
             Verdict::Ok,
-            format!("this account may run turns in {ns} (jobs, secrets, pods, exec, logs)"),
+            format!("this account may run turns in {ns} (jobs, secrets, network policies, pods, exec, logs)"),
             None,
         ));
     } else {

@@ -24,6 +24,7 @@ use ::kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, 
 use futures_util::AsyncBufReadExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerState, Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use super::ship::{self, ResultSource};
 use super::{
@@ -106,6 +107,10 @@ impl KubeSandbox {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
+    fn network_policies(&self) -> Api<NetworkPolicy> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
     fn unreachable(&self, e: ::kube::Error) -> SandboxError {
         match e {
             ::kube::Error::Api(_) => api_err(e),
@@ -126,6 +131,7 @@ impl KubeSandbox {
         archive: &[u8],
     ) -> Result<String, SandboxError> {
         let secret = spec::secret(spec)?;
+        let policy = spec::network_policy(spec)?;
         let job = spec::job(spec)?;
         match self.secrets().create(&PostParams::default(), &secret).await {
             Ok(_) => {}
@@ -136,11 +142,34 @@ impl KubeSandbox {
             }
             Err(e) => return Err(self.unreachable(e)),
         }
+        // The policy exists before the pod does.
+        if let Some(policy) = &policy {
+            if let Err(e) = self
+                .network_policies()
+                .create(&PostParams::default(), policy)
+                .await
+            {
+                let _ = self
+                    .secrets()
+                    .delete(&spec.name, &DeleteParams::default())
+                    .await;
+                return Err(match is_status(&e, 409) {
+                    true => SandboxError::NameConflict {
+                        name: spec.name.clone(),
+                    },
+                    false => self.unreachable(e),
+                });
+            }
+        }
         let created = match self.jobs().create(&PostParams::default(), &job).await {
             Ok(j) => j,
             Err(e) => {
                 let _ = self
                     .secrets()
+                    .delete(&spec.name, &DeleteParams::default())
+                    .await;
+                let _ = self
+                    .network_policies()
                     .delete(&spec.name, &DeleteParams::default())
                     .await;
                 if is_status(&e, 409) {
@@ -162,6 +191,12 @@ impl KubeSandbox {
                 .patch(&spec.name, &PatchParams::default(), &Patch::Merge(&owner))
                 .await
                 .map_err(api_err)?;
+            if policy.is_some() {
+                self.network_policies()
+                    .patch(&spec.name, &PatchParams::default(), &Patch::Merge(&owner))
+                    .await
+                    .map_err(api_err)?;
+            }
         }
         let result = async {
             let pod = self.wait_receiving(spec).await?;
@@ -397,7 +432,8 @@ impl KubeSandbox {
         Ok(())
     }
 
-    /// Deletes the turn's Job (its pod with it, by propagation) and Secret. Removing
+    /// Deletes the turn's Job (its pod with it, by propagation), NetworkPolicy and
+    /// Secret. Removing
     /// a turn that is gone is not an error.
     pub async fn remove(&self, id: &str) -> Result<(), SandboxError> {
         let params = DeleteParams {
@@ -420,6 +456,15 @@ impl KubeSandbox {
         match self
             .pods()
             .delete_collection(&pod_params, &ListParams::default().labels(&selector))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 404) => {}
+            Err(e) => return Err(api_err(e)),
+        }
+        match self
+            .network_policies()
+            .delete(id, &DeleteParams::default())
             .await
         {
             Ok(_) => {}

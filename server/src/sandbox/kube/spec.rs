@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::ByteString;
 use sha2::{Digest, Sha256};
 
@@ -142,6 +143,30 @@ pub fn secret(spec: &SandboxSpec) -> Result<Secret, SandboxError> {
         .map_err(|e| SandboxError::Engine(format!("building the Secret: {e}")))?;
     secret.data = Some(data);
     Ok(secret)
+}
+
+/// For `network = "none"`, the turn's NetworkPolicy: its pod (by [`NAME_LABEL`]) may
+/// neither reach nor be reached by anything. Enforced by the cluster's network plugin;
+/// a cluster whose plugin ignores NetworkPolicy leaves the pod on the pod network
+/// (docs/engines.md). `None` for `bridge`, which is the pod network as it is.
+pub fn network_policy(spec: &SandboxSpec) -> Result<Option<NetworkPolicy>, SandboxError> {
+    check_name(&spec.name)?;
+    if spec.network != SandboxNetwork::None {
+        return Ok(None);
+    }
+    let value = serde_json::json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": { "name": spec.name, "labels": labels(spec) },
+        "spec": {
+            "podSelector": { "matchLabels": { NAME_LABEL: spec.name } },
+            // Both kinds named and no rule given: nothing in, nothing out.
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    });
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| SandboxError::Engine(format!("building the NetworkPolicy: {e}")))
 }
 
 /// The Job of the turn. Its pod takes the agent's environment from [`secret`].
@@ -388,6 +413,37 @@ mod tests {
             &agent.command.as_ref().unwrap()[4..],
             &["claude", "-p", "fix it"]
         );
+    }
+
+    #[test]
+    fn network_none_is_a_policy_that_lets_the_turns_pod_reach_nothing() {
+        let mut s = spec();
+        s.network = SandboxNetwork::None;
+        let policy = network_policy(&s).unwrap().expect("a policy for none");
+        let p = policy.spec.as_ref().unwrap();
+        assert_eq!(
+            p.policy_types.as_deref(),
+            Some(&["Ingress".to_string(), "Egress".to_string()][..])
+        );
+        assert!(p.ingress.as_ref().is_none_or(|r| r.is_empty()));
+        assert!(p.egress.as_ref().is_none_or(|r| r.is_empty()));
+        // It selects the Job's pod, and only it.
+        let selector = p
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .clone()
+            .unwrap();
+        let job = job(&s).unwrap();
+        let pod_labels = job.spec.unwrap().template.metadata.unwrap().labels.unwrap();
+        assert!(!selector.is_empty());
+        for (k, v) in &selector {
+            assert_eq!(pod_labels.get(k), Some(v), "{k}");
+        }
+        assert_eq!(selector.get(NAME_LABEL), Some(&s.name));
+        s.network = SandboxNetwork::Bridge;
+        assert!(network_policy(&s).unwrap().is_none());
     }
 
     #[test]
