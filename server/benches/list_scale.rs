@@ -378,10 +378,6 @@ struct Row {
     json: Vec<Sample>,
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 fn sorted_ms(values: &[Duration]) -> Vec<f64> {
     let mut v: Vec<f64> = values.iter().map(|d| ms(*d)).collect();
     v.sort_by(f64::total_cmp);

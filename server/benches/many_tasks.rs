@@ -194,19 +194,6 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// The `p`-th percentile (0 < p <= 100) by the nearest-rank method.
-fn percentile(values: &[f64], p: f64) -> f64 {
-    assert!(!values.is_empty(), "no samples");
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn render(results: &[(HandoffRound, Duration)], tasks: usize, image: &str) -> String {
     let mut s = format!(
         "## {tasks} tasks at once on a TLS engine (`max_parallel = {tasks}`)\n\n\

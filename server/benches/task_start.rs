@@ -559,32 +559,6 @@ impl Report {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// The `p`-th percentile (0 < p <= 100) by the nearest-rank method.
-fn percentile(values: &[f64], p: f64) -> f64 {
-    assert!(!values.is_empty(), "no samples");
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// The median (mean of the middle two for an even count).
-fn median(values: &[f64]) -> f64 {
-    assert!(!values.is_empty(), "no samples");
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
 /// One line of the targets table.
 fn target_row(s: &mut String, what: &str, ratio: f64, target: f64) {
     s.push_str(&format!(

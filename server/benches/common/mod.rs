@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// `target/`, found from the handoff binary (`target/release/handoff`).
 pub fn target_dir() -> PathBuf {
@@ -54,5 +55,31 @@ pub fn rounds(default: usize) -> usize {
             _ => panic!("HANDOFF_BENCH_ROUNDS must be a positive integer, not {v:?}"),
         },
         Err(_) => default,
+    }
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The `p`-th percentile (0 < p <= 100) by the nearest-rank method.
+pub fn percentile(values: &[f64], p: f64) -> f64 {
+    assert!(!values.is_empty(), "no samples");
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The median (mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    assert!(!values.is_empty(), "no samples");
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     }
 }

@@ -498,19 +498,7 @@ mod tests {
         );
         let merged = tmp.path().join("merged");
         merge_like_overlay(&b.tree, &layer, &merged);
-        let git = |args: &[&str], dir: &Path| {
-            let out = std::process::Command::new("git")
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        };
+        let git = |args: &[&str], dir: &Path| crate::git::test_support::git_cli(dir, args);
         let listed: Vec<String> = git(&["ls-files", "-s"], &merged)
             .lines()
             .map(|l| l.replace(" 0\t", "\t"))

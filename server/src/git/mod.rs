@@ -95,6 +95,21 @@ pub(crate) mod test_support {
             .unwrap()
     }
 
+    /// git itself (the CLI) run in `dir`; its output, or a panic with its stderr.
+    pub fn git_cli(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     pub fn read_blob(repo: &Repository, commit: Oid, path: &str) -> Option<String> {
         let tree = repo.find_commit(commit).unwrap().tree().unwrap();
         let entry = tree.get_path(Path::new(path)).ok()?;

@@ -284,21 +284,7 @@ pub(crate) fn positions(bytes: &[u8]) -> std::collections::HashMap<Vec<u8>, usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::git::test_support::repo_with;
-
-    fn git(dir: &Path, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
+    use crate::git::test_support::{git_cli as git, repo_with};
 
     #[test]
     fn git_reads_a_split_index_with_changes_across_many_bitmap_words() {
