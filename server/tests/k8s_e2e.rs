@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{changed_files, handoff_bin, stderr, Repo};
+use k8s::OneFileImage;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -42,6 +43,11 @@ fn state(t: &Value) -> &str {
 struct Cluster {
     node: k8s::Node,
     rt: tokio::runtime::Runtime,
+    /// The image Handoff's own containers of a pod run (`tools_image`): one static
+    /// busybox at `/bin/busybox`, nothing else.
+    tools: String,
+    /// An agent image of one static busybox at `/busybox`: no shell, tar or git.
+    bare: String,
 }
 
 impl Cluster {
@@ -53,8 +59,9 @@ impl Cluster {
     fn repo(&self, files: &[(&str, &str)]) -> Repo {
         let repo = Repo::new(files, "");
         repo.write_user_config(&format!(
-            "[engine]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespace = \"{NAMESPACE}\"\n",
-            self.node.kubeconfig.display()
+            "[engine]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespace = \"{NAMESPACE}\"\n{}",
+            self.node.kubeconfig.display(),
+            format!("tools_image = \"{}\"\n", self.tools)
         ));
         repo
     }
@@ -113,12 +120,17 @@ impl Cluster {
 #[test]
 fn kubernetes_on_a_real_node() {
     let image = common::image();
+    let pid = std::process::id();
+    let tools = OneFileImage::new(&format!("handoff-test-tools:k8s-{pid}"), "bin/busybox");
+    let bare = OneFileImage::new(&format!("handoff-test-bare:k8s-{pid}"), "busybox");
     let node = k8s::Node::start();
     eprintln!("node started in {:.1}s", node.start_secs);
-    node.load(&[image]);
+    node.load(&[image, &tools.0, &bare.0]);
     let cluster = Cluster {
         node,
         rt: runtime(),
+        tools: tools.0.clone(),
+        bare: bare.0.clone(),
     };
     let clock = Instant::now();
     let step = |name: &str, f: &dyn Fn(&Cluster)| {
@@ -153,6 +165,14 @@ fn kubernetes_on_a_real_node() {
     step(
         "front-end killed",
         &a_task_survives_kill_9_of_its_front_end_and_the_next_one_finalizes_it,
+    );
+    step(
+        "agents that end at once",
+        &agents_that_end_at_once_all_come_back,
+    );
+    step(
+        "an image with no shell, tar or git",
+        &an_image_with_no_shell_tar_or_git_runs_and_gives_its_work_back,
     );
     step(
         "egress refused",
@@ -239,6 +259,10 @@ fn doctor_checks_the_cluster(c: &Cluster) {
     assert!(
         text.contains(&format!("[ok  ] image {} is on a node", common::image())),
         "{text}"
+    );
+    assert!(
+        text.contains(&format!("[ok  ] image {} is on a node", c.tools)),
+        "the tools image is checked too: {text}"
     );
 
     // A namespace that is not there, said with the command that makes it.
@@ -473,6 +497,105 @@ fn a_task_survives_kill_9_of_its_front_end_and_the_next_one_finalizes_it(c: &Clu
     let reflog = repo.git(&["reflog", "show", "--format=%gs", branch]);
     assert_eq!(reflog.lines().count(), 1, "imported once:\n{reflog}");
     c.assert_empty("a task finalized by a later front-end");
+}
+
+/// Agents that end the moment they start: the pod's other containers may still be
+/// starting when Handoff comes to collect, and every task still comes back whole.
+fn agents_that_end_at_once_all_come_back(c: &Cluster) {
+    let repo = c.repo(&[("a.txt", "a\n")]);
+    const TASKS: u64 = 5;
+    for i in 1..=TASKS {
+        let t = repo.json(&["run", "--json", &format!("echo {i} > q{i}.txt")]);
+        assert_eq!(t["id"].as_u64(), Some(i), "{t:#}");
+    }
+    common::eventually(240, "every quick task to end", || {
+        (1..=TASKS).all(|n| !matches!(state(&repo.task(n)), "running" | "queued" | "?"))
+    });
+    for n in 1..=TASKS {
+        let t = repo.task(n);
+        assert_eq!(state(&t), "done", "{t:#}");
+        assert_eq!(
+            repo.show_bytes(t["branch"].as_str().unwrap(), &format!("q{n}.txt")),
+            format!("{n}\n").as_bytes()
+        );
+    }
+    c.assert_empty("tasks whose agents ended at once");
+}
+
+/// The agent's image holds one static busybox at `/busybox`: no `sh`, no tar, no git.
+/// Handoff's own steps in the pod run from the tools image; the workspace arrives and
+/// the work comes back.
+fn an_image_with_no_shell_tar_or_git_runs_and_gives_its_work_back(c: &Cluster) {
+    let repo = c.repo(&[("a.txt", "a\n"), ("gone.txt", "g\n")]);
+    let config = repo.read(".handoff.toml");
+    repo.write(
+        ".handoff.toml",
+        &format!(
+            "{config}\n[agents.bare]\nimage = \"{}\"\ncommand = [\"/busybox\", \"sh\", \"-c\", \"{{prompt}}\"]\n",
+            c.bare
+        ),
+    );
+    repo.git(&["commit", "-qam", "a bare agent"]);
+    repo.trust();
+    std::fs::remove_file(repo.path().join("gone.txt")).unwrap();
+    let t = repo.json(&[
+        "run",
+        "--agent",
+        "bare",
+        "--wait",
+        "--json",
+        "/busybox ls /workspace > seen.txt && /busybox test ! -e /bin/sh && echo made > new.txt",
+    ]);
+    assert_eq!(state(&t), "done", "{t:#}");
+    let branch = t["branch"].as_str().unwrap();
+    let seen = String::from_utf8(repo.show_bytes(branch, "seen.txt")).unwrap();
+    assert!(
+        seen.contains("a.txt") && !seen.contains("gone.txt"),
+        "{seen}"
+    );
+    assert_eq!(repo.show_bytes(branch, "new.txt"), b"made\n");
+
+    // Cancel reaches an agent whose image has no `kill` of its own.
+    let started = repo.json(&[
+        "run",
+        "--agent",
+        "bare",
+        "--json",
+        "trap 'echo TERM > term.txt; exit 0' TERM; echo partial > p.txt; /busybox sleep 120 & wait",
+    ]);
+    assert_eq!(state(&started), "running", "{started:#}");
+    let id = started["id"].as_u64().unwrap();
+    let client = c.client();
+    common::eventually(60, "the bare agent to run", || {
+        c.rt.block_on(async {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+            let list = pods.list(&ListParams::default()).await.unwrap();
+            list.items.iter().any(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c.name == "agent"
+                                && c.state.as_ref().is_some_and(|s| s.running.is_some())
+                        })
+                    })
+            })
+        })
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let out = repo.handoff(&["cancel", &id.to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let t = repo.task(id);
+    assert_eq!(state(&t), "cancelled", "{t:#}");
+    let branch = t["branch"].as_str().unwrap();
+    assert_eq!(repo.show_bytes(branch, "p.txt"), b"partial\n");
+    assert_eq!(
+        repo.show_bytes(branch, "term.txt"),
+        b"TERM\n",
+        "the agent's own trap ran: the TERM reached it"
+    );
+    c.assert_empty("tasks of an image with no shell");
 }
 
 fn a_profile_that_asks_for_egress_is_refused_in_words(c: &Cluster) {

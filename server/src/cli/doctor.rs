@@ -207,6 +207,8 @@ async fn kubernetes(
         }
     };
     let mut images: Vec<String> = config.agents.values().map(|p| p.image.clone()).collect();
+    // Handoff's own containers of every pod run the tools image.
+    images.push(cluster.tools_image().to_string());
     images.sort();
     images.dedup();
     for f in check_cluster(cluster, &images).await {

@@ -76,6 +76,7 @@ impl AnySandbox {
                 kubeconfig: settings.kubeconfig.clone(),
                 context: settings.context.clone(),
                 namespace: settings.namespace.clone(),
+                tools_image: settings.tools_image.clone(),
             })),
             _ => AnySandbox::Docker(DockerSandbox::for_engine(settings)),
         }

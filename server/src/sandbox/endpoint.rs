@@ -38,6 +38,9 @@ pub struct EngineSettings {
     pub context: Option<String>,
     /// `kind = "kubernetes"`: where Jobs go (unset: the context's, else `default`).
     pub namespace: Option<String>,
+    /// `kind = "kubernetes"`: the image of Handoff's own containers in a turn's pod
+    /// (a static busybox at `/bin/busybox`); unset: [`super::kube::DEFAULT_TOOLS_IMAGE`].
+    pub tools_image: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -76,6 +79,7 @@ impl EngineSettings {
             kubeconfig: self.kubeconfig.or(lower.kubeconfig),
             context: self.context.or(lower.context),
             namespace: self.namespace.or(lower.namespace),
+            tools_image: self.tools_image.or(lower.tools_image),
         }
     }
 
@@ -106,13 +110,19 @@ impl EngineSettings {
             }
             let target = super::kube::KubeTarget {
                 namespace: self.namespace.clone(),
+                tools_image: self.tools_image.clone(),
                 ..Default::default()
             };
             return target.check();
         }
-        if self.kubeconfig.is_some() || self.context.is_some() || self.namespace.is_some() {
+        if self.kubeconfig.is_some()
+            || self.context.is_some()
+            || self.namespace.is_some()
+            || self.tools_image.is_some()
+        {
             return Err(
-                "`kubeconfig`, `context` and `namespace` are for kind = \"kubernetes\"".into(),
+                "`kubeconfig`, `context`, `namespace` and `tools_image` are for kind = \"kubernetes\""
+                    .into(),
             );
         }
         let files = [&self.tls_ca, &self.tls_cert, &self.tls_key];

@@ -144,10 +144,23 @@ pub enum SandboxError {
         "image `{image}` is not in the Docker engine at {endpoint}. Build or pull it (`docker pull {image}`, or `handoff image build PROFILE` for the built-in agents and for images of the repository's own .handoff/Dockerfile or devcontainer.json), or set `image` of the agent profile in .handoff.toml"
     )]
     ImageMissing { image: String, endpoint: String },
+    /// A cluster's node cannot get an image (Kubernetes pulls; Handoff does not).
+    #[error(
+        "image `{image}` cannot be had on the cluster at {endpoint} ({reason}): push it to a registry the nodes pull from, or load it on the nodes (`docker save {image} | …`). Handoff's own containers in each pod run `tools_image` of [engine] (unset: busybox:1.36)"
+    )]
+    ImageUnavailable {
+        image: String,
+        endpoint: String,
+        reason: String,
+    },
     #[error("a container named {name} already exists (another front-end started this task)")]
     NameConflict { name: String },
     #[error("Docker: {0}")]
     Engine(String),
+    /// What a Kubernetes cluster said or did (the Docker wording of [`Self::Engine`]
+    /// would mislead there).
+    #[error("Kubernetes: {0}")]
+    Cluster(String),
     #[error("shipping the workspace: {0}")]
     Workspace(String),
     /// What came back from a shipped workspace broke a rule (a name leaving its

@@ -110,3 +110,36 @@ impl Drop for Node {
         );
     }
 }
+
+/// An image of the machine's static busybox alone, at `path` in it, made with
+/// `docker import`; removed from the machine's engine when dropped.
+pub struct OneFileImage(pub String);
+
+impl OneFileImage {
+    pub fn new(tag: &str, path: &str) -> OneFileImage {
+        let dir = tempfile::tempdir().unwrap();
+        let at = dir.path().join(path);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::copy("/bin/busybox", &at).unwrap();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "tar -C {} -c {path} | docker import - {tag}",
+                dir.path().display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        OneFileImage(tag.to_string())
+    }
+}
+
+impl Drop for OneFileImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
+}

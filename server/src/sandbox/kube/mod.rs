@@ -32,6 +32,10 @@ use super::{
 };
 pub use target::KubeTarget;
 
+/// The image of Handoff's own containers in a pod when `tools_image` is not set:
+/// Docker's official busybox, whose `/bin/busybox` is static.
+pub const DEFAULT_TOOLS_IMAGE: &str = "busybox:1.36";
+
 /// How long a pod may take to get its receiving container running (image pull,
 /// scheduling) before the start gives up.
 const START_TIMEOUT: Duration = Duration::from_secs(180);
@@ -50,15 +54,16 @@ pub struct KubeSandbox {
     namespace: String,
     /// For messages: the server and namespace.
     endpoint: String,
+    /// The image of Handoff's own containers of a pod ([`spec`]).
+    tools_image: String,
 }
 
 fn api_err(e: ::kube::Error) -> SandboxError {
     match e {
-        ::kube::Error::Api(status) => SandboxError::Engine(format!(
-            "Kubernetes: {} ({})",
-            status.message, status.reason
-        )),
-        other => SandboxError::Engine(format!("Kubernetes: {other}")),
+        ::kube::Error::Api(status) => {
+            SandboxError::Cluster(format!("{} ({})", status.message, status.reason))
+        }
+        other => SandboxError::Cluster(format!("{other}")),
     }
 }
 
@@ -79,6 +84,7 @@ impl KubeSandbox {
             client,
             namespace,
             endpoint,
+            tools_image: target.tools_image().to_string(),
         })
     }
 
@@ -89,6 +95,10 @@ impl KubeSandbox {
 
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    pub fn tools_image(&self) -> &str {
+        &self.tools_image
     }
 
     pub fn client(&self) -> &::kube::Client {
@@ -132,7 +142,7 @@ impl KubeSandbox {
     ) -> Result<String, SandboxError> {
         let secret = spec::secret(spec)?;
         let policy = spec::network_policy(spec)?;
-        let job = spec::job(spec)?;
+        let job = spec::job(spec, &self.tools_image)?;
         match self.secrets().create(&PostParams::default(), &secret).await {
             Ok(_) => {}
             Err(e) if is_status(&e, 409) => {
@@ -218,40 +228,55 @@ impl KubeSandbox {
             if let Some(pod) = self.pod_of(&spec.name).await? {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let status = pod.status.unwrap_or_default();
-                let receive = status
-                    .init_container_statuses
-                    .iter()
-                    .flatten()
-                    .find(|c| c.name == spec::RECEIVE);
-                if let Some(state) = receive.and_then(|c| c.state.as_ref()) {
-                    if state.running.is_some() {
-                        return Ok(name);
-                    }
-                    if let Some(waiting) = &state.waiting {
-                        let reason = waiting.reason.as_deref().unwrap_or("");
-                        if IMAGE_ERRORS.contains(&reason) {
-                            return Err(SandboxError::ImageMissing {
-                                image: spec.image.clone(),
-                                endpoint: self.endpoint.clone(),
-                            });
-                        }
-                    }
-                    if let Some(t) = &state.terminated {
-                        return Err(SandboxError::Engine(format!(
-                            "the pod {name} ended before it received the workspace ({})",
-                            t.reason.as_deref().unwrap_or("no reason given")
-                        )));
+                let init = |container: &str| {
+                    status
+                        .init_container_statuses
+                        .iter()
+                        .flatten()
+                        .find(|c| c.name == container)
+                        .and_then(|c| c.state.clone())
+                        .unwrap_or_default()
+                };
+                let (tools, receive) = (init(spec::TOOLS), init(spec::RECEIVE));
+                if receive.running.is_some() {
+                    return Ok(name);
+                }
+                // Each init container runs one of the images: a missing one shows there.
+                for (state, image) in [(&tools, &self.tools_image), (&receive, &spec.image)] {
+                    let reason = state.waiting.as_ref().and_then(|w| w.reason.as_deref());
+                    if let Some(reason) = reason.filter(|r| IMAGE_ERRORS.contains(r)) {
+                        return Err(SandboxError::ImageUnavailable {
+                            image: image.clone(),
+                            endpoint: self.endpoint.clone(),
+                            reason: reason.to_string(),
+                        });
                     }
                 }
+                if let Some(t) = tools.terminated.as_ref().filter(|t| t.exit_code != 0) {
+                    return Err(SandboxError::Cluster(format!(
+                        "the tools image {} could not give the pod {name} its busybox \
+                         (exit code {}): it must hold a static busybox at {} \
+                         (`tools_image` of [engine])",
+                        self.tools_image,
+                        t.exit_code,
+                        spec::TOOLS_BUSYBOX
+                    )));
+                }
+                if let Some(t) = &receive.terminated {
+                    return Err(SandboxError::Cluster(format!(
+                        "the pod {name} ended before it received the workspace ({})",
+                        t.reason.as_deref().unwrap_or("no reason given")
+                    )));
+                }
                 if status.phase.as_deref() == Some("Failed") {
-                    return Err(SandboxError::Engine(format!(
+                    return Err(SandboxError::Cluster(format!(
                         "the pod {name} failed before it received the workspace: {}",
                         status.message.unwrap_or_default()
                     )));
                 }
             }
             if started.elapsed() > START_TIMEOUT {
-                return Err(SandboxError::Engine(format!(
+                return Err(SandboxError::Cluster(format!(
                     "the pod of {} was not running within {}s (is a node ready, and does it \
                      have the image {}?)",
                     spec.name,
@@ -260,6 +285,63 @@ impl KubeSandbox {
                 )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the keeper of turn `id` runs: the volumes are read through it, and
+    /// an agent that ended at once may have ended before the kubelet started it.
+    async fn wait_keeper(&self, id: &str) -> Result<(), SandboxError> {
+        let started = std::time::Instant::now();
+        loop {
+            let Some(pod) = self.pod_of(id).await? else {
+                return Err(SandboxError::Cluster(format!("the turn {id} has no pod")));
+            };
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let keeper = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten()
+                .find(|c| c.name == spec::KEEPER)
+                .and_then(|c| c.state.clone());
+            let waited = started.elapsed() > START_TIMEOUT;
+            match keeper {
+                Some(ContainerState {
+                    running: Some(_), ..
+                }) => return Ok(()),
+                Some(ContainerState {
+                    terminated: Some(t),
+                    ..
+                }) => {
+                    return Err(SandboxError::Cluster(format!(
+                        "the container {} of the pod {name} ended ({}), so its workspace \
+                         cannot be read; the pod is kept for you to look at",
+                        spec::KEEPER,
+                        t.reason.as_deref().unwrap_or("no reason given")
+                    )))
+                }
+                Some(ContainerState {
+                    waiting: Some(w), ..
+                }) if IMAGE_ERRORS.contains(&w.reason.as_deref().unwrap_or("")) || waited => {
+                    return Err(SandboxError::Cluster(format!(
+                        "the container {} of the pod {name} (image {}) does not start ({}: \
+                         {}), so its workspace cannot be read",
+                        spec::KEEPER,
+                        self.tools_image,
+                        w.reason.as_deref().unwrap_or("waiting"),
+                        w.message.as_deref().unwrap_or("")
+                    )))
+                }
+                _ if waited => {
+                    return Err(SandboxError::Cluster(format!(
+                        "the container {} of the pod {name} was not running within {}s",
+                        spec::KEEPER,
+                        START_TIMEOUT.as_secs()
+                    )))
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
         }
     }
 
@@ -281,7 +363,7 @@ impl KubeSandbox {
         self.pod_of(id)
             .await?
             .and_then(|p| p.metadata.name)
-            .ok_or_else(|| SandboxError::Engine(format!("the turn {id} has no pod")))
+            .ok_or_else(|| SandboxError::Cluster(format!("the turn {id} has no pod")))
     }
 
     /// The turn named `name`, if its Job exists.
@@ -419,7 +501,8 @@ impl KubeSandbox {
         if !agent_started(&p) {
             return self.remove(id).await;
         }
-        let _ = transfer::run(self, &pod, spec::AGENT, &["kill", "-TERM", "1"]).await;
+        let busybox = spec::AGENT_BUSYBOX;
+        let _ = transfer::run(self, &pod, spec::AGENT, &[busybox, "kill", "-TERM", "1"]).await;
         for _ in 0..30 {
             if self.status(id).await? != SandboxStatus::Running {
                 return Ok(());
@@ -428,7 +511,7 @@ impl KubeSandbox {
         }
         // Everything of the agent's uid in its container but PID 1: the wrapper then
         // exits with the agent's status.
-        let _ = transfer::run(self, &pod, spec::AGENT, &["kill", "-KILL", "-1"]).await;
+        let _ = transfer::run(self, &pod, spec::AGENT, &[busybox, "kill", "-KILL", "-1"]).await;
         Ok(())
     }
 
@@ -512,7 +595,7 @@ impl Sandbox for KubeSandbox {
 
     /// A cluster's nodes pull or hold images themselves: what the image is shows only
     /// when a pod starts (a missing one fails the start with
-    /// [`SandboxError::ImageMissing`]). The name stands for the id.
+    /// [`SandboxError::ImageUnavailable`]). The name stands for the id.
     async fn check_image(&self, image: &str) -> Result<String, SandboxError> {
         Ok(image.to_string())
     }
@@ -564,7 +647,7 @@ impl Sandbox for KubeSandbox {
     }
 
     async fn egress_network(&self) -> Result<EgressNetwork, SandboxError> {
-        Err(SandboxError::Engine(
+        Err(SandboxError::Cluster(
             "network = \"egress\" (the allowlist proxy) is not available on Kubernetes: \
              the proxy would have to run in the cluster, and a cluster without a CNI that \
              enforces NetworkPolicy cannot keep the pod from going around it. Use \
@@ -584,6 +667,7 @@ impl Sandbox for KubeSandbox {
             tracing::warn!(job = id, "the Job or its pod is gone; nothing to collect");
             return Ok(vec![]);
         }
+        self.wait_keeper(id).await?;
         ship::collect(self, id, spec).await
     }
 }
@@ -607,24 +691,18 @@ fn pod_status(pod: &Pod) -> SandboxStatus {
             return SandboxStatus::Running;
         }
     }
-    // The receiving container ended badly, or the pod failed (evicted, deadline).
-    let receive = status
+    // An init container ended badly, or the pod failed (evicted, deadline).
+    let failed_init = status
         .init_container_statuses
         .iter()
         .flatten()
-        .find(|c| c.name == spec::RECEIVE)
-        .and_then(|c| c.state.clone());
-    if let Some(ContainerState {
-        terminated: Some(t),
-        ..
-    }) = receive
-    {
-        if t.exit_code != 0 {
-            return SandboxStatus::Exited {
-                code: -1,
-                oom_killed: t.reason.as_deref() == Some("OOMKilled"),
-            };
-        }
+        .filter_map(|c| c.state.as_ref()?.terminated.as_ref())
+        .find(|t| t.exit_code != 0);
+    if let Some(t) = failed_init {
+        return SandboxStatus::Exited {
+            code: -1,
+            oom_killed: t.reason.as_deref() == Some("OOMKilled"),
+        };
     }
     if matches!(status.phase.as_deref(), Some("Failed") | Some("Succeeded")) {
         return SandboxStatus::Exited {
@@ -713,8 +791,8 @@ async fn read_chunk(
             reader.as_mut().consume(bytes.len());
             Some(Ok(bytes))
         }
-        Err(e) => Some(Err(SandboxError::Engine(format!(
-            "Kubernetes: reading the agent's log: {e}"
+        Err(e) => Some(Err(SandboxError::Cluster(format!(
+            "reading the agent's log: {e}"
         )))),
     }
 }

@@ -2,14 +2,23 @@
 //! Job whose one pod receives the workspace, runs the agent, and keeps the workspace
 //! until Handoff has collected it.
 //!
-//! The pod has no shared disk with Handoff, so its folders are `emptyDir` volumes:
+//! The pod has no shared disk with Handoff, so its folders are `emptyDir` volumes.
+//! The agent's image needs nothing of its own (no shell, tar or git: a distroless
+//! image runs): Handoff's steps in the pod run from the *tools image*, which holds a
+//! static busybox at `/bin/busybox` (`tools_image` of `[engine]`).
 //!
-//! - init container `receive` (the agent's image, the agent's uid) waits until Handoff
-//!   has streamed the workspace archive in through `exec` and unpacked it;
-//! - container `agent` runs the agent's argv under a small `sh` that forwards a TERM
-//!   (how `stop` reaches it: Kubernetes cannot stop one container of a pod);
-//! - container `workspace` only keeps the pod alive after the agent ends, so its
-//!   volumes can still be read through `exec` (exec needs a running container).
+//! - init container `tools` (the tools image) puts a copy of that busybox in the
+//!   `tools` volume;
+//! - init container `receive` (the agent's image, so that a missing one is found
+//!   before anything is sent) waits, under that copy's `sh`, until Handoff has
+//!   streamed the workspace archive in through `exec` and unpacked it;
+//! - container `workspace` (the tools image) only keeps the pod alive after the agent
+//!   ends, so its volumes can still be read through `exec` (exec needs a running
+//!   container);
+//! - container `agent` (the agent's image) runs the agent's argv under the copied
+//!   busybox's `sh`, which forwards a TERM (how `stop` reaches it: Kubernetes cannot
+//!   stop one container of a pod). The `tools` volume is read-only there: the agent
+//!   cannot change what Handoff later runs in its container.
 //!
 //! Every container runs as the agent's uid, non-root, with every capability dropped,
 //! no privilege escalation and no service-account token. Pure: builds objects, talks
@@ -31,10 +40,18 @@ use crate::sandbox::{SandboxError, SandboxNetwork, SandboxSpec};
 pub const AGENT: &str = "agent";
 /// The init container the workspace is streamed into.
 pub const RECEIVE: &str = "receive";
+/// The init container that copies the tools image's busybox for the others.
+pub const TOOLS: &str = "tools";
 /// The container that keeps the pod's volumes readable after the agent ended.
 pub const KEEPER: &str = "workspace";
 /// Where Handoff's own files live in the pod (the prompt, the results folder).
 pub const RUN_DIR: &str = "/run/handoff";
+/// The busybox of the tools image, in the containers that run that image.
+pub const TOOLS_BUSYBOX: &str = "/bin/busybox";
+/// Where the `tools` volume is, with the copy of [`TOOLS_BUSYBOX`] in it.
+const TOOLS_DIR: &str = "/run/handoff-tools";
+/// That copy, as the agent's containers see it (read-only).
+pub const AGENT_BUSYBOX: &str = "/run/handoff-tools/busybox";
 /// Made by the receiving `exec` once the archive is unpacked; ends the init container.
 pub const RECEIVED_MARKER: &str = "/run/handoff/.received";
 /// The label every object of a turn carries, with the turn's name: how `find` and the
@@ -56,17 +73,18 @@ while kill -0 "$pid" 2>/dev/null; do wait "$pid"; code=$?; done
 exit "$code"
 "#;
 
-/// The receiving init container: waits for the archive (at most an hour: a front-end
-/// that died before sending it leaves nothing running for ever).
+/// The receiving init container: waits for the archive (at most an hour: a
+/// front-end that died before sending it leaves nothing running for ever). Neither
+/// image need hold more than a busybox, so every command is named through it.
 const RECEIVE_WAIT: &str = r#"i=0
 while [ ! -e /run/handoff/.received ]; do
   i=$((i + 1)); [ "$i" -lt 18000 ] || exit 124
-  sleep 0.2
+  /run/handoff-tools/busybox sleep 0.2
 done
 "#;
 
 /// The keeper: idles until the pod is deleted.
-const KEEP: &str = "trap 'exit 0' TERM; while :; do sleep 1 & wait $!; done";
+const KEEP: &str = "trap 'exit 0' TERM; while :; do /bin/busybox sleep 1 & wait $!; done";
 
 /// A label value made of `value`: itself when Kubernetes accepts it, else a hash.
 pub fn label_value(value: &str) -> String {
@@ -109,7 +127,7 @@ fn check_name(name: &str) -> Result<(), SandboxError> {
     if ok {
         Ok(())
     } else {
-        Err(SandboxError::Engine(format!(
+        Err(SandboxError::Cluster(format!(
             "`{name}` cannot name a Kubernetes Job (lowercase letters, digits and `-`, at most 63)"
         )))
     }
@@ -140,7 +158,7 @@ pub fn secret(spec: &SandboxSpec) -> Result<Secret, SandboxError> {
         "type": "Opaque",
     });
     let mut secret: Secret = serde_json::from_value(value)
-        .map_err(|e| SandboxError::Engine(format!("building the Secret: {e}")))?;
+        .map_err(|e| SandboxError::Cluster(format!("building the Secret: {e}")))?;
     secret.data = Some(data);
     Ok(secret)
 }
@@ -166,23 +184,24 @@ pub fn network_policy(spec: &SandboxSpec) -> Result<Option<NetworkPolicy>, Sandb
     });
     serde_json::from_value(value)
         .map(Some)
-        .map_err(|e| SandboxError::Engine(format!("building the NetworkPolicy: {e}")))
+        .map_err(|e| SandboxError::Cluster(format!("building the NetworkPolicy: {e}")))
 }
 
-/// The Job of the turn. Its pod takes the agent's environment from [`secret`].
-pub fn job(spec: &SandboxSpec) -> Result<Job, SandboxError> {
+/// The Job of the turn. Its pod takes the agent's environment from [`secret`];
+/// Handoff's own containers run `tools_image`.
+pub fn job(spec: &SandboxSpec, tools_image: &str) -> Result<Job, SandboxError> {
     check_name(&spec.name)?;
     match &spec.network {
         SandboxNetwork::None | SandboxNetwork::Bridge => {}
         SandboxNetwork::Host => {
-            return Err(SandboxError::Engine(
+            return Err(SandboxError::Cluster(
                 "network = \"host\" is not offered on Kubernetes (a pod on the node's \
                  network would reach everything the node reaches); use \"none\" or \"bridge\""
                     .into(),
             ))
         }
         SandboxNetwork::Egress(_) => {
-            return Err(SandboxError::Engine(
+            return Err(SandboxError::Cluster(
                 "network = \"egress\" (the allowlist proxy) is not available on Kubernetes \
                  yet; use \"none\", or \"bridge\" with a NetworkPolicy of your cluster"
                     .into(),
@@ -190,7 +209,7 @@ pub fn job(spec: &SandboxSpec) -> Result<Job, SandboxError> {
         }
     }
     if spec.uid == 0 {
-        return Err(SandboxError::Engine(
+        return Err(SandboxError::Cluster(
             "Kubernetes runs agents as a non-root user, and this agent's uid is 0".into(),
         ));
     }
@@ -238,7 +257,14 @@ pub fn job(spec: &SandboxSpec) -> Result<Job, SandboxError> {
     if spec.cache_dir.is_some() {
         volumes.push(serde_json::json!({ "name": "cache", "emptyDir": {} }));
     }
+    volumes.push(serde_json::json!({ "name": "tools", "emptyDir": {} }));
     let mut agent_mounts = mounts.clone();
+    agent_mounts
+        .push(serde_json::json!({ "name": "tools", "mountPath": TOOLS_DIR, "readOnly": true }));
+    let mut receive_mounts = mounts.clone();
+    receive_mounts
+        .push(serde_json::json!({ "name": "tools", "mountPath": TOOLS_DIR, "readOnly": true }));
+    let tools_mounts = serde_json::json!([{ "name": "tools", "mountPath": TOOLS_DIR }]);
     if spec.cache_dir.is_some() {
         mounts.push(serde_json::json!({ "name": "cache", "mountPath": CACHE_DIR_IN_SANDBOX }));
         agent_mounts.push(serde_json::json!({
@@ -253,6 +279,7 @@ pub fn job(spec: &SandboxSpec) -> Result<Job, SandboxError> {
         { "name": "GIT_CONFIG_VALUE_0", "value": "/workspace" },
     ]);
     let mut agent_argv = vec![
+        AGENT_BUSYBOX.to_string(),
         "sh".to_string(),
         "-c".to_string(),
         AGENT_WRAPPER.to_string(),
@@ -286,16 +313,37 @@ pub fn job(spec: &SandboxSpec) -> Result<Job, SandboxError> {
                     },
                     "volumes": volumes,
                     "initContainers": [{
+                        "name": TOOLS,
+                        "image": tools_image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": [TOOLS_BUSYBOX, "cp", TOOLS_BUSYBOX, AGENT_BUSYBOX],
+                        "volumeMounts": tools_mounts,
+                        "resources": small,
+                        "securityContext": security,
+                    }, {
                         "name": RECEIVE,
                         "image": spec.image,
                         "imagePullPolicy": "IfNotPresent",
-                        "command": ["sh", "-c", RECEIVE_WAIT],
-                        "volumeMounts": mounts,
+                        "command": [AGENT_BUSYBOX, "sh", "-c", RECEIVE_WAIT],
+                        "volumeMounts": receive_mounts,
                         "env": env,
                         "resources": resources,
                         "securityContext": security,
                     }],
+                    // The keeper first: the kubelet starts a pod's containers in order,
+                    // and an agent that ends at once must still find it (Handoff also
+                    // waits for it before collecting).
                     "containers": [
+                        {
+                            "name": KEEPER,
+                            "image": tools_image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": [TOOLS_BUSYBOX, "sh", "-c", KEEP],
+                            "volumeMounts": mounts,
+                            "env": env,
+                            "resources": small,
+                            "securityContext": security,
+                        },
                         {
                             "name": AGENT,
                             "image": spec.image,
@@ -308,23 +356,13 @@ pub fn job(spec: &SandboxSpec) -> Result<Job, SandboxError> {
                             "resources": resources,
                             "securityContext": security,
                         },
-                        {
-                            "name": KEEPER,
-                            "image": spec.image,
-                            "imagePullPolicy": "IfNotPresent",
-                            "command": ["sh", "-c", KEEP],
-                            "volumeMounts": mounts,
-                            "env": env,
-                            "resources": small,
-                            "securityContext": security,
-                        },
                     ],
                 },
             },
         },
     });
     serde_json::from_value(value)
-        .map_err(|e| SandboxError::Engine(format!("building the Job: {e}")))
+        .map_err(|e| SandboxError::Cluster(format!("building the Job: {e}")))
 }
 
 #[cfg(test)]
@@ -332,6 +370,8 @@ mod tests {
     use super::*;
     use crate::sandbox::OverlaySpec;
     use std::path::PathBuf;
+
+    const TOOLS_IMAGE: &str = "registry.example.com/busybox:1.36";
 
     fn spec() -> SandboxSpec {
         SandboxSpec {
@@ -376,7 +416,7 @@ mod tests {
 
     #[test]
     fn the_job_spec_holds_no_secret_and_runs_non_root_with_nothing_extra() {
-        let job = job(&spec()).unwrap();
+        let job = job(&spec(), TOOLS_IMAGE).unwrap();
         let text = serde_json::to_string(&job).unwrap();
         assert!(!text.contains("sk-secret"), "{text}");
         let pod = job.spec.unwrap().template.spec.unwrap();
@@ -386,7 +426,7 @@ mod tests {
             .iter()
             .chain(pod.init_containers.iter().flatten())
             .collect();
-        assert_eq!(containers.len(), 3);
+        assert_eq!(containers.len(), 4);
         for c in containers {
             let sc = c.security_context.as_ref().unwrap();
             assert_eq!(sc.run_as_user, Some(1000), "{}", c.name);
@@ -410,9 +450,56 @@ mod tests {
             "handoff-0123456789-7-t2"
         );
         assert_eq!(
-            &agent.command.as_ref().unwrap()[4..],
+            &agent.command.as_ref().unwrap()[5..],
             &["claude", "-p", "fix it"]
         );
+    }
+
+    #[test]
+    fn only_the_agent_runs_its_image_and_it_gets_the_tools_read_only() {
+        let job = job(&spec(), TOOLS_IMAGE).unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let agent = pod.containers.iter().find(|c| c.name == AGENT).unwrap();
+        assert_eq!(agent.image.as_deref(), Some("agent:1"));
+        // The agent's image needs no shell: the wrapper is the copied busybox's.
+        assert_eq!(agent.command.as_ref().unwrap()[0], AGENT_BUSYBOX);
+        let tools = agent
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "tools")
+            .unwrap();
+        assert_eq!(tools.read_only, Some(true));
+        assert!(AGENT_BUSYBOX.starts_with(&tools.mount_path));
+        let all: Vec<_> = pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten())
+            .collect();
+        for c in &all {
+            let (image, busybox) = match c.name.as_str() {
+                AGENT | RECEIVE => ("agent:1", AGENT_BUSYBOX),
+                _ => (TOOLS_IMAGE, TOOLS_BUSYBOX),
+            };
+            assert_eq!(c.image.as_deref(), Some(image), "{}", c.name);
+            assert_eq!(c.command.as_ref().unwrap()[0], busybox, "{}", c.name);
+            let writes_tools = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == "tools" && m.read_only != Some(true));
+            assert_eq!(writes_tools, c.name == TOOLS, "{}", c.name);
+        }
+        // The tools are copied before the agent's image runs anything.
+        let init: Vec<_> = pod
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(init, [TOOLS, RECEIVE]);
+        // The keeper is started first, so an agent that ends at once still finds it.
+        assert_eq!(pod.containers[0].name, KEEPER);
     }
 
     #[test]
@@ -435,7 +522,7 @@ mod tests {
             .match_labels
             .clone()
             .unwrap();
-        let job = job(&s).unwrap();
+        let job = job(&s, TOOLS_IMAGE).unwrap();
         let pod_labels = job.spec.unwrap().template.metadata.unwrap().labels.unwrap();
         assert!(!selector.is_empty());
         for (k, v) in &selector {
@@ -458,7 +545,7 @@ mod tests {
         assert_eq!(labels["handoff.agent"], "claude");
         assert_eq!(labels[NAME_LABEL], "handoff-0123456789-7-t2");
         assert!(labels["handoff.repo"].starts_with("h-"));
-        let job = job(&spec()).unwrap();
+        let job = job(&spec(), TOOLS_IMAGE).unwrap();
         assert_eq!(job.metadata.labels.unwrap()["handoff.task"], "7");
         let template = job.spec.unwrap().template.metadata.unwrap();
         assert_eq!(
@@ -471,13 +558,13 @@ mod tests {
     fn what_kubernetes_cannot_do_is_refused_in_words() {
         let mut host = spec();
         host.network = SandboxNetwork::Host;
-        assert!(job(&host)
+        assert!(job(&host, TOOLS_IMAGE)
             .unwrap_err()
             .to_string()
             .contains("not offered on Kubernetes"));
         let mut bad = spec();
         bad.name = "Handoff_7".into();
-        assert!(job(&bad)
+        assert!(job(&bad, TOOLS_IMAGE)
             .unwrap_err()
             .to_string()
             .contains("cannot name a Kubernetes Job"));

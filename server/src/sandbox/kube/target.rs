@@ -20,6 +20,9 @@ pub struct KubeTarget {
     pub context: Option<String>,
     /// Unset: the context's namespace, else `default`.
     pub namespace: Option<String>,
+    /// The image of Handoff's own containers in a turn's pod; unset:
+    /// [`super::DEFAULT_TOOLS_IMAGE`].
+    pub tools_image: Option<String>,
 }
 
 impl KubeTarget {
@@ -29,6 +32,7 @@ impl KubeTarget {
             kubeconfig: self.kubeconfig.or(lower.kubeconfig),
             context: self.context.or(lower.context),
             namespace: self.namespace.or(lower.namespace),
+            tools_image: self.tools_image.or(lower.tools_image),
         }
     }
 
@@ -49,7 +53,25 @@ impl KubeTarget {
                 ));
             }
         }
+        if let Some(image) = &self.tools_image {
+            let ok = !image.is_empty()
+                && !image.starts_with('-')
+                && image.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                return Err(format!(
+                    "tools_image `{image}` is not an image reference (a name like \
+                     registry.example.com/busybox:1.36, or one by digest)"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The image Handoff's own containers of a pod run.
+    pub fn tools_image(&self) -> &str {
+        self.tools_image
+            .as_deref()
+            .unwrap_or(super::DEFAULT_TOOLS_IMAGE)
     }
 
     /// The client configuration and the namespace tasks go to.
@@ -96,6 +118,7 @@ mod tests {
             kubeconfig: Some("/home/me/.kube/work".into()),
             context: Some("work".into()),
             namespace: None,
+            tools_image: Some("registry.example.com/busybox:1.36".into()),
         };
         let repo = KubeTarget {
             namespace: Some("agents".into()),
@@ -104,6 +127,11 @@ mod tests {
         let merged = repo.over(user);
         assert_eq!(merged.context.as_deref(), Some("work"));
         assert_eq!(merged.namespace.as_deref(), Some("agents"));
+        assert_eq!(merged.tools_image(), "registry.example.com/busybox:1.36");
+        assert_eq!(
+            KubeTarget::default().tools_image(),
+            super::super::DEFAULT_TOOLS_IMAGE
+        );
     }
 
     #[test]
@@ -121,5 +149,15 @@ mod tests {
             );
         }
         assert!(KubeTarget::default().check().is_ok());
+        for bad in ["", "-v /:/host", "busybox 1.36"] {
+            let t = KubeTarget {
+                tools_image: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(
+                t.check().unwrap_err().contains("not an image reference"),
+                "{bad}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ struct Ended {
 }
 
 fn exec_err(what: &str, e: impl std::fmt::Display) -> SandboxError {
-    SandboxError::Engine(format!("Kubernetes: {what}: {e}"))
+    SandboxError::Cluster(format!("{what}: {e}"))
 }
 
 async fn start(
@@ -74,15 +74,14 @@ pub(super) async fn send(
     pod: &str,
     archive: &[u8],
 ) -> Result<(), SandboxError> {
-    // GNU tar, unlike busybox's, fails on the volumes' own folders (root's, made by
-    // the kubelet) unless told to leave existing folders' metadata alone.
+    // The agent's image may have nothing of its own: the copied busybox does it all.
+    let b = spec::AGENT_BUSYBOX;
     let script = format!(
-        "o=; tar --version 2>/dev/null | grep -q GNU && o=--no-overwrite-dir; \
-         head -c {} | tar -x $o -f - -C / && : > {}",
+        "{b} head -c {} | {b} tar -x -f - -C / && : > {}",
         archive.len(),
         spec::RECEIVED_MARKER
     );
-    let argv = vec!["sh".to_string(), "-c".to_string(), script];
+    let argv = vec![b.to_string(), "sh".to_string(), "-c".to_string(), script];
     let mut process = start(sandbox, pod, spec::RECEIVE, &argv, true).await?;
     let mut stdin = process
         .stdin()
@@ -105,7 +104,7 @@ pub(super) async fn send(
     // Only now may stdin go: with protocol v4 its end closes the whole stream.
     drop(stdin);
     if !end.ok {
-        return Err(SandboxError::Engine(format!(
+        return Err(SandboxError::Cluster(format!(
             "unpacking the workspace in {pod} failed: {} {}",
             end.message.trim(),
             end.stderr.trim()
@@ -131,7 +130,7 @@ pub(super) async fn run(
     if end.ok {
         Ok(())
     } else {
-        Err(SandboxError::Engine(format!(
+        Err(SandboxError::Cluster(format!(
             "`{}` in {pod}/{container} failed: {} {}",
             argv.join(" "),
             end.message.trim(),
@@ -155,10 +154,12 @@ pub(super) async fn archive(
         None => ("/", path),
     };
     const MISSING: &str = "handoff: nothing there";
+    // The keeper runs the tools image.
     let argv: Vec<String> = [
+        spec::TOOLS_BUSYBOX,
         "sh",
         "-c",
-        "cd \"$1\" 2>/dev/null && [ -e \"$2\" ] || { echo \"$3\" >&2; exit 3; }; exec tar -c -f - \"$2\"",
+        "cd \"$1\" 2>/dev/null && [ -e \"$2\" ] || { echo \"$3\" >&2; exit 3; }; exec /bin/busybox tar -c -f - \"$2\"",
         "handoff-fetch",
         parent,
         name,
@@ -185,7 +186,7 @@ pub(super) async fn archive(
         .map_err(|e| exec_err("a temporary file", e))?;
     if copied > max_bytes {
         process.abort();
-        return Err(SandboxError::Engine(format!(
+        return Err(SandboxError::Cluster(format!(
             "{path} of {pod} is larger than {max_bytes} bytes; nothing of it was brought back"
         )));
     }
@@ -195,7 +196,7 @@ pub(super) async fn archive(
         if end.stderr.contains(MISSING) {
             return Ok(None);
         }
-        return Err(SandboxError::Engine(format!(
+        return Err(SandboxError::Cluster(format!(
             "reading {path} of {pod} failed: {} {}",
             end.message.trim(),
             end.stderr.trim()
