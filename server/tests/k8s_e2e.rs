@@ -59,9 +59,10 @@ impl Cluster {
     fn repo(&self, files: &[(&str, &str)]) -> Repo {
         let repo = Repo::new(files, "");
         repo.write_user_config(&format!(
-            "[engine]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespace = \"{NAMESPACE}\"\n{}",
+            "[engine]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespace = \"{NAMESPACE}\"\n\
+             tools_image = \"{}\"\n",
             self.node.kubeconfig.display(),
-            format!("tools_image = \"{}\"\n", self.tools)
+            self.tools
         ));
         repo
     }
