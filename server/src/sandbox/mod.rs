@@ -146,7 +146,7 @@ pub enum SandboxError {
     ImageMissing { image: String, endpoint: String },
     /// A cluster's node cannot get an image (Kubernetes pulls; Handoff does not).
     #[error(
-        "image `{image}` cannot be had on the cluster at {endpoint} ({reason}): push it to a registry the nodes pull from, or load it on the nodes (`docker save {image} | …`). Handoff's own containers in each pod run `tools_image` of [engine] (unset: busybox:1.36)"
+        "image `{image}` cannot be had on the cluster at {endpoint} ({reason}): push it to a registry the nodes pull from, or load it on the nodes (`docker save {image} | …`). Handoff's own containers in each pod run `tools_image` of [engine] (unset: busybox:1.36-musl)"
     )]
     ImageUnavailable {
         image: String,

@@ -33,8 +33,8 @@ use super::{
 pub use target::KubeTarget;
 
 /// The image of Handoff's own containers in a pod when `tools_image` is not set:
-/// Docker's official busybox, whose `/bin/busybox` is static.
-pub const DEFAULT_TOOLS_IMAGE: &str = "busybox:1.36";
+/// Docker's official busybox built with musl, whose `/bin/busybox` is static.
+pub const DEFAULT_TOOLS_IMAGE: &str = "busybox:1.36-musl";
 
 /// How long a pod may take to get its receiving container running (image pull,
 /// scheduling) before the start gives up.
