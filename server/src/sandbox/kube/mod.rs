@@ -316,7 +316,7 @@ impl KubeSandbox {
                 }) => {
                     return Err(SandboxError::Cluster(format!(
                         "the container {} of the pod {name} ended ({}), so its workspace \
-                         cannot be read; the pod is kept for you to look at",
+                         cannot be read",
                         spec::KEEPER,
                         t.reason.as_deref().unwrap_or("no reason given")
                     )))

@@ -64,7 +64,34 @@ pub const LABELS_ANNOTATION: &str = "handoff.io/labels";
 /// How the agent's argv runs: as a child of a shell that is PID 1 of its container,
 /// so that a TERM sent to PID 1 (by `exec kill -TERM 1`) reaches the agent, and the
 /// container's exit status is the agent's.
-const AGENT_WRAPPER: &str = r#""$@" &
+///
+/// That shell is busybox's, which runs its own applet for a bare command name that
+/// is one (`sh`, `sed`, …) before looking at `PATH`. The agent's command is looked up
+/// in `PATH` here instead, so that it runs the image's program as a Docker engine
+/// would, and fails the same way when the image has none.
+const AGENT_WRAPPER: &str = r#"cmd=$1
+shift
+case $cmd in
+*/*) ;;
+*)
+  found=
+  set -f
+  old_ifs=$IFS
+  IFS=:
+  for d in ${PATH-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}; do
+    [ -n "$d" ] || d=.
+    if [ -f "$d/$cmd" ] && [ -x "$d/$cmd" ]; then found=$d/$cmd; break; fi
+  done
+  IFS=$old_ifs
+  set +f
+  if [ -z "$found" ]; then
+    echo "handoff: $cmd: not found in PATH of the agent's image" >&2
+    exit 127
+  fi
+  cmd=$found
+  ;;
+esac
+"$cmd" "$@" &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null' TERM
 wait "$pid"
@@ -453,6 +480,57 @@ mod tests {
             &agent.command.as_ref().unwrap()[5..],
             &["claude", "-p", "fix it"]
         );
+    }
+
+    /// The wrapper, run by the machine's static busybox as the pod runs it.
+    fn wrapped(path: &str, argv: &[&str]) -> std::process::Output {
+        std::process::Command::new("/bin/busybox")
+            .args(["sh", "-c", AGENT_WRAPPER, "handoff-agent"])
+            .args(argv)
+            .env_clear()
+            .env("PATH", path)
+            .output()
+            .expect("the tests need /bin/busybox (busybox-static)")
+    }
+
+    #[test]
+    fn the_agents_command_is_the_images_program_not_a_busybox_applet() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        // An image's own `sed`, and a folder named like a command.
+        let sed = bin.join("sed");
+        std::fs::write(&sed, "#!/bin/sh\necho \"the image's sed: $*\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sed, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(dir.path().join("first")).unwrap();
+        std::fs::create_dir(dir.path().join("first/sed")).unwrap();
+        let path = format!(
+            "{}/first:{}:/usr/bin:/bin",
+            dir.path().display(),
+            bin.display()
+        );
+        let out = wrapped(&path, &["sed", "-n", "p"]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "the image's sed: -n p\n",
+            "{out:?}"
+        );
+        assert!(out.status.success());
+
+        // A command the image lacks fails as it would on Docker, not as an applet.
+        let out = wrapped(&format!("{}", bin.display()), &["tar", "--version"]);
+        assert_eq!(out.status.code(), Some(127), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("tar: not found in PATH"));
+
+        // An absolute path runs as it is; the exit status is the agent's, and
+        // arguments arrive untouched (no globbing, no splitting).
+        let out = wrapped(
+            "/nowhere",
+            &["/bin/sh", "-c", "echo \"$1|$2\"; exit 7", "x", "* a", "b:c"],
+        );
+        assert_eq!(out.status.code(), Some(7), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "* a|b:c\n");
     }
 
     #[test]
