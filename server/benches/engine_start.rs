@@ -15,6 +15,9 @@
 //! none), copy the archive to `/workspace`, start it, wait, copy out what a no-op
 //! agent leaves (the list of changes and one small file), remove it.
 //!
+//! Engines: `HANDOFF_BENCH_ENGINES`, a comma-separated choice of `local`, `tls` and
+//! `podman` (default all three).
+//!
 //! Rounds: `HANDOFF_BENCH_ROUNDS` (default 3), interleaved. Root is required
 //! (namespaces). The table goes to stdout and to `target/bench/engine_start.md`.
 
@@ -59,7 +62,7 @@ fn main() {
     for files in [5_000, 50_000] {
         eprintln!("engine_start: making a repository of {files} files");
         let repo = fixture(files);
-        for kind in [Kind::Local, Kind::Tls, Kind::Podman] {
+        for kind in chosen_engines() {
             let engine = match kind {
                 Kind::Local => None,
                 Kind::Tls => Some(&tls),
@@ -125,7 +128,33 @@ enum Kind {
     Podman,
 }
 
+/// The engines `HANDOFF_BENCH_ENGINES` names, in their usual order.
+fn chosen_engines() -> Vec<Kind> {
+    let all = [Kind::Local, Kind::Tls, Kind::Podman];
+    let Ok(list) = std::env::var("HANDOFF_BENCH_ENGINES") else {
+        return all.to_vec();
+    };
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    for n in &names {
+        assert!(
+            ["local", "tls", "podman"].contains(n),
+            "HANDOFF_BENCH_ENGINES: `{n}` is none of local, tls, podman"
+        );
+    }
+    all.into_iter()
+        .filter(|k| names.contains(&k.key()))
+        .collect()
+}
+
 impl Kind {
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Local => "local",
+            Kind::Tls => "tls",
+            Kind::Podman => "podman",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Kind::Local => "local dockerd, shipped",

@@ -20,14 +20,14 @@ fn state(t: &Value) -> &str {
 }
 
 /// The user's configuration (the front-end's own, never the repository's) pointing
-/// at the engine's TLS listener.
-fn point_at(engine: &PrivateEngine, repo: &Repo, certs: &Path) {
+/// at the engine's TLS listener, with `more` keys of `[engine]`.
+fn point_at(engine: &PrivateEngine, repo: &Repo, certs: &Path, more: &str) {
     let dir = repo.config_home().join("handoff");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("config.toml"),
         format!(
-            "[engine]\nhost = \"{}\"\ncert_dir = \"{}\"\n",
+            "[engine]\nhost = \"{}\"\ncert_dir = \"{}\"\n{more}",
             engine.tls_host(),
             certs.display()
         ),
@@ -35,6 +35,9 @@ fn point_at(engine: &PrivateEngine, repo: &Repo, certs: &Path) {
     .unwrap();
     repo.give_to_test_user();
 }
+
+/// Base images no container uses go at once (rather than after an hour).
+const KEEP_NO_BASES: &str = "keep_base_images = \"0s\"\n";
 
 fn run_json(engine: &PrivateEngine, repo: &Repo, args: &[&str], env: &[(&str, &str)]) -> Value {
     let out = engine.handoff_env(repo, args, env);
@@ -47,14 +50,20 @@ fn run_json(engine: &PrivateEngine, repo: &Repo, args: &[&str], env: &[(&str, &s
     })
 }
 
-/// Images Handoff made on the engine (the shared bases of shipped workspaces).
+/// Images Handoff made on the engine (the shared bases of shipped workspaces), as
+/// `name:tag id`.
 fn base_images(engine: &PrivateEngine) -> Vec<String> {
-    let out = engine.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-    String::from_utf8_lossy(&out.stdout)
+    let out = engine.docker(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let mut images: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.starts_with("handoff-base/"))
+        .filter(|l| {
+            l.trim_start_matches("localhost/")
+                .starts_with("handoff-base/")
+        })
         .map(str::to_owned)
-        .collect()
+        .collect();
+    images.sort();
+    images
 }
 
 /// The remote-engine story on `engine`, in `repo` (files `a.txt` with an uncommitted
@@ -144,11 +153,42 @@ fn story_repo() -> Repo {
 fn tasks_on_a_tls_engine_come_back_as_branches_keep_failed_work_and_take_follow_ups() {
     let engine = PrivateEngine::start_with_tls();
     let repo = story_repo();
-    point_at(&engine, &repo, &engine.client_certs());
+    point_at(&engine, &repo, &engine.client_certs(), "");
     // The configuration wins over DOCKER_HOST, which names nothing here.
     let elsewhere = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
 
     branches_failed_work_and_follow_ups(&engine, &repo, &elsewhere);
+
+    // The base image of the commit stays a while once no container uses it: the next
+    // task on that commit starts from it rather than loading the checkout again.
+    let kept = base_images(&engine);
+    assert!(!kept.is_empty(), "the base image of the commit is kept");
+    let t = run_json(
+        &engine,
+        &repo,
+        &["run", "--wait", "--json", "echo later > later.txt"],
+        &elsewhere,
+    );
+    assert_eq!(state(&t), "done", "{t:#}");
+    assert_eq!(
+        repo.show_bytes(t["branch"].as_str().unwrap(), "later.txt"),
+        b"later\n"
+    );
+    assert_eq!(
+        base_images(&engine),
+        kept,
+        "the same base image, not made again"
+    );
+
+    // Told to keep none, the next removal takes every base image no container uses.
+    point_at(&engine, &repo, &engine.client_certs(), KEEP_NO_BASES);
+    let t = run_json(
+        &engine,
+        &repo,
+        &["run", "--wait", "--json", "true"],
+        &elsewhere,
+    );
+    assert_eq!(state(&t), "done", "{t:#}");
 
     // Nothing left behind: no container, volume or base image on the engine, and
     // nothing ever ran on the machine's own engine.
@@ -357,7 +397,11 @@ fn podman_runs_the_remote_engine_stories_through_its_docker_api() {
         assert!(made.status.success(), "{}", stderr(&made));
         engine.podman(&["import", tar.to_str().unwrap(), tag])
     };
-    bare_image_story(&import, &|repo, args| engine.handoff(repo, args), "");
+    bare_image_story(
+        &import,
+        &|repo, args| engine.handoff(repo, args),
+        &format!("[engine]\n{KEEP_NO_BASES}"),
+    );
 
     assert!(engine.containers().is_empty(), "{:?}", engine.containers());
     assert!(engine.volumes().is_empty(), "{:?}", engine.volumes());
@@ -385,7 +429,7 @@ fn tasks_run_on_an_engine_reached_over_ssh_by_alias_or_by_user_host_and_port() {
         std::fs::write(
             config.join("config.toml"),
             format!(
-                "[engine]\nhost = \"{host}\"\nssh_config = \"{}\"\n",
+                "[engine]\nhost = \"{host}\"\nssh_config = \"{}\"\n{KEEP_NO_BASES}",
                 ssh.config.display()
             ),
         )
@@ -452,7 +496,7 @@ fn a_task_keeps_the_image_id_it_started_with_when_its_tag_moves_on_a_tls_engine(
             "[agents.moving]\nimage = \"{tag}\"\ncommand = [\"sh\", \"-c\", \"{{prompt}}\"]\n"
         ),
     );
-    point_at(&engine, &repo, &engine.client_certs());
+    point_at(&engine, &repo, &engine.client_certs(), KEEP_NO_BASES);
     let which = "if test -e /marker; then echo B; else echo A; fi >";
     let run = |args: &[&str]| run_json(&engine, &repo, args, &[]);
 
@@ -531,7 +575,7 @@ fn handoff_image_build_builds_on_the_tls_engine_and_its_tasks_run_that_image() {
         ),
     );
     repo.trust();
-    point_at(&engine, &repo, &engine.client_certs());
+    point_at(&engine, &repo, &engine.client_certs(), "");
 
     let out = engine.handoff(&repo, &["image", "build", "busy", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));

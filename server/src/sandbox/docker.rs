@@ -48,6 +48,8 @@ pub struct DockerSandbox {
     local: bool,
     /// Whether the engine is Podman, asked once.
     podman: Arc<tokio::sync::OnceCell<bool>>,
+    /// How long a shipped workspace's base image no container uses stays.
+    pub(super) keep_bases: Duration,
     /// The ssh carrier of an `ssh://` engine, kept while any clone lives.
     _tunnel: Option<Arc<super::ssh::Tunnel>>,
 }
@@ -150,6 +152,7 @@ impl DockerSandbox {
                 workspace: target.workspace,
                 local: target.is_local(),
                 podman: Default::default(),
+                keep_bases: settings.keep_base_images(),
                 _tunnel: tunnel,
             },
             Err(e) => DockerSandbox::unreachable(target.name.clone(), e.to_string()),
@@ -164,6 +167,7 @@ impl DockerSandbox {
             workspace: WorkspaceMode::Auto,
             local: true,
             podman: Default::default(),
+            keep_bases: super::endpoint::DEFAULT_KEEP_BASE_IMAGES,
             _tunnel: None,
         }
     }
@@ -562,11 +566,11 @@ impl Sandbox for DockerSandbox {
             .force(true)
             .v(true)
             .build();
-        let base = self.shipped_base(id).await;
+        let shipped = self.shipped_base(id).await.is_some();
         match self.client()?.remove_container(id, Some(options)).await {
             Ok(()) => {
-                if let Some(tag) = base {
-                    self.release_base(&tag).await;
+                if shipped {
+                    self.prune_bases().await;
                 }
                 Ok(())
             }

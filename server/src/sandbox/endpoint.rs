@@ -41,7 +41,26 @@ pub struct EngineSettings {
     /// `kind = "kubernetes"`: the image of Handoff's own containers in a turn's pod
     /// (a static busybox at `/bin/busybox`); unset: [`super::kube::DEFAULT_TOOLS_IMAGE`].
     pub tools_image: Option<String>,
+    /// A Docker engine with shipped workspaces: how long a base image no container
+    /// uses is kept for later tasks on its commit (`"1h"`, `"0"`); unset:
+    /// [`DEFAULT_KEEP_BASE_IMAGES`].
+    pub keep_base_images: Option<String>,
 }
+
+/// A duration as the agents' `timeout` takes it, or zero (`"0"`, `"0s"`, …).
+fn parse_keep(text: &str) -> Result<u64, String> {
+    let number = text
+        .trim()
+        .trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if number.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(0);
+    }
+    crate::agents::profile::parse_duration(text)
+}
+
+/// How long an unused base image of a shipped workspace stays on a Docker engine when
+/// `keep_base_images` is not set.
+pub const DEFAULT_KEEP_BASE_IMAGES: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,11 +99,25 @@ impl EngineSettings {
             context: self.context.or(lower.context),
             namespace: self.namespace.or(lower.namespace),
             tools_image: self.tools_image.or(lower.tools_image),
+            keep_base_images: self.keep_base_images.or(lower.keep_base_images),
         }
+    }
+
+    /// How long an unused base image is kept (`keep_base_images`; a value
+    /// [`Self::check`] refuses counts as unset).
+    pub fn keep_base_images(&self) -> std::time::Duration {
+        self.keep_base_images
+            .as_deref()
+            .and_then(|text| parse_keep(text).ok())
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(DEFAULT_KEEP_BASE_IMAGES)
     }
 
     /// What is wrong with these settings on their own, in words for the user.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(text) = &self.keep_base_images {
+            parse_keep(text).map_err(|e| format!("keep_base_images: {e}"))?;
+        }
         if self.kind == Some(EngineKind::Kubernetes) {
             let docker_only = [
                 ("host", self.host.is_some()),
@@ -94,6 +127,7 @@ impl EngineSettings {
                 ("cert_dir", self.cert_dir.is_some()),
                 ("ssh_config", self.ssh_config.is_some()),
                 ("ssh_key", self.ssh_key.is_some()),
+                ("keep_base_images", self.keep_base_images.is_some()),
             ];
             if let Some((key, _)) = docker_only.iter().find(|(_, set)| *set) {
                 return Err(format!(
@@ -334,6 +368,32 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn unused_base_images_are_kept_an_hour_unless_told_and_bad_values_are_refused() {
+        let keep = |v: &str| EngineSettings {
+            keep_base_images: Some(v.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            EngineSettings::default().keep_base_images(),
+            DEFAULT_KEEP_BASE_IMAGES
+        );
+        assert_eq!(keep("30m").keep_base_images().as_secs(), 1800);
+        assert_eq!(keep("0").keep_base_images().as_secs(), 0);
+        assert_eq!(keep("0s").keep_base_images().as_secs(), 0);
+        assert!(keep("2d").check().is_ok());
+        let bad = keep("soon").check().unwrap_err();
+        assert!(
+            bad.contains("keep_base_images") && bad.contains("soon"),
+            "{bad}"
+        );
+        let kube = EngineSettings {
+            kind: Some(EngineKind::Kubernetes),
+            ..keep("1h")
+        };
+        assert!(kube.check().unwrap_err().contains("keep_base_images"));
     }
 
     #[test]

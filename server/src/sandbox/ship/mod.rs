@@ -176,6 +176,16 @@ fn is_static_elf(path: &Path) -> bool {
         .any(|ph| u32::from_le_bytes(ph[..4].try_into().expect("4 bytes")) == PT_INTERP)
 }
 
+/// Whether an engine's name of an image is a base image's tag: as made, or as
+/// Podman lists it (`localhost/…`, or `docker.io/…` for a short name it normalized).
+fn is_base_tag(name: &str) -> bool {
+    let name = name
+        .strip_prefix("localhost/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name);
+    name.starts_with("handoff-base/")
+}
+
 /// The tag of the base image of `key` (a commit) over `image_id` for `uid`. `-l2`:
 /// the base's layout, which holds its index a second time as the shared index of
 /// the start layers' split indexes; an image of an older base lacks it.
@@ -299,17 +309,39 @@ impl DockerSandbox {
             .cloned()
     }
 
-    /// Removes the base image `tag` unless a container still uses it (the engine
-    /// refuses then, and the last of them removes it): base images are made per
-    /// commit and would otherwise pile up on the engine.
-    pub(super) async fn release_base(&self, tag: &str) {
+    /// Removes the base images on the engine that were made longer than
+    /// `keep_base_images` ago and that no container uses (the engine refuses to
+    /// remove an image a container was made from, so those stay until the last of
+    /// them goes). Base images are made per commit and would otherwise pile up; kept
+    /// a while, a later task on the same commit starts from its start layer alone.
+    /// A base removed between another front-end finding it and making its container
+    /// from it is made again there ([`Self::start_shipped`]).
+    pub(super) async fn prune_bases(&self) {
         let Ok(client) = self.client() else { return };
+        // By name, not by the `handoff.base` label: Podman's commit drops labels.
+        let list = bollard::query_parameters::ListImagesOptionsBuilder::default().build();
+        let images = match client.list_images(Some(list)).await {
+            Ok(images) => images,
+            Err(e) => return tracing::debug!(error = %e, "base images not listed"),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(i64::MAX);
+        let keep = self.keep_bases.as_secs() as i64;
         let options = bollard::query_parameters::RemoveImageOptionsBuilder::default()
             .force(false)
             .build();
-        match client.remove_image(tag, Some(options), None).await {
-            Ok(_) => tracing::debug!(%tag, "base image removed"),
-            Err(e) => tracing::debug!(%tag, error = %e, "base image kept"),
+        for image in images {
+            if image.created.saturating_add(keep) > now {
+                continue;
+            }
+            for tag in image.repo_tags.iter().filter(|t| is_base_tag(t)) {
+                match client.remove_image(tag, Some(options.clone()), None).await {
+                    Ok(_) => tracing::debug!(%tag, "base image removed"),
+                    Err(e) => tracing::debug!(%tag, error = %e, "base image kept"),
+                }
+            }
         }
     }
 
@@ -343,7 +375,9 @@ impl DockerSandbox {
                 .as_ref()
                 .and_then(|c| c.labels.as_ref())
                 .and_then(|l| l.get("handoff.base.image"));
-            if made_from.map(String::as_str) == Some(image_id) {
+            // Podman keeps no labels of a loaded or committed image; its tag names
+            // the image's id and the uid already.
+            if made_from.is_none_or(|m| m == image_id) {
                 return Ok(found.id.unwrap_or(tag));
             }
         }
@@ -1228,6 +1262,22 @@ mod attack_tests {
     fn nothing_outside(f: &Fixture) {
         let left: Vec<_> = std::fs::read_dir(&f.outside).unwrap().collect();
         assert!(left.is_empty(), "written outside: {left:?}");
+    }
+
+    #[test]
+    fn base_tags_are_known_as_the_engines_list_them_and_nothing_else_is() {
+        let tag = base_image_tag("0123abcd", "sha256:9cd4d4c678e7aa", 1000);
+        assert!(is_base_tag(&tag));
+        assert!(is_base_tag(&format!("localhost/{tag}")));
+        assert!(is_base_tag(&format!("docker.io/{tag}")));
+        for other in [
+            "handoff-test/busybox-git:1",
+            "registry.example.com/handoff-base/x:y",
+            "docker.io/library/busybox:1.36",
+            "handoff-based/x:y",
+        ] {
+            assert!(!is_base_tag(other), "{other}");
+        }
     }
 
     #[test]
