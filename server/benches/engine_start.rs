@@ -181,19 +181,7 @@ fn enter_netns(path: &Path) {
 /// A repository of `files` committed files (`src/m*/f*.rs`, a few hundred bytes each)
 /// and one uncommitted change.
 fn fixture(files: usize) -> Repo {
-    let repo = Repo::new(&[], "");
-    for i in 0..files - 2 {
-        repo.write(
-            &format!("src/m{}/f{i}.rs", i / 1000),
-            &format!(
-                "//! Module {i}.\n\npub fn item_{i}(input: &[u32]) -> usize {{\n    \
-                 input.iter().filter(|v| **v == {i}).count()\n}}\n"
-            ),
-        );
-    }
-    repo.git(&["add", "-A"]);
-    repo.git(&["commit", "-q", "-m", "files"]);
-    repo.write("src/m0/f7.rs", "// changed by the user, not committed\n");
+    let repo = testkit::many_files(files);
     repo.give_to_test_user();
     repo
 }
@@ -415,21 +403,7 @@ fn render(rows: &[Row], rounds: usize, image: &str) -> String {
     );
     for r in rows {
         s.push_str(&format!("| {} | {} |", r.kind.name(), r.files));
-        for p in PHASES {
-            let v: Vec<f64> = r.phases.iter().filter_map(|x| x.get(p).copied()).collect();
-            if v.is_empty() {
-                s.push_str(" – |");
-            } else {
-                s.push_str(&format!(" {:.0} |", median(&v)));
-            }
-        }
-        let rest: Vec<f64> = r
-            .handoff
-            .iter()
-            .zip(&r.phases)
-            .map(|(w, p)| w - p.values().sum::<f64>())
-            .collect();
-        s.push_str(&format!(" {:.0} |\n", median(&rest)));
+        s.push_str(&phase_cells(&PHASES, &r.phases, &r.handoff));
     }
     s.push_str("\n| engine | handoff 50k / 5k |\n|---|---:|\n");
     for kind in [Kind::Local, Kind::Tls, Kind::Podman] {

@@ -119,13 +119,7 @@ fn main() {
     let left = ctx.settle();
     assert!(left.is_empty(), "left in {NAMESPACE}: {left:?}");
 
-    let tasks: usize = match std::env::var("HANDOFF_BENCH_TASKS") {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("HANDOFF_BENCH_TASKS must be a number, not {v:?}")),
-        Err(_) => 40,
-    };
+    let tasks = tasks(40);
     let many = (tasks > 0).then(|| {
         eprintln!("kube_start: {tasks} tasks at once");
         let m = ctx.many_at_once(tasks, &node.kubeconfig, &tools.0);
@@ -204,19 +198,7 @@ struct Row {
 /// A repository of `files` committed files (`src/m*/f*.rs`, a few hundred bytes each)
 /// and one uncommitted change, whose user configuration points Handoff at the node.
 fn fixture(files: usize, kubeconfig: &Path, tools: &str) -> Repo {
-    let repo = Repo::new(&[], "");
-    for i in 0..files - 2 {
-        repo.write(
-            &format!("src/m{}/f{i}.rs", i / 1000),
-            &format!(
-                "//! Module {i}.\n\npub fn item_{i}(input: &[u32]) -> usize {{\n    \
-                 input.iter().filter(|v| **v == {i}).count()\n}}\n"
-            ),
-        );
-    }
-    repo.git(&["add", "-A"]);
-    repo.git(&["commit", "-q", "-m", "files"]);
-    repo.write("src/m0/f7.rs", "// changed by the user, not committed\n");
+    let repo = testkit::many_files(files);
     repo.write_user_config(&format!(
         "[engine]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespace = \"{NAMESPACE}\"\n\
          tools_image = \"{tools}\"\n",
@@ -721,21 +703,8 @@ fn render(rows: &[Row], rounds: usize, image: &str) -> String {
     s.push('\n');
     for r in rows {
         s.push_str(&format!("| {} |", r.files));
-        for p in &names {
-            let v: Vec<f64> = r.phases.iter().filter_map(|x| x.get(p).copied()).collect();
-            if v.is_empty() {
-                s.push_str(" – |");
-            } else {
-                s.push_str(&format!(" {:.0} |", median(&v)));
-            }
-        }
-        let rest: Vec<f64> = r
-            .handoff
-            .iter()
-            .zip(&r.phases)
-            .map(|(w, p)| w - p.values().sum::<f64>())
-            .collect();
-        s.push_str(&format!(" {:.0} |\n", median(&rest)));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        s.push_str(&phase_cells(&names, &r.phases, &r.handoff));
     }
     s.push_str("\nraw's steps (median ms):\n\n| files |");
     let steps: Vec<&str> = rows

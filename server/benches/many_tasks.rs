@@ -30,13 +30,7 @@ use testkit::Repo;
 
 fn main() {
     let rounds = rounds(1);
-    let tasks: usize = match std::env::var("HANDOFF_BENCH_TASKS") {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("HANDOFF_BENCH_TASKS must be a number, not {v:?}")),
-        Err(_) => 40,
-    };
+    let tasks = tasks(40);
     eprintln!("many_tasks: starting a private TLS engine");
     let engine = PrivateEngine::start_with_tls();
     let image = testkit::image().to_string();

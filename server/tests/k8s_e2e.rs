@@ -402,11 +402,8 @@ fn the_credential_is_in_the_secret_and_nowhere_else(c: &Cluster) {
     c.assert_empty("a task with a key");
 }
 
-fn cancel_stops_a_running_task_and_keeps_its_partial_work(c: &Cluster) {
-    let repo = c.repo(&[("a.txt", "a\n")]);
-    let started = repo.json(&["run", "--json", "echo partial > p.txt; sleep 120"]);
-    assert_eq!(state(&started), "running", "{started:#}");
-    // Until the agent has written, there is nothing to keep.
+/// Until some pod's `agent` container runs (before that, there is nothing to stop).
+fn wait_until_an_agent_runs(c: &Cluster) {
     let client = c.client();
     common::eventually(60, "the agent to run", || {
         c.rt.block_on(async {
@@ -425,6 +422,15 @@ fn cancel_stops_a_running_task_and_keeps_its_partial_work(c: &Cluster) {
             })
         })
     });
+}
+
+fn cancel_stops_a_running_task_and_keeps_its_partial_work(c: &Cluster) {
+    let repo = c.repo(&[("a.txt", "a\n")]);
+    let started = repo.json(&["run", "--json", "echo partial > p.txt; sleep 120"]);
+    assert_eq!(state(&started), "running", "{started:#}");
+    // Until the agent has written, there is nothing to keep.
+    wait_until_an_agent_runs(c);
+    let client = c.client();
     // network = "none": a policy that lets the running pod reach nothing selects it.
     c.rt.block_on(async {
         let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
@@ -566,24 +572,7 @@ fn an_image_with_no_shell_tar_or_git_runs_and_gives_its_work_back(c: &Cluster) {
     ]);
     assert_eq!(state(&started), "running", "{started:#}");
     let id = started["id"].as_u64().unwrap();
-    let client = c.client();
-    common::eventually(60, "the bare agent to run", || {
-        c.rt.block_on(async {
-            let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-            let list = pods.list(&ListParams::default()).await.unwrap();
-            list.items.iter().any(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.container_statuses.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter().any(|c| {
-                            c.name == "agent"
-                                && c.state.as_ref().is_some_and(|s| s.running.is_some())
-                        })
-                    })
-            })
-        })
-    });
+    wait_until_an_agent_runs(c);
     std::thread::sleep(Duration::from_secs(1));
     let out = repo.handoff(&["cancel", &id.to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -83,3 +83,40 @@ pub fn median(values: &[f64]) -> f64 {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
     }
 }
+
+/// `HANDOFF_BENCH_TASKS`, or `default`.
+pub fn tasks(default: usize) -> usize {
+    match std::env::var("HANDOFF_BENCH_TASKS") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("HANDOFF_BENCH_TASKS must be a number, not {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// The cells of one row of a phases table: the median of each phase named in `names`
+/// over the runs' `phases` (`–` where no run has it), then the median of the rest of
+/// each run's wall time `walls` (ms). Ends the row.
+pub fn phase_cells(
+    names: &[&str],
+    phases: &[std::collections::BTreeMap<String, f64>],
+    walls: &[f64],
+) -> String {
+    let mut s = String::new();
+    for p in names {
+        let v: Vec<f64> = phases.iter().filter_map(|x| x.get(*p).copied()).collect();
+        if v.is_empty() {
+            s.push_str(" – |");
+        } else {
+            s.push_str(&format!(" {:.0} |", median(&v)));
+        }
+    }
+    let rest: Vec<f64> = walls
+        .iter()
+        .zip(phases)
+        .map(|(w, p)| w - p.values().sum::<f64>())
+        .collect();
+    s.push_str(&format!(" {:.0} |\n", median(&rest)));
+    s
+}

@@ -316,6 +316,25 @@ impl Repo {
     }
 }
 
+/// A repository of `files` committed files (`src/m*/f*.rs`, a few hundred bytes
+/// each, a thousand per folder) and one uncommitted change: the benches' large ones.
+pub fn many_files(files: usize) -> Repo {
+    let repo = Repo::new(&[], "");
+    for i in 0..files - 2 {
+        repo.write(
+            &format!("src/m{}/f{i}.rs", i / 1000),
+            &format!(
+                "//! Module {i}.\n\npub fn item_{i}(input: &[u32]) -> usize {{\n    \
+                 input.iter().filter(|v| **v == {i}).count()\n}}\n"
+            ),
+        );
+    }
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-q", "-m", "files"]);
+    repo.write("src/m0/f7.rs", "// changed by the user, not committed\n");
+    repo
+}
+
 pub fn handoff_bin() -> &'static str {
     env!("CARGO_BIN_EXE_handoff")
 }
