@@ -57,7 +57,12 @@ impl Cluster {
 
     /// A repository whose user configuration points Handoff at the node.
     fn repo(&self, files: &[(&str, &str)]) -> Repo {
-        let repo = Repo::new(files, "");
+        self.repo_with(files, "")
+    }
+
+    /// [`Self::repo`] with `extra` in its `.handoff.toml` (before the profiles).
+    fn repo_with(&self, files: &[(&str, &str)], extra: &str) -> Repo {
+        let repo = Repo::new(files, extra);
         repo.write_user_config(&format!(
             "[engine]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespace = \"{NAMESPACE}\"\n\
              tools_image = \"{}\"\n",
@@ -174,6 +179,10 @@ fn kubernetes_on_a_real_node() {
     step(
         "an image with no shell, tar or git",
         &an_image_with_no_shell_tar_or_git_runs_and_gives_its_work_back,
+    );
+    step(
+        "setup and its tool cache",
+        &a_setup_fills_the_tool_cache_the_next_task_reads_and_no_agent_can_write,
     );
     step(
         "egress refused",
@@ -586,6 +595,31 @@ fn an_image_with_no_shell_tar_or_git_runs_and_gives_its_work_back(c: &Cluster) {
         "the agent's own trap ran: the TERM reached it"
     );
     c.assert_empty("tasks of an image with no shell");
+}
+
+/// A setup step runs in a pod of its own before the agent's; the tool cache it fills
+/// comes home from that pod and goes into the next tasks' pods, read-only for agents.
+fn a_setup_fills_the_tool_cache_the_next_task_reads_and_no_agent_can_write(c: &Cluster) {
+    let repo = c.repo_with(
+        &[("a.txt", "a\n")],
+        "setup = \"echo installed >> $HANDOFF_CACHE/installs\"\nsetup_snapshot = false\n",
+    );
+    let prompt =
+        "cat $HANDOFF_CACHE/installs > seen.txt; echo poison >> $HANDOFF_CACHE/installs; true";
+    let seen = |t: &Value| {
+        String::from_utf8(repo.show_bytes(t["branch"].as_str().unwrap(), "seen.txt")).unwrap()
+    };
+    let first = repo.run_wait(prompt);
+    assert_eq!(state(&first), "done", "{first:#}");
+    assert_eq!(seen(&first), "installed\n");
+    let second = repo.run_wait(prompt);
+    assert_eq!(state(&second), "done", "{second:#}");
+    assert_eq!(
+        seen(&second),
+        "installed\ninstalled\n",
+        "the same cache, not poisoned"
+    );
+    c.assert_empty("tasks with a setup");
 }
 
 fn a_profile_that_asks_for_egress_is_refused_in_words(c: &Cluster) {

@@ -288,16 +288,17 @@ pub fn job(spec: &SandboxSpec, tools_image: &str) -> Result<Job, SandboxError> {
     let mut agent_mounts = mounts.clone();
     agent_mounts
         .push(serde_json::json!({ "name": "tools", "mountPath": TOOLS_DIR, "readOnly": true }));
-    let mut receive_mounts = mounts.clone();
-    receive_mounts
-        .push(serde_json::json!({ "name": "tools", "mountPath": TOOLS_DIR, "readOnly": true }));
-    let tools_mounts = serde_json::json!([{ "name": "tools", "mountPath": TOOLS_DIR }]);
     if spec.cache_dir.is_some() {
         mounts.push(serde_json::json!({ "name": "cache", "mountPath": CACHE_DIR_IN_SANDBOX }));
         agent_mounts.push(serde_json::json!({
             "name": "cache", "mountPath": CACHE_DIR_IN_SANDBOX, "readOnly": spec.cache_read_only,
         }));
     }
+    // The archive carries the tool cache too: it is unpacked into its volume.
+    let mut receive_mounts = mounts.clone();
+    receive_mounts
+        .push(serde_json::json!({ "name": "tools", "mountPath": TOOLS_DIR, "readOnly": true }));
+    let tools_mounts = serde_json::json!([{ "name": "tools", "mountPath": TOOLS_DIR }]);
     // emptyDir volumes are root's; git refuses a work tree it does not own unless told.
     let env = serde_json::json!([
         { "name": "HOME", "value": HOME_IN_SANDBOX },
@@ -578,6 +579,36 @@ mod tests {
         assert_eq!(init, [TOOLS, RECEIVE]);
         // The keeper is started first, so an agent that ends at once still finds it.
         assert_eq!(pod.containers[0].name, KEEPER);
+    }
+
+    #[test]
+    fn every_folder_the_archive_fills_is_a_volume_where_it_is_unpacked_and_read() {
+        let mut s = spec();
+        s.cache_dir = Some(PathBuf::from("/c"));
+        s.cache_read_only = true;
+        let job = job(&s, TOOLS_IMAGE).unwrap();
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let all: Vec<_> = pod
+            .containers
+            .iter()
+            .chain(pod.init_containers.iter().flatten())
+            .collect();
+        let mount = |name: &str, path: &str| {
+            let c = all.iter().find(|c| c.name == name).unwrap();
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.mount_path == path)
+                .map(|m| m.read_only.unwrap_or(false))
+        };
+        for path in ["/workspace", HOME_IN_SANDBOX, RUN_DIR, CACHE_DIR_IN_SANDBOX] {
+            // Unpacked by `receive`, read back through the keeper: both may write.
+            assert_eq!(mount(RECEIVE, path), Some(false), "receive: {path}");
+            assert_eq!(mount(KEEPER, path), Some(false), "keeper: {path}");
+            assert!(mount(AGENT, path).is_some(), "agent: {path}");
+        }
+        // The profile's read-only cache is read-only for the agent alone.
+        assert_eq!(mount(AGENT, CACHE_DIR_IN_SANDBOX), Some(true));
     }
 
     #[test]
