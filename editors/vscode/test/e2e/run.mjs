@@ -301,10 +301,10 @@ async function runCommand(page, title) {
 }
 
 /** Waits for the quick input whose title or placeholder says `what`, then types `text`. */
-async function answerQuickInput(page, what, text) {
+async function answerQuickInput(page, what, text, timeout = 20_000) {
   const widget = page.locator('.quick-input-widget');
   const input = widget.locator('.quick-input-box input');
-  await until(`the input "${what}"`, 20_000, async () => {
+  await until(`the input "${what}"`, timeout, async () => {
     if (!(await widget.isVisible())) {
       return false;
     }
@@ -1057,8 +1057,22 @@ test('the language server is restarted when it crashes', async ({ page, state })
   });
   log(`handoff lsp restarted (pid ${after[0]})`);
   // The new server answers: the task list is reloaded from it and the log opens.
-  await runCommand(page, 'Handoff: Show log');
-  await answerQuickInput(page, 'Show the log of which task?', '#1');
+  // A palette command typed while the client restarts was once lost (the task picker
+  // never opened, the tasks view had the focus; CI of 2c4ef21): what this test asks is
+  // whether the new server answers, so the command gets three tries, each said.
+  for (let attempt = 1; ; attempt++) {
+    await runCommand(page, 'Handoff: Show log');
+    try {
+      await answerQuickInput(page, 'Show the log of which task?', '#1', 10_000);
+      break;
+    } catch (e) {
+      await shot(page, `show-log-try-${attempt}`);
+      if (attempt === 3) {
+        throw e;
+      }
+      log(`Show log, try ${attempt}: ${e.message}; again`);
+    }
+  }
   await until('task #1 in the picker', 10_000, async () =>
     ((await page.locator('.quick-input-widget .monaco-list-row.focused').textContent()) ?? '').includes('#1'),
   );
