@@ -260,14 +260,7 @@ impl Ctx<'_> {
             )
         });
         assert_eq!(record["state"], "done", "{record:#}");
-        let phases = record["phases_ms"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let phases = phases_of(&record);
         let id = record["id"].as_u64().unwrap().to_string();
         let rm = self.handoff(repo, &["rm", &id, "--delete-branch"]);
         assert!(

@@ -139,6 +139,14 @@ fn main() {
     drop(node);
 }
 
+/// Deletion of a Job with its pods.
+fn propagate() -> DeleteParams {
+    DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    }
+}
+
 /// One round of many tasks at once.
 struct Many {
     /// From the first `run` to `list` showing every task ended.
@@ -261,14 +269,7 @@ impl Ctx<'_> {
             });
         }
         let record = record.unwrap();
-        let phases = record["phases_ms"]
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let phases = phases_of(&record);
         let id = record["id"].as_u64().unwrap().to_string();
         let rm = repo.handoff(&["rm", &id, "--delete-branch"]);
         assert!(
@@ -422,12 +423,8 @@ impl Ctx<'_> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let took = ms(started.elapsed());
-        let propagate = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
-            ..Default::default()
-        };
         for name in &names {
-            let _ = self.jobs.delete(name, &propagate).await;
+            let _ = self.jobs.delete(name, &propagate()).await;
         }
         took
     }
@@ -510,41 +507,34 @@ impl Ctx<'_> {
         finish(process, end, "cat").await;
         step("exec cat");
 
-        let propagate = DeleteParams {
-            propagation_policy: Some(PropagationPolicy::Background),
-            ..Default::default()
-        };
         self.jobs
-            .delete(name, &propagate)
+            .delete(name, &propagate())
             .await
             .unwrap_or_else(|e| panic!("raw: delete the Job: {e}"));
         let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let listed = self
-                .pods
-                .list(&ListParams::default().labels(&format!("job-name={name}")))
-                .await
-                .unwrap_or_else(|e| panic!("raw: list pods: {e}"));
-            if listed.items.is_empty() {
-                break;
-            }
+        while !self.pods_of(name).await.is_empty() {
             assert!(Instant::now() < deadline, "raw: the pod of {name} stays");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         step("delete → pod gone");
     }
 
+    /// The pods of the Job `job`.
+    async fn pods_of(&self, job: &str) -> Vec<Pod> {
+        self.pods
+            .list(&ListParams::default().labels(&format!("job-name={job}")))
+            .await
+            .unwrap_or_else(|e| panic!("raw: list pods: {e}"))
+            .items
+    }
+
     /// The name of the Job's pod once it runs.
     async fn running_pod(&self, job: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let listed = self
-                .pods
-                .list(&ListParams::default().labels(&format!("job-name={job}")))
+            if let Some(pod) = self
+                .pods_of(job)
                 .await
-                .unwrap_or_else(|e| panic!("raw: list pods: {e}"));
-            if let Some(pod) = listed
-                .items
                 .into_iter()
                 .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
             {

@@ -120,3 +120,15 @@ pub fn phase_cells(
     s.push_str(&format!(" {:.0} |\n", median(&rest)));
     s
 }
+
+/// A task record's `phases_ms`, in ms (empty when it has none).
+pub fn phases_of(record: &serde_json::Value) -> std::collections::BTreeMap<String, f64> {
+    record["phases_ms"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
